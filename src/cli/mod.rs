@@ -1,0 +1,69 @@
+//! The command line: one module per subcommand, each returning a `Result`; `main` maps
+//! errors to exit codes.
+
+mod check;
+mod release;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use log::warn;
+
+use crate::config::{self, Config, Loaded};
+
+#[derive(Debug, Parser)]
+#[command(name = "floatip", version, about = "Keeps one floating IP address on exactly one healthy host of a LAN group")]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (logs to stderr)
+    Run(ConfigArg),
+    /// Validate the configuration and environment and print the resolved configuration
+    Check(ConfigArg),
+    /// Remove the floating IP from this host if it is there (idempotent; for ExecStopPost)
+    Release(ConfigArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Path to gateway.yml; only its floating_ip section is read
+    #[arg(short, long, default_value = config::DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+}
+
+impl Cli {
+    pub fn execute(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Run(a) => run::run(&a.config),
+            Command::Check(a) => check::check(&a.config),
+            Command::Release(a) => release::release(&a.config),
+        }
+    }
+}
+
+/// Reads and resolves the configuration file, logging its warnings.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let interfaces = crate::net::discover().context("cannot list network interfaces")?;
+    let (loaded, warnings) = config::load(path, &interfaces)?;
+    for w in warnings {
+        warn!("{w}");
+    }
+    Ok(loaded)
+}
+
+/// Like [`load`], but a disabled floating IP is an error (for reload).
+pub fn load_enabled(path: &Path) -> anyhow::Result<Config> {
+    match load(path)? {
+        Loaded::Enabled(c) => Ok(c),
+        Loaded::Disabled => bail!("{}: floating_ip.enabled is false", path.display()),
+    }
+}

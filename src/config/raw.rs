@@ -1,0 +1,350 @@
+//! The `floating_ip` section as typed optional values, each checked for type and range.
+//!
+//! The YAML is read into a generic tree first so that every error can name the exact
+//! key (`floating_ip.echo.port`), which a derived deserializer cannot.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{Map, Value};
+
+use super::ConfigError;
+
+/// Keys of `floating_ip`, as written in the file (user-facing spelling).
+const KNOWN_KEYS: &[&str] = &[
+    "enabled",
+    "interface",
+    "ip",
+    "netmask",
+    "priority",
+    "preempt",
+    "preempt_delay_in_ms",
+    "echo",
+    "echo_port",
+    "garp_refresh_in_ms",
+    "status_socket",
+];
+const KNOWN_ECHO_KEYS: &[&str] = &["port", "dial_timeout_in_ms", "timeout_in_ms", "interval_in_ms"];
+
+/// One hour: no timing key may exceed it; larger values are typos.
+const MAX_MS: u64 = 3_600_000;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawSection {
+    pub enabled: bool,
+    pub interface: Option<String>,
+    pub ip: Option<Ipv4Addr>,
+    pub netmask: Option<Ipv4Addr>,
+    pub priority: Option<u8>,
+    pub preempt: Option<bool>,
+    pub preempt_delay_ms: Option<u64>,
+    pub echo_port: Option<u16>,
+    pub dial_timeout_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub interval_ms: Option<u64>,
+    pub garp_refresh_ms: Option<u64>,
+    pub status_socket: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads typed values out of one YAML mapping, naming keys by their full path.
+struct Reader<'a> {
+    file: &'a str,
+    prefix: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_string(),
+            key: format!("{}.{key}", self.prefix),
+            reason: reason.into(),
+        }
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            // YAML 1.1 spellings, as the original gateway's parser accepted them.
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "yes" | "on" | "true" => Ok(Some(true)),
+                "no" | "off" | "false" => Ok(Some(false)),
+                _ => Err(self.err(key, format!("expected true or false, got {s:?}"))),
+            },
+            Some(other) => Err(self.err(key, format!("expected true or false, got {}", kind(other)))),
+        }
+    }
+
+    fn int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
+                _ => Err(self.err(key, format!("{n} is out of range {min}..={max}"))),
+            },
+            Some(other) => Err(self.err(key, format!("expected an integer {min}..={max}, got {}", kind(other)))),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Err(self.err(key, "must not be empty")),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(other) => Err(self.err(key, format!("expected a string, got {}", kind(other)))),
+        }
+    }
+
+    fn ipv4(&self, key: &str) -> Result<Option<Ipv4Addr>, ConfigError> {
+        self.string(key)?
+            .map(|s| s.parse().map_err(|_| self.err(key, format!("{s:?} is not an IPv4 address"))))
+            .transpose()
+    }
+
+    fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
+        self.map
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| format!("{}: unknown key {}.{k} ignored", self.file, self.prefix))
+            .collect()
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Interface names go into command lines: allow only what kernels allow and shells don't interpret.
+pub fn valid_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+impl RawSection {
+    /// Parses a whole `gateway.yml`; only `floating_ip` is read, other sections are ignored.
+    pub fn parse(text: &str, file: &str) -> Result<RawSection, ConfigError> {
+        let doc: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+                file: file.to_string(),
+                reason: first_line(&e.to_string()),
+            })?
+        };
+        let section = match &doc {
+            Value::Object(top) => top.get("floating_ip"),
+            Value::Null => None,
+            other => {
+                return Err(ConfigError::Syntax {
+                    file: file.to_string(),
+                    reason: format!("the top level must be a mapping, got {}", kind(other)),
+                })
+            }
+        };
+        let map = match section {
+            None | Some(Value::Null) => {
+                return Err(ConfigError::Key {
+                    file: file.to_string(),
+                    key: "floating_ip".into(),
+                    reason: "section missing; add `floating_ip: {enabled: true}`".into(),
+                })
+            }
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(ConfigError::Key {
+                    file: file.to_string(),
+                    key: "floating_ip".into(),
+                    reason: format!("expected a mapping, got {}", kind(other)),
+                })
+            }
+        };
+        let r = Reader { file, prefix: "floating_ip", map };
+        let mut raw = RawSection {
+            enabled: r.bool("enabled")?.unwrap_or(false),
+            interface: r.string("interface")?,
+            ip: r.ipv4("ip")?,
+            netmask: r.ipv4("netmask")?,
+            priority: r.int("priority", 1, 254)?.map(|p| p as u8),
+            preempt: r.bool("preempt")?,
+            preempt_delay_ms: r.int("preempt_delay_in_ms", 0, MAX_MS)?,
+            garp_refresh_ms: r.int("garp_refresh_in_ms", 0, MAX_MS)?,
+            status_socket: r.string("status_socket")?,
+            warnings: r.unknown_keys(KNOWN_KEYS),
+            ..RawSection::default()
+        };
+        if let Some(name) = &raw.interface {
+            if !valid_interface_name(name) {
+                return Err(r.err("interface", format!("{name:?} is not a valid interface name")));
+            }
+        }
+        let old_port = r.int("echo_port", 1, 65535)?.map(|p| p as u16);
+        match map.get("echo") {
+            None | Some(Value::Null) => raw.echo_port = old_port,
+            Some(Value::Object(echo)) => {
+                let e = Reader { file, prefix: "floating_ip.echo", map: echo };
+                let port = e.int("port", 1, 65535)?.map(|p| p as u16);
+                if let (Some(new), Some(old)) = (port, old_port) {
+                    if new != old {
+                        return Err(e.err("port", format!("{new} contradicts floating_ip.echo_port {old}; keep one")));
+                    }
+                }
+                raw.echo_port = port.or(old_port);
+                raw.dial_timeout_ms = e.int("dial_timeout_in_ms", 1, MAX_MS)?;
+                raw.timeout_ms = e.int("timeout_in_ms", 1, MAX_MS)?;
+                raw.interval_ms = e.int("interval_in_ms", 1, MAX_MS)?;
+                raw.warnings.extend(e.unknown_keys(KNOWN_ECHO_KEYS));
+            }
+            Some(other) => return Err(r.err("echo", format!("expected a mapping, got {}", kind(other)))),
+        }
+        Ok(raw)
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<RawSection, ConfigError> {
+        RawSection::parse(yaml, "gateway.yml")
+    }
+
+    fn key_error(yaml: &str) -> (String, String) {
+        match parse(yaml) {
+            Err(ConfigError::Key { key, reason, .. }) => (key, reason),
+            other => panic!("expected a key error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_config_beside_other_sections() {
+        let raw = parse("elasticsearch:\n  - name: prod\n    hosts: [a]\nfloating_ip:\n  enabled: true\n").unwrap();
+        assert!(raw.enabled);
+        assert_eq!(raw, RawSection { enabled: true, ..RawSection::default() });
+    }
+
+    #[test]
+    fn all_keys_read() {
+        let raw = parse(
+            "floating_ip:\n  enabled: true\n  interface: en1\n  ip: 192.168.3.234\n  netmask: 255.255.255.0\n  priority: 150\n  preempt: true\n  preempt_delay_in_ms: 2000\n  garp_refresh_in_ms: 30000\n  status_socket: /tmp/x.sock\n  echo:\n    port: 7000\n    dial_timeout_in_ms: 500\n    timeout_in_ms: 3000\n    interval_in_ms: 100\n",
+        )
+        .unwrap();
+        assert_eq!(raw.interface.as_deref(), Some("en1"));
+        assert_eq!(raw.ip, Some(Ipv4Addr::new(192, 168, 3, 234)));
+        assert_eq!(raw.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(raw.priority, Some(150));
+        assert_eq!(raw.preempt, Some(true));
+        assert_eq!(raw.preempt_delay_ms, Some(2000));
+        assert_eq!(raw.garp_refresh_ms, Some(30000));
+        assert_eq!(raw.echo_port, Some(7000));
+        assert_eq!(raw.dial_timeout_ms, Some(500));
+        assert_eq!(raw.timeout_ms, Some(3000));
+        assert_eq!(raw.interval_ms, Some(100));
+        assert_eq!(raw.status_socket.as_deref(), Some("/tmp/x.sock"));
+        assert!(raw.warnings.is_empty());
+    }
+
+    #[test]
+    fn disabled_by_default() {
+        assert!(!parse("floating_ip:\n  ip: 192.0.2.234\n").unwrap().enabled);
+    }
+
+    #[test]
+    fn yaml_11_booleans_accepted() {
+        assert!(parse("floating_ip:\n  enabled: yes\n").unwrap().enabled);
+        assert!(!parse("floating_ip:\n  enabled: 'off'\n").unwrap().enabled);
+    }
+
+    #[test]
+    fn old_echo_port_spelling() {
+        assert_eq!(parse("floating_ip:\n  echo_port: 7001\n").unwrap().echo_port, Some(7001));
+        assert_eq!(parse("floating_ip:\n  echo_port: 7001\n  echo:\n    port: 7001\n").unwrap().echo_port, Some(7001));
+        let (key, reason) = key_error("floating_ip:\n  echo_port: 7001\n  echo:\n    port: 7002\n");
+        assert_eq!(key, "floating_ip.echo.port");
+        assert!(reason.contains("contradicts"), "{reason}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_full_path() {
+        let raw = parse("floating_ip:\n  enabled: true\n  colour: red\n  echo:\n    prot: 1\n").unwrap();
+        assert_eq!(
+            raw.warnings,
+            vec![
+                "gateway.yml: unknown key floating_ip.colour ignored".to_string(),
+                "gateway.yml: unknown key floating_ip.echo.prot ignored".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("floating_ip:\n  enabled: maybe\n", "floating_ip.enabled", "true or false"),
+            ("floating_ip:\n  enabled: 1\n", "floating_ip.enabled", "a number"),
+            ("floating_ip:\n  echo:\n    port: 70000\n", "floating_ip.echo.port", "out of range"),
+            ("floating_ip:\n  echo:\n    port: 0\n", "floating_ip.echo.port", "out of range"),
+            ("floating_ip:\n  echo:\n    port: abc\n", "floating_ip.echo.port", "a string"),
+            ("floating_ip:\n  echo_port: -1\n", "floating_ip.echo_port", "out of range"),
+            ("floating_ip:\n  echo:\n    timeout_in_ms: 0\n", "floating_ip.echo.timeout_in_ms", "out of range"),
+            ("floating_ip:\n  echo:\n    interval_in_ms: 1.5\n", "floating_ip.echo.interval_in_ms", "out of range"),
+            ("floating_ip:\n  echo:\n    dial_timeout_in_ms: 99999999\n", "floating_ip.echo.dial_timeout_in_ms", "out of range"),
+            ("floating_ip:\n  echo: 5\n", "floating_ip.echo", "a mapping"),
+            ("floating_ip:\n  ip: 192.168.3.300\n", "floating_ip.ip", "not an IPv4"),
+            ("floating_ip:\n  ip: [1]\n", "floating_ip.ip", "a list"),
+            ("floating_ip:\n  netmask: fff\n", "floating_ip.netmask", "not an IPv4"),
+            ("floating_ip:\n  priority: 0\n", "floating_ip.priority", "out of range"),
+            ("floating_ip:\n  priority: 255\n", "floating_ip.priority", "out of range"),
+            ("floating_ip:\n  preempt: sometimes\n", "floating_ip.preempt", "true or false"),
+            ("floating_ip:\n  interface: 'eth0; rm -rf /'\n", "floating_ip.interface", "not a valid interface"),
+            ("floating_ip:\n  interface: '$(reboot)'\n", "floating_ip.interface", "not a valid interface"),
+            ("floating_ip:\n  interface: averyveryverylongname0\n", "floating_ip.interface", "not a valid interface"),
+            ("floating_ip:\n  interface: ''\n", "floating_ip.interface", "empty"),
+            ("floating_ip: true\n", "floating_ip", "a mapping"),
+            ("other: 1\n", "floating_ip", "section missing"),
+        ];
+        for (yaml, want_key, want_reason) in cases {
+            let (key, reason) = key_error(yaml);
+            assert_eq!(&key, want_key, "for {yaml:?}");
+            assert!(reason.contains(want_reason), "for {yaml:?}: {reason}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        for yaml in ["floating_ip: [1\n", "floating_ip:\n  enabled: true\n  enabled: false\n", "- a\n- b\n"] {
+            match parse(yaml) {
+                Err(e @ ConfigError::Syntax { .. }) => {
+                    let msg = e.to_string();
+                    assert!(!msg.contains('\n'), "{msg}");
+                    assert!(msg.starts_with("gateway.yml: "), "{msg}");
+                }
+                other => panic!("{yaml:?}: expected a syntax error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn empty_file_is_missing_section() {
+        assert!(matches!(parse(""), Err(ConfigError::Key { key, .. }) if key == "floating_ip"));
+    }
+
+    #[test]
+    fn interface_names() {
+        for ok in ["eth0", "en1", "enp0s31f6", "br-lan.10", "wlan_0"] {
+            assert!(valid_interface_name(ok), "{ok}");
+        }
+        for bad in ["", "eth0:1", "a b", "eth0;ls", "x/y", "0123456789abcdef", "é"] {
+            assert!(!valid_interface_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Applies the seed's defaults to a [`RawSection`] against the host's interfaces.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Config, ConfigError, Echo, Loaded, Netmask, Priority, RawSection};
+use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
+use crate::net::Interface;
+
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
+
+/// Resolves `raw` (read from `path`) into a [`Loaded`] config; pure apart from its inputs.
+pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Result<Loaded, ConfigError> {
+    if !raw.enabled {
+        return Ok(Loaded::Disabled);
+    }
+    let file = path.display().to_string();
+    let key_err = |key: &str, reason: String| ConfigError::Key {
+        file: file.clone(),
+        key: format!("floating_ip.{key}"),
+        reason,
+    };
+    let mut auto = Vec::new();
+
+    let iface = match &raw.interface {
+        Some(name) => interfaces.iter().find(|i| &i.name == name).ok_or_else(|| {
+            key_err("interface", format!("{name} not found; available: {}", available(interfaces)))
+        })?,
+        None => {
+            auto.push("interface");
+            interfaces.iter().find(|i| !i.loopback && !i.addrs.is_empty()).ok_or_else(|| {
+                ConfigError::Environment {
+                    file: file.clone(),
+                    reason: format!(
+                        "no interface has a non-loopback IPv4 address (available: {}); set floating_ip.interface",
+                        available(interfaces)
+                    ),
+                }
+            })?
+        }
+    };
+
+    // The node's own address: never the floating IP itself (a stale copy may still be there).
+    let is_default_vip = |a: &Ipv4Addr| a.octets()[3] == DEFAULT_VIP_LAST_OCTET;
+    let own = iface
+        .addrs
+        .iter()
+        .find(|(a, _)| Some(*a) != raw.ip && (raw.ip.is_some() || !is_default_vip(a)))
+        .or_else(|| iface.addrs.iter().find(|(a, _)| Some(*a) != raw.ip))
+        .copied();
+    let Some((node_addr, own_mask)) = own else {
+        return Err(match raw.ip {
+            Some(ip) if iface.addrs.iter().any(|(a, _)| *a == ip) => {
+                key_err("ip", format!("{ip} is {}'s own address; choose an unused address", iface.name))
+            }
+            _ => key_err("interface", format!("{} has no IPv4 address of its own", iface.name)),
+        });
+    };
+
+    let netmask = match raw.netmask {
+        Some(m) => Netmask::new(m).ok_or_else(|| key_err("netmask", format!("{m} is not a contiguous netmask")))?,
+        None => {
+            auto.push("netmask");
+            Netmask::new(own_mask).unwrap_or_default()
+        }
+    };
+
+    let vip = match raw.ip {
+        Some(ip) => ip,
+        None => {
+            auto.push("ip");
+            let [a, b, c, _] = node_addr.octets();
+            Ipv4Addr::new(a, b, c, DEFAULT_VIP_LAST_OCTET)
+        }
+    };
+    if !netmask.same_subnet(vip, node_addr) {
+        return Err(key_err(
+            "ip",
+            format!(
+                "{vip} is outside {}'s subnet {}/{}",
+                iface.name,
+                netmask.network(node_addr),
+                netmask.prefix_len()
+            ),
+        ));
+    }
+    if netmask.prefix_len() < 31 && (vip == netmask.network(vip) || vip == netmask.broadcast(vip)) {
+        return Err(key_err("ip", format!("{vip} is the network or broadcast address of its subnet")));
+    }
+
+    let ms = Duration::from_millis;
+    let interval = ms(raw.interval_ms.unwrap_or(1000));
+    let timeout = ms(raw.timeout_ms.unwrap_or(10_000));
+    if timeout < 2 * interval {
+        return Err(key_err(
+            "echo.timeout_in_ms",
+            format!(
+                "{} must be at least twice echo.interval_in_ms ({})",
+                timeout.as_millis(),
+                interval.as_millis()
+            ),
+        ));
+    }
+
+    Ok(Loaded::Enabled(Config {
+        source: path.to_path_buf(),
+        interface: iface.name.clone(),
+        node_addr,
+        vip,
+        netmask,
+        echo: Echo {
+            port: raw.echo_port.unwrap_or(DEFAULT_ECHO_PORT),
+            dial_timeout: ms(raw.dial_timeout_ms.unwrap_or(10_000)),
+            timeout,
+            interval,
+        },
+        priority: raw.priority.map(Priority).unwrap_or(Priority::DEFAULT),
+        preempt: raw.preempt.unwrap_or(false),
+        preempt_delay: ms(raw.preempt_delay_ms.unwrap_or(0)),
+        garp_refresh: raw.garp_refresh_ms.filter(|&v| v > 0).map(ms),
+        status_socket: PathBuf::from(raw.status_socket.as_deref().unwrap_or(DEFAULT_STATUS_SOCKET)),
+        auto_detected: auto,
+    }))
+}
+
+fn available(interfaces: &[Interface]) -> String {
+    let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(name: &str, addrs: &[(&str, &str)]) -> Interface {
+        Interface {
+            name: name.into(),
+            addrs: addrs.iter().map(|(a, m)| (a.parse().unwrap(), m.parse().unwrap())).collect(),
+            up: true,
+            running: true,
+            loopback: name == "lo",
+            mac: Some([2, 0, 0, 0, 0, 1]),
+        }
+    }
+
+    fn host() -> Vec<Interface> {
+        vec![
+            iface("lo", &[("127.0.0.1", "255.0.0.0")]),
+            iface("eth0", &[("192.168.3.35", "255.255.255.0")]),
+            iface("eth1", &[("10.1.0.7", "255.255.0.0")]),
+        ]
+    }
+
+    fn enabled(yaml_tail: &str) -> Result<Config, ConfigError> {
+        let raw = RawSection::parse(&format!("floating_ip:\n  enabled: true\n{yaml_tail}"), "/etc/floatip/gateway.yml")?;
+        match resolve(&raw, Path::new("/etc/floatip/gateway.yml"), &host())? {
+            Loaded::Enabled(c) => Ok(c),
+            Loaded::Disabled => panic!("disabled"),
+        }
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Key { key, .. } => key,
+            other => panic!("expected key error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_defaults() {
+        let c = enabled("").unwrap();
+        assert_eq!(c.interface, "eth0");
+        assert_eq!(c.node_addr, Ipv4Addr::new(192, 168, 3, 35));
+        assert_eq!(c.vip, Ipv4Addr::new(192, 168, 3, 234));
+        assert_eq!(c.netmask.addr(), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(c.echo.port, 61111);
+        assert_eq!(c.echo.dial_timeout, Duration::from_secs(10));
+        assert_eq!(c.echo.timeout, Duration::from_secs(10));
+        assert_eq!(c.echo.interval, Duration::from_secs(1));
+        assert_eq!(c.priority, Priority(100));
+        assert!(!c.preempt);
+        assert_eq!(c.preempt_delay, Duration::ZERO);
+        assert_eq!(c.garp_refresh, None);
+        assert_eq!(c.status_socket, PathBuf::from(DEFAULT_STATUS_SOCKET));
+        assert_eq!(c.auto_detected, vec!["interface", "netmask", "ip"]);
+        assert_eq!(c.broadcast(), Ipv4Addr::new(192, 168, 3, 255));
+    }
+
+    #[test]
+    fn disabled_needs_no_interface() {
+        let raw = RawSection::parse("floating_ip:\n  enabled: false\n", "f").unwrap();
+        assert_eq!(resolve(&raw, Path::new("f"), &[]).unwrap(), Loaded::Disabled);
+    }
+
+    #[test]
+    fn explicit_values_win() {
+        let c = enabled("  interface: eth1\n  ip: 10.1.200.9\n  netmask: 255.255.0.0\n  garp_refresh_in_ms: 0\n").unwrap();
+        assert_eq!(c.interface, "eth1");
+        assert_eq!(c.node_addr, Ipv4Addr::new(10, 1, 0, 7));
+        assert_eq!(c.vip, Ipv4Addr::new(10, 1, 200, 9));
+        assert_eq!(c.netmask.prefix_len(), 16);
+        assert!(c.auto_detected.is_empty());
+        assert_eq!(c.garp_refresh, None);
+    }
+
+    #[test]
+    fn netmask_falls_back_to_class_c_when_interface_mask_is_odd() {
+        let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
+        let ifs = vec![iface("eth0", &[("192.0.2.11", "255.0.255.0")])];
+        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else { panic!() };
+        assert_eq!(c.netmask, Netmask::default());
+    }
+
+    #[test]
+    fn stale_vip_on_the_interface_is_not_the_node_address() {
+        let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
+        let ifs = vec![iface("eth0", &[("192.0.2.234", "255.255.255.0"), ("192.0.2.11", "255.255.255.0")])];
+        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else { panic!() };
+        assert_eq!(c.node_addr, Ipv4Addr::new(192, 0, 2, 11));
+        assert_eq!(c.vip, Ipv4Addr::new(192, 0, 2, 234));
+    }
+
+    #[test]
+    fn unknown_interface_lists_available() {
+        let err = enabled("  interface: eth9\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/floatip/gateway.yml: floating_ip.interface: eth9 not found; available: lo, eth0, eth1"
+        );
+    }
+
+    #[test]
+    fn no_usable_interface() {
+        let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
+        let err = resolve(&raw, Path::new("f"), &[iface("lo", &[("127.0.0.1", "255.0.0.0")])]).unwrap_err();
+        assert!(err.to_string().contains("set floating_ip.interface"), "{err}");
+    }
+
+    #[test]
+    fn bad_addresses_name_the_key() {
+        for (tail, key, reason) in [
+            ("  ip: 192.168.4.234\n", "floating_ip.ip", "outside eth0's subnet 192.168.3.0/24"),
+            ("  ip: 192.168.3.35\n", "floating_ip.ip", "own address"),
+            ("  ip: 192.168.3.255\n", "floating_ip.ip", "broadcast"),
+            ("  ip: 192.168.3.0\n", "floating_ip.ip", "network"),
+            ("  netmask: 255.0.255.0\n", "floating_ip.netmask", "contiguous"),
+            ("  echo:\n    interval_in_ms: 1000\n    timeout_in_ms: 1500\n", "floating_ip.echo.timeout_in_ms", "twice"),
+        ] {
+            let err = enabled(tail).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(reason), "{tail:?}: {msg}");
+            assert_eq!(key_of(err), key, "{tail:?}");
+        }
+    }
+
+    #[test]
+    fn interface_without_own_address() {
+        let raw = RawSection::parse("floating_ip:\n  enabled: true\n  interface: eth0\n", "f").unwrap();
+        let ifs = vec![iface("eth0", &[])];
+        assert_eq!(key_of(resolve(&raw, Path::new("f"), &ifs).unwrap_err()), "floating_ip.interface");
+    }
+
+    #[test]
+    fn netmask_helpers() {
+        assert!(Netmask::new(Ipv4Addr::new(255, 255, 255, 128)).is_some());
+        assert!(Netmask::new(Ipv4Addr::new(0, 0, 0, 0)).is_some());
+        assert!(Netmask::new(Ipv4Addr::new(255, 255, 255, 255)).is_some());
+        assert!(Netmask::new(Ipv4Addr::new(255, 255, 0, 255)).is_none());
+        let m = Netmask::new(Ipv4Addr::new(255, 255, 255, 0)).unwrap();
+        assert_eq!(m.broadcast(Ipv4Addr::new(192, 0, 2, 11)), Ipv4Addr::new(192, 0, 2, 255));
+        assert_eq!(m.network(Ipv4Addr::new(192, 0, 2, 11)), Ipv4Addr::new(192, 0, 2, 0));
+    }
+}

@@ -1,0 +1,146 @@
+//! Carries out the state machine's actions on the host and the network, and reports to
+//! the service manager. Failures become events; nothing here changes the state.
+
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use sd_notify::NotifyState;
+
+use crate::config::Config;
+use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
+use crate::net::Host;
+use crate::state::{Action, Event, Machine, ProbeOutcome};
+use crate::wire::Kind;
+
+pub enum Outcome {
+    Done,
+    Feedback(Event),
+    Exit,
+}
+
+pub struct Executor<H: Host> {
+    host: H,
+    broadcaster: Broadcaster,
+    prober: Prober,
+    local: std::sync::Arc<Local>,
+    vip: std::net::Ipv4Addr,
+    watchdog: Option<Duration>,
+    last_watchdog: Instant,
+    status: String,
+}
+
+impl<H: Host> Executor<H> {
+    pub fn new(host: H, broadcaster: Broadcaster, prober: Prober, local: std::sync::Arc<Local>, config: &Config) -> Self {
+        Executor {
+            host,
+            broadcaster,
+            prober,
+            local,
+            vip: config.vip,
+            watchdog: sd_notify::watchdog_enabled(),
+            last_watchdog: Instant::now(),
+            status: String::new(),
+        }
+    }
+
+    pub fn execute(&mut self, machine: &Machine, action: Action) -> Outcome {
+        match action {
+            Action::AddAddress => {
+                let started = Instant::now();
+                if let Err(e) = self.host.add_address() {
+                    error!("cannot add {}: {e}", self.vip);
+                    return Outcome::Feedback(Event::ActionFailed(e.to_string()));
+                }
+                debug!("added {} in {} µs", self.vip, started.elapsed().as_micros());
+            }
+            Action::RemoveAddress => match self.host.remove_address() {
+                Ok(true) => debug!("removed {}", self.vip),
+                Ok(false) => {}
+                Err(e) => error!("cannot remove {}: {e}", self.vip),
+            },
+            Action::ProbeAddress => {
+                return Outcome::Feedback(Event::Probe(self.host.probe().unwrap_or_else(|e| {
+                    // Unable to look means unable to prove the address free: never add it blind.
+                    error!("cannot probe {}: {e}; treating it as in use", self.vip);
+                    ProbeOutcome::InUse([0; 6])
+                })));
+            }
+            Action::SendGarp => {
+                if let Err(e) = self.host.announce() {
+                    warn!("gratuitous ARP for {} failed: {e}", self.vip);
+                }
+            }
+            Action::Announce => {
+                self.publish_view(machine);
+                self.broadcaster.send(Kind::Announce, None);
+            }
+            Action::Resign { successor } => {
+                self.publish_view(machine);
+                // Twice: a lost datagram would cost the group a whole detection time.
+                self.broadcaster.send(Kind::Resign, successor);
+                self.broadcaster.send(Kind::Resign, successor);
+            }
+            Action::SetProbing(on) => self.prober.set_enabled(on),
+            Action::Transition { from, to, reason } => {
+                info!("{from} -> {to}: {reason}");
+                self.publish_view(machine);
+            }
+            Action::Note(text) => info!("{text}"),
+            Action::Exit => {
+                let _ = sd_notify::notify(&[NotifyState::Stopping]);
+                return Outcome::Exit;
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Link state and address presence as an event, or `None` if the host cannot be read.
+    pub fn observe(&self) -> Option<Event> {
+        match self.host.observe() {
+            Ok(o) => Some(Event::Observed { link_up: o.link_up, address_present: o.address_present }),
+            Err(e) => {
+                warn!("cannot read the interface: {e}");
+                None
+            }
+        }
+    }
+
+    /// What the heartbeat threads say about us must match the machine before anything is sent.
+    fn publish_view(&self, machine: &Machine) {
+        self.local.set_view(LocalView {
+            role: machine.role(),
+            priority: machine.me().priority,
+            preempt_request: machine.preempt_requesting(Instant::now()),
+        });
+    }
+
+    /// Keeps the heartbeat threads' view and systemd's STATUS= current.
+    pub fn publish(&mut self, machine: &Machine) {
+        self.publish_view(machine);
+        let status = format!("{}: {}", machine.role(), machine.reason());
+        if status != self.status {
+            let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
+            self.status = status;
+        }
+    }
+
+    pub fn notify_ready(&mut self, machine: &Machine) {
+        self.publish(machine);
+        let _ = sd_notify::notify(&[NotifyState::Ready]);
+    }
+
+    /// When the loop must wake for the watchdog at the latest (half the systemd period).
+    pub fn next_watchdog(&self, now: Instant) -> Instant {
+        self.watchdog.map_or(now + Duration::from_secs(3600), |w| self.last_watchdog + w / 2)
+    }
+
+    /// Pings systemd's watchdog from the loop that owns the state, so a stuck loop is caught.
+    pub fn watchdog(&mut self, now: Instant) {
+        if let Some(w) = self.watchdog {
+            if now >= self.last_watchdog + w / 2 {
+                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                self.last_watchdog = now;
+            }
+        }
+    }
+}

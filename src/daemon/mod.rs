@@ -1,0 +1,180 @@
+//! The one loop that owns the state: it receives events from the heartbeat threads,
+//! signals and its own timers, hands them to the state machine and carries out the
+//! actions that come back through [`crate::net::Host`].
+
+mod executor;
+mod signals;
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use crate::config::Config;
+use crate::heartbeat::{self, Broadcaster, Listener, Local, LocalView, Prober};
+use crate::net::{Host, SystemHost};
+use crate::state::{Event, Machine, Me, Role, Timing};
+use executor::Executor;
+
+/// What reaches the loop.
+#[derive(Debug)]
+pub enum Input {
+    Machine(Event),
+    Reload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error("cannot listen on TCP port {port} (is another floatip running?): {source}")]
+    Listen { port: u16, #[source] source: std::io::Error },
+    #[error("cannot open UDP port {port} for announcements: {source}")]
+    Broadcast { port: u16, #[source] source: std::io::Error },
+    #[error("cannot handle signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// How often the interface is looked at (link state, the address being there).
+fn poll_period(interval: Duration) -> Duration {
+    (interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
+/// Runs until SIGTERM/SIGINT; returns after the address is released.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let host = SystemHost::new(&config)?;
+    let boot = heartbeat::new_boot_id();
+    let local = Local::new(
+        config.vip,
+        config.node_addr,
+        host.mac(),
+        boot,
+        LocalView { role: Role::Backup, priority: config.priority, preempt_request: false },
+    );
+    let port = config.echo.port;
+    let broadcaster = Broadcaster::bind(local.clone(), port, config.broadcast())
+        .map_err(|source| DaemonError::Broadcast { port, source })?;
+    let listener = Listener::bind(port).map_err(|source| DaemonError::Listen { port, source })?;
+
+    // Nothing from an earlier run may survive: a crash can leave the address behind.
+    if host.remove_address()? {
+        warn!("removed a stale copy of {} from {} left by an earlier run", config.vip, config.interface);
+        broadcaster.send(crate::wire::Kind::Released, None);
+    }
+
+    let (tx, rx) = mpsc::channel();
+    signals::spawn(tx.clone()).map_err(DaemonError::Signals)?;
+    broadcaster.spawn_receiver(tx.clone()).map_err(|source| DaemonError::Broadcast { port, source })?;
+    let read_deadline = config.echo.timeout + config.echo.interval;
+    let serving = local.clone();
+    std::thread::Builder::new()
+        .name("fip-listener".into())
+        .spawn(move || listener.serve(serving, read_deadline))
+        .map_err(DaemonError::Signals)?;
+    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
+
+    let me = Me { node: config.node_addr, boot, priority: config.priority };
+    let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
+    info!(
+        "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
+        env!("CARGO_PKG_VERSION"),
+        config.interface,
+        config.node_addr,
+        config.vip,
+        config.netmask.prefix_len(),
+        config.priority,
+        port
+    );
+    let mut daemon = Daemon { machine, exec: Executor::new(host, broadcaster, prober, local, &config), config };
+    daemon.apply(Instant::now(), first);
+    daemon.exec.notify_ready(&daemon.machine);
+    daemon.run_loop(rx);
+    Ok(())
+}
+
+struct Daemon<H: Host> {
+    machine: Machine,
+    exec: Executor<H>,
+    config: Config,
+}
+
+impl<H: Host> Daemon<H> {
+    fn run_loop(&mut self, rx: Receiver<Input>) {
+        let poll = poll_period(self.config.echo.interval);
+        let mut next_poll = Instant::now();
+        loop {
+            let now = Instant::now();
+            let wake = self.machine.next_deadline().min(next_poll).min(self.exec.next_watchdog(now));
+            let input = match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Input::Machine(Event::Shutdown)),
+            };
+            let now = Instant::now();
+            self.exec.watchdog(now);
+            let event = match input {
+                Some(Input::Machine(e)) => e,
+                Some(Input::Reload) => {
+                    self.reload();
+                    Event::Tick
+                }
+                None => Event::Tick,
+            };
+            if self.step(now, event) {
+                return;
+            }
+            if now >= next_poll {
+                next_poll = now + poll;
+                if let Some(observed) = self.exec.observe() {
+                    if self.step(now, observed) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds one event and every outcome it leads to; true when the daemon must exit.
+    fn step(&mut self, now: Instant, event: Event) -> bool {
+        let actions = self.machine.handle(now, event);
+        self.apply(now, actions)
+    }
+
+    fn apply(&mut self, now: Instant, actions: Vec<crate::state::Action>) -> bool {
+        let mut queue: VecDeque<_> = actions.into();
+        // Each action yields at most one follow-up event; the machine never loops on them.
+        for _ in 0..64 {
+            let Some(action) = queue.pop_front() else { break };
+            match self.exec.execute(&self.machine, action) {
+                executor::Outcome::Done => {}
+                executor::Outcome::Exit => return true,
+                executor::Outcome::Feedback(event) => {
+                    let more = self.machine.handle(now, event);
+                    for (i, a) in more.into_iter().enumerate() {
+                        queue.insert(i, a);
+                    }
+                }
+            }
+        }
+        self.exec.publish(&self.machine);
+        false
+    }
+
+    fn reload(&mut self) {
+        match crate::cli::load_enabled(&self.config.source) {
+            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority => {
+                warn!(
+                    "reload: {} changes the address, interface, port or priority; restart floatip to apply it (keeping the running config)",
+                    self.config.source.display()
+                );
+            }
+            Ok(new) => {
+                self.machine.set_timing(Timing::from_config(&new));
+                info!("reload: timings and preemption updated from {}", new.source.display());
+                self.config = new;
+            }
+            Err(e) => warn!("reload rejected, keeping the running config: {e:#}"),
+        }
+    }
+}

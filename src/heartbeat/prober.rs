@@ -1,0 +1,112 @@
+//! The backup's side: dials the floating IP, sends a heartbeat every interval and turns
+//! echoes and connection failures into events. It never decides anything itself: silence
+//! is measured by the state machine's clock.
+
+use std::io::{ErrorKind, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::debug;
+
+use super::listener::{read_message, ReadError};
+use super::{peer_of, Local};
+use crate::daemon::Input;
+use crate::state::{Event, Loss};
+use crate::wire::{self, Kind};
+
+pub struct Prober {
+    enabled: Arc<AtomicBool>,
+}
+
+/// How often a disabled prober checks whether it is wanted again.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+impl Prober {
+    pub fn start(local: Arc<Local>, port: u16, interval: Duration, dial_timeout: Duration, events: Sender<Input>) -> Prober {
+        let enabled = Arc::new(AtomicBool::new(false));
+        let flag = enabled.clone();
+        let target = SocketAddr::from((local.vip, port));
+        let spawned = std::thread::Builder::new().name("fip-prober".into()).spawn(move || loop {
+            if !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(IDLE_POLL);
+                continue;
+            }
+            let started = Instant::now();
+            let loss = follow(&local, target, interval, dial_timeout, &flag, &events);
+            if let Some(loss) = loss {
+                if events.send(Input::Machine(Event::HolderLost(loss))).is_err() {
+                    return; // the daemon is gone
+                }
+            }
+            // Redial at most once per interval, but at once after a long healthy session.
+            std::thread::sleep(interval.saturating_sub(started.elapsed()));
+        });
+        if let Err(e) = spawned {
+            log::error!("cannot start the prober thread: {e}");
+        }
+        Prober { enabled }
+    }
+
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+}
+
+/// One session with the holder; returns how it ended, if that says something about the holder.
+fn follow(
+    local: &Local,
+    target: SocketAddr,
+    interval: Duration,
+    dial_timeout: Duration,
+    enabled: &AtomicBool,
+    events: &Sender<Input>,
+) -> Option<Loss> {
+    let mut stream = match TcpStream::connect_timeout(&target, dial_timeout) {
+        Ok(s) => s,
+        Err(e) => return classify(&e),
+    };
+    let _ = stream.set_nodelay(true);
+    if stream.set_read_timeout(Some(interval)).is_err() {
+        return None;
+    }
+    // Bounded by the enable flag and by errors; each pass takes about one interval.
+    while enabled.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        let heartbeat = wire::encode(&local.message(Kind::Heartbeat, None));
+        if let Err(e) = stream.write_all(&heartbeat) {
+            return classify(&e);
+        }
+        match read_message(&mut stream) {
+            Ok(m) if m.kind == Kind::Echo && m.vip == local.vip => {
+                if events.send(Input::Machine(Event::Echo(peer_of(&m)))).is_err() {
+                    return None;
+                }
+            }
+            Ok(m) => {
+                debug!("prober: unexpected {:?} from {}", m.kind, target);
+                return None;
+            }
+            Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => return Some(Loss::Closed),
+            // A timeout: redial; the machine's clock, not this thread, measures silence.
+            Err(ReadError::Io(e)) => return classify(&e),
+            Err(ReadError::Wire(e)) => {
+                debug!("prober: garbled echo from {target}: {e}");
+                return None;
+            }
+        }
+        std::thread::sleep(interval.saturating_sub(sent.elapsed()));
+    }
+    None
+}
+
+fn classify(e: &std::io::Error) -> Option<Loss> {
+    match e.kind() {
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            Some(Loss::Closed)
+        }
+        _ => None,
+    }
+}

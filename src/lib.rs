@@ -1,0 +1,17 @@
+//! floatip: keeps one floating IP address on exactly one healthy host of a LAN group.
+//!
+//! The crate is a sans-IO core with a thin OS shell:
+//! - [`config`], [`wire`], [`state`] are pure: typed configuration, the heartbeat
+//!   message format and the BACKUP/MASTER/FAULT machine (events in, actions out).
+//! - [`net`] is the OS side (interfaces, address aliases, ARP, ping), each job behind a trait.
+//! - [`heartbeat`] turns network traffic into events; [`daemon`] owns the state and
+//!   executes the machine's actions; [`cli`] is the command line.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod environment;
+pub mod heartbeat;
+pub mod net;
+pub mod state;
+pub mod wire;

@@ -1,0 +1,141 @@
+//! ARP: gratuitous announcements after a take-over and RFC 5227 probes before one.
+//!
+//! Frames are built and parsed by pure functions; sending them needs a raw `AF_PACKET`
+//! socket, which only Linux has. On macOS the kernel announces an alias when it is added,
+//! and "does the address answer" falls back to `ping` (see [`crate::net::host`]).
+
+#[cfg(target_os = "linux")]
+mod packet_socket;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+#[cfg(not(target_os = "linux"))]
+use crate::state::ProbeOutcome;
+use crate::state::Mac;
+
+pub const FRAME_LEN: usize = 42;
+const BROADCAST: Mac = [0xff; 6];
+const ETHERTYPE_ARP: u16 = 0x0806;
+const OP_REQUEST: u16 = 1;
+const OP_REPLY: u16 = 2;
+
+fn frame(dst: Mac, op: u16, sha: Mac, spa: Ipv4Addr, tha: Mac, tpa: Ipv4Addr) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&sha);
+    f[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
+    f[14..16].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
+    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    f[18] = 6;
+    f[19] = 4;
+    f[20..22].copy_from_slice(&op.to_be_bytes());
+    f[22..28].copy_from_slice(&sha);
+    f[28..32].copy_from_slice(&spa.octets());
+    f[32..38].copy_from_slice(&tha);
+    f[38..42].copy_from_slice(&tpa.octets());
+    f
+}
+
+/// Gratuitous ARP, request form: "who has VIP? tell VIP" from our MAC (RFC 5227 announcement).
+pub fn garp_request(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
+    frame(BROADCAST, OP_REQUEST, mac, vip, [0; 6], vip)
+}
+
+/// Gratuitous ARP, reply form, for hosts that only update their cache from replies.
+pub fn garp_reply(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
+    frame(BROADCAST, OP_REPLY, mac, vip, mac, vip)
+}
+
+/// RFC 5227 probe: sender address 0.0.0.0 so no host updates its cache from it.
+pub fn probe(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
+    frame(BROADCAST, OP_REQUEST, mac, Ipv4Addr::UNSPECIFIED, [0; 6], vip)
+}
+
+/// If `f` shows another host using `vip` (a reply from it, or its own announcement),
+/// the MAC of that host.
+pub fn claimant(f: &[u8], vip: Ipv4Addr, ours: Mac) -> Option<Mac> {
+    if f.len() < FRAME_LEN || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[16..18] != [0x08, 0x00] {
+        return None;
+    }
+    let op = u16::from_be_bytes([f[20], f[21]]);
+    let spa = Ipv4Addr::new(f[28], f[29], f[30], f[31]);
+    let mut sha = [0u8; 6];
+    sha.copy_from_slice(&f[22..28]);
+    ((op == OP_REPLY || op == OP_REQUEST) && spa == vip && sha != ours).then_some(sha)
+}
+
+/// Total time a take-over probe listens for an answer (two probes, half each).
+/// LAN answers arrive in well under a millisecond; this budget keeps take-over fast.
+pub const PROBE_WAIT: Duration = Duration::from_millis(10);
+/// Frames of a gratuitous ARP burst: both forms, this many times.
+pub const GARP_REPEATS: usize = 3;
+
+#[cfg(target_os = "linux")]
+pub use packet_socket::{announce, probe_address};
+
+#[cfg(not(target_os = "linux"))]
+pub fn announce(_iface: &str, _mac: Mac, _vip: Ipv4Addr) -> Result<(), crate::net::NetError> {
+    Ok(()) // the kernel announces aliases on add
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn probe_address(_iface: &str, _mac: Mac, vip: Ipv4Addr, _wait: Duration) -> Result<ProbeOutcome, crate::net::NetError> {
+    let answered = crate::net::ping::answers(crate::net::Os::current(), vip)
+        .map_err(|e| crate::net::NetError::Command { command: "ping".into(), detail: e.to_string() })?;
+    Ok(if answered { ProbeOutcome::InUse([0; 6]) } else { ProbeOutcome::Free })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: Mac = [0x02, 0x00, 0x5e, 0x00, 0x01, 0x0b];
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+
+    fn hex(f: &[u8]) -> String {
+        f.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn garp_request_bytes() {
+        assert_eq!(
+            hex(&garp_request(MAC, VIP)),
+            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0001",
+                    "02005e00010b", "c00002ea", "000000000000", "c00002ea")
+        );
+    }
+
+    #[test]
+    fn garp_reply_bytes() {
+        assert_eq!(
+            hex(&garp_reply(MAC, VIP)),
+            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0002",
+                    "02005e00010b", "c00002ea", "02005e00010b", "c00002ea")
+        );
+    }
+
+    #[test]
+    fn probe_bytes() {
+        assert_eq!(
+            hex(&probe(MAC, VIP)),
+            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0001",
+                    "02005e00010b", "00000000", "000000000000", "c00002ea")
+        );
+    }
+
+    #[test]
+    fn claimants() {
+        let other = [0x02, 0, 0, 0, 0, 0x0c];
+        assert_eq!(claimant(&garp_reply(other, VIP), VIP, MAC), Some(other));
+        assert_eq!(claimant(&garp_request(other, VIP), VIP, MAC), Some(other));
+        // our own frames, probes (sender 0.0.0.0), other addresses, and junk do not count
+        assert_eq!(claimant(&garp_reply(MAC, VIP), VIP, MAC), None);
+        assert_eq!(claimant(&probe(other, VIP), VIP, MAC), None);
+        assert_eq!(claimant(&garp_reply(other, Ipv4Addr::new(192, 0, 2, 1)), VIP, MAC), None);
+        assert_eq!(claimant(&[0u8; 10], VIP, MAC), None);
+        let mut not_arp = garp_reply(other, VIP);
+        not_arp[13] = 0;
+        assert_eq!(claimant(&not_arp, VIP, MAC), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Everything the daemon does to this host, behind one small trait so the daemon's loop
+//! can be exercised with a fake.
+
+use std::net::Ipv4Addr;
+
+use super::interfaces::{base_name, snapshot};
+use super::{alias, arp, NetError, Os};
+use crate::config::{Config, Netmask};
+use crate::state::{Mac, ProbeOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub link_up: bool,
+    pub address_present: bool,
+}
+
+pub trait Host {
+    /// Link state and whether the floating IP is on the interface.
+    fn observe(&self) -> Result<Observation, NetError>;
+    /// Adds the floating IP (idempotent) and checks that it appeared.
+    fn add_address(&self) -> Result<(), NetError>;
+    /// Removes every copy of the floating IP from the interface (idempotent); true if one was there.
+    fn remove_address(&self) -> Result<bool, NetError>;
+    /// Does another host answer for the floating IP? Milliseconds, not seconds.
+    fn probe(&self) -> Result<ProbeOutcome, NetError>;
+    /// Gratuitous ARP so clients follow the move now.
+    fn announce(&self) -> Result<(), NetError>;
+    fn mac(&self) -> Mac;
+}
+
+/// The real host, through `ifconfig`, `getifaddrs` and raw ARP.
+#[derive(Debug, Clone)]
+pub struct SystemHost {
+    os: Os,
+    iface: String,
+    vip: Ipv4Addr,
+    mask: Netmask,
+    mac: Mac,
+}
+
+impl SystemHost {
+    pub fn new(config: &Config) -> Result<SystemHost, NetError> {
+        let (ifs, _) = snapshot()?;
+        let iface = ifs.iter().find(|i| i.name == config.interface).ok_or_else(|| NetError::NoInterface {
+            name: config.interface.clone(),
+            available: ifs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
+        })?;
+        Ok(SystemHost {
+            os: Os::current(),
+            iface: iface.name.clone(),
+            vip: config.vip,
+            mask: config.netmask,
+            mac: iface.mac.unwrap_or([0; 6]),
+        })
+    }
+
+    /// Labels under which the floating IP currently sits on our interface.
+    fn copies(&self) -> Result<Vec<String>, NetError> {
+        let (_, addrs) = snapshot()?;
+        Ok(addrs
+            .into_iter()
+            .filter(|a| a.addr == self.vip && base_name(&a.label) == self.iface)
+            .map(|a| a.label)
+            .collect())
+    }
+}
+
+impl Host for SystemHost {
+    fn observe(&self) -> Result<Observation, NetError> {
+        let (ifs, addrs) = snapshot()?;
+        let link_up = ifs.iter().any(|i| i.name == self.iface && i.running);
+        let address_present = addrs.iter().any(|a| a.addr == self.vip && base_name(&a.label) == self.iface);
+        Ok(Observation { link_up, address_present })
+    }
+
+    fn add_address(&self) -> Result<(), NetError> {
+        if !self.copies()?.is_empty() {
+            return Ok(());
+        }
+        let cmd = alias::add(self.os, &self.iface, self.vip, self.mask)?;
+        cmd.run()?;
+        if self.copies()?.is_empty() {
+            return Err(NetError::NotApplied { vip: self.vip, iface: self.iface.clone(), state: "absent", command: cmd.display() });
+        }
+        Ok(())
+    }
+
+    fn remove_address(&self) -> Result<bool, NetError> {
+        let labels = self.copies()?;
+        for label in &labels {
+            let cmd = alias::remove(self.os, &self.iface, label, self.vip, self.mask);
+            cmd.run()?;
+            if self.copies()?.contains(label) {
+                return Err(NetError::NotApplied { vip: self.vip, iface: self.iface.clone(), state: "present", command: cmd.display() });
+            }
+        }
+        Ok(!labels.is_empty())
+    }
+
+    fn probe(&self) -> Result<ProbeOutcome, NetError> {
+        arp::probe_address(&self.iface, self.mac, self.vip, arp::PROBE_WAIT)
+    }
+
+    fn announce(&self) -> Result<(), NetError> {
+        arp::announce(&self.iface, self.mac, self.vip)
+    }
+
+    fn mac(&self) -> Mac {
+        self.mac
+    }
+}

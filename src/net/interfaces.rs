@@ -1,0 +1,93 @@
+//! Interface discovery: names, IPv4 addresses, link flags and MAC, from `getifaddrs`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::InterfaceFlags;
+
+use super::NetError;
+use crate::state::Mac;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    /// IPv4 addresses with their netmasks, primary first.
+    pub addrs: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pub up: bool,
+    /// Administratively up and with carrier.
+    pub running: bool,
+    pub loopback: bool,
+    pub mac: Option<Mac>,
+}
+
+/// One address as the kernel labels it (Linux alias labels look like `eth0:234`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabeledAddr {
+    pub label: String,
+    pub addr: Ipv4Addr,
+}
+
+/// The base device of an alias label: `eth0:234` → `eth0`.
+pub fn base_name(label: &str) -> &str {
+    label.split(':').next().unwrap_or(label)
+}
+
+/// All interfaces in kernel order, aliases folded into their device.
+pub fn discover() -> Result<Vec<Interface>, NetError> {
+    Ok(snapshot()?.0)
+}
+
+/// Interfaces plus every IPv4 address with its label, from one `getifaddrs` call.
+pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_name: BTreeMap<String, Interface> = BTreeMap::new();
+    let mut labeled = Vec::new();
+    for ifa in getifaddrs().map_err(NetError::Discover)? {
+        let name = base_name(&ifa.interface_name).to_string();
+        let entry = by_name.entry(name.clone()).or_insert_with(|| {
+            order.push(name.clone());
+            Interface { name: name.clone(), addrs: Vec::new(), up: false, running: false, loopback: false, mac: None }
+        });
+        if ifa.interface_name == name {
+            entry.up = ifa.flags.contains(InterfaceFlags::IFF_UP);
+            entry.running = entry.up && ifa.flags.contains(InterfaceFlags::IFF_RUNNING);
+            entry.loopback = ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+        }
+        let Some(address) = ifa.address else { continue };
+        if let Some(sin) = address.as_sockaddr_in() {
+            let addr = sin.ip();
+            let mask = ifa
+                .netmask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in())
+                .map_or(Ipv4Addr::new(255, 255, 255, 0), |m| m.ip());
+            entry.addrs.push((addr, mask));
+            labeled.push(LabeledAddr { label: ifa.interface_name.clone(), addr });
+        } else if let Some(mac) = address.as_link_addr().and_then(|l| l.addr()) {
+            if mac != [0; 6] {
+                entry.mac = Some(mac);
+            }
+        }
+    }
+    let interfaces = order.into_iter().filter_map(|n| by_name.remove(&n)).collect();
+    Ok((interfaces, labeled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_labels_fold_into_their_device() {
+        assert_eq!(base_name("eth0:234"), "eth0");
+        assert_eq!(base_name("eth0"), "eth0");
+    }
+
+    #[test]
+    fn loopback_is_found_without_root() {
+        let ifs = discover().expect("getifaddrs works unprivileged");
+        let lo = ifs.iter().find(|i| i.loopback).expect("a loopback interface");
+        assert!(lo.addrs.iter().any(|(a, _)| a.is_loopback()));
+    }
+}

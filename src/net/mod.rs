@@ -1,0 +1,47 @@
+//! The OS side, one file per job. Nothing here decides anything; the daemon calls it
+//! to carry out the state machine's actions.
+
+pub mod alias;
+pub mod arp;
+pub mod host;
+pub mod interfaces;
+pub mod ping;
+
+use std::net::Ipv4Addr;
+
+pub use host::{Host, Observation, SystemHost};
+pub use interfaces::{discover, Interface};
+
+/// The operating systems floatip knows how to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    Linux,
+    MacOs,
+}
+
+impl Os {
+    /// The one place that picks the running OS; everything else takes an `Os` argument.
+    pub fn current() -> Os {
+        if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else {
+            Os::Linux
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot list interfaces: {0}")]
+    Discover(#[source] nix::Error),
+    #[error("interface {name} not found; available: {available}")]
+    NoInterface { name: String, available: String },
+    #[error("`{command}` failed: {detail}")]
+    Command { command: String, detail: String },
+    #[error("{vip} still {state} on {iface} after `{command}`")]
+    NotApplied { vip: Ipv4Addr, iface: String, state: &'static str, command: String },
+    #[error("{what} on {iface}: {source}")]
+    Socket { what: &'static str, iface: String, #[source] source: std::io::Error },
+    #[error("{0}")]
+    Unsupported(String),
+}

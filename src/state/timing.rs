@@ -1,0 +1,52 @@
+//! Every duration the machine derives from the configured interval and timeout.
+
+use std::time::Duration;
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Heartbeat and announce period.
+    pub interval: Duration,
+    /// Detection time: holder silence that starts a take-over.
+    pub timeout: Duration,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    pub garp_refresh: Option<Duration>,
+}
+
+impl Timing {
+    /// The second gratuitous ARP burst after a take-over, for hosts that missed the first.
+    pub const GARP_FOLLOWUP: Duration = Duration::from_secs(1);
+
+    pub fn from_config(c: &Config) -> Timing {
+        Timing {
+            interval: c.echo.interval,
+            timeout: c.echo.timeout,
+            preempt: c.preempt,
+            preempt_delay: c.preempt_delay,
+            garp_refresh: c.garp_refresh,
+        }
+    }
+
+    /// Long enough to hear every live node's announce once before acting.
+    pub fn startup_wait(&self) -> Duration {
+        self.interval * 3 / 2
+    }
+
+    /// Backups that rank lower wait longer, so only the best one moves (VRRP's skew).
+    /// One and a half intervals per rank covers the phase difference of their detections.
+    pub fn rank_delay(&self, rank: u32) -> Duration {
+        self.interval * 3 / 2 * rank
+    }
+
+    pub fn conflict_retry(&self) -> Duration {
+        self.interval
+    }
+
+    /// A gap between two events this long means the process was frozen: by then a
+    /// backup may have taken over, so the view is stale. Normal gaps never exceed one interval.
+    pub fn stall_threshold(&self) -> Duration {
+        self.timeout.saturating_sub(self.interval).max(self.interval * 2)
+    }
+}
