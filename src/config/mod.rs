@@ -131,7 +131,7 @@ impl Config {
         s += &format!("echo.port:              {}\n", self.echo.port);
         s += &format!("echo.interval_in_ms:    {}\n", ms(self.echo.interval));
         s += &format!("echo.timeout_in_ms:     {}\n", ms(self.echo.timeout));
-        s += &format!("echo.dial_timeout_in_ms:{}\n", ms(self.echo.dial_timeout));
+        s += &format!("echo.dial_timeout_in_ms: {}\n", ms(self.echo.dial_timeout));
         let refresh = self.garp_refresh.map_or("off".to_string(), |d| ms(d).to_string());
         s += &format!("garp_refresh_in_ms:     {refresh}\n");
         s += &format!("status_socket:          {}\n", self.status_socket.display());

@@ -28,12 +28,12 @@ pub enum Input {
 pub enum DaemonError {
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
-    #[error("cannot listen on TCP port {port} (is another floatip running?): {source}")]
-    Listen { port: u16, #[source] source: std::io::Error },
-    #[error("cannot open UDP port {port} for announcements: {source}")]
-    Broadcast { port: u16, #[source] source: std::io::Error },
+    #[error("cannot listen on TCP port {port} (is another floatip running?): {error}")]
+    Listen { port: u16, error: std::io::Error },
+    #[error("cannot open UDP port {port} for announcements: {error}")]
+    Broadcast { port: u16, error: std::io::Error },
     #[error("cannot handle signals: {0}")]
-    Signals(#[source] std::io::Error),
+    Signals(std::io::Error),
 }
 
 /// How often the interface is looked at (link state, the address being there).
@@ -54,8 +54,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
     let port = config.echo.port;
     let broadcaster = Broadcaster::bind(local.clone(), port, config.broadcast())
-        .map_err(|source| DaemonError::Broadcast { port, source })?;
-    let listener = Listener::bind(port).map_err(|source| DaemonError::Listen { port, source })?;
+        .map_err(|error| DaemonError::Broadcast { port, error })?;
+    let listener = Listener::bind(port).map_err(|error| DaemonError::Listen { port, error })?;
 
     // Nothing from an earlier run may survive: a crash can leave the address behind.
     if host.remove_address()? {
@@ -65,7 +65,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let (tx, rx) = mpsc::channel();
     signals::spawn(tx.clone()).map_err(DaemonError::Signals)?;
-    broadcaster.spawn_receiver(tx.clone()).map_err(|source| DaemonError::Broadcast { port, source })?;
+    broadcaster.spawn_receiver(tx.clone()).map_err(|error| DaemonError::Broadcast { port, error })?;
     let read_deadline = config.echo.timeout + config.echo.interval;
     let serving = local.clone();
     std::thread::Builder::new()

@@ -29,8 +29,8 @@ pub trait Host {
 }
 
 /// The real host, through `ifconfig`, `getifaddrs` and raw ARP.
-#[derive(Debug, Clone)]
 pub struct SystemHost {
+    arp: arp::Arp,
     os: Os,
     iface: String,
     vip: Ipv4Addr,
@@ -46,6 +46,7 @@ impl SystemHost {
             available: ifs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
         Ok(SystemHost {
+            arp: arp::Arp::open(&iface.name)?,
             os: Os::current(),
             iface: iface.name.clone(),
             vip: config.vip,
@@ -98,11 +99,11 @@ impl Host for SystemHost {
     }
 
     fn probe(&self) -> Result<ProbeOutcome, NetError> {
-        arp::probe_address(&self.iface, self.mac, self.vip, arp::PROBE_WAIT)
+        self.arp.probe(self.mac, self.vip, arp::PROBE_WAIT)
     }
 
     fn announce(&self) -> Result<(), NetError> {
-        arp::announce(&self.iface, self.mac, self.vip)
+        self.arp.announce(self.mac, self.vip)
     }
 
     fn mac(&self) -> Mac {

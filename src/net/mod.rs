@@ -33,15 +33,15 @@ impl Os {
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     #[error("cannot list interfaces: {0}")]
-    Discover(#[source] nix::Error),
+    Discover(nix::Error),
     #[error("interface {name} not found; available: {available}")]
     NoInterface { name: String, available: String },
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("{vip} still {state} on {iface} after `{command}`")]
     NotApplied { vip: Ipv4Addr, iface: String, state: &'static str, command: String },
-    #[error("{what} on {iface}: {source}")]
-    Socket { what: &'static str, iface: String, #[source] source: std::io::Error },
+    #[error("{what} on {iface}: {error}")]
+    Socket { what: &'static str, iface: String, error: std::io::Error },
     #[error("{0}")]
     Unsupported(String),
 }

@@ -166,6 +166,8 @@ struct Takeover {
     at: Instant,
     scheduled: Instant,
     cause: Cause,
+    /// Whether the delay already includes our rank among the backups.
+    ranked: bool,
     probing: bool,
 }
 
@@ -203,6 +205,8 @@ pub struct Machine {
     preempt_since: Option<Instant>,
     stopped: bool,
     counters: Counters,
+    /// The last resignation heard (sender's boot id, when): resignations are sent twice.
+    last_resign: Option<(u64, Instant)>,
 }
 
 impl Machine {
@@ -217,12 +221,7 @@ impl Machine {
             fault: None,
             holder: Holder::Unknown,
             peers: BTreeMap::new(),
-            takeover: Some(Takeover {
-                at: now + timing.startup_wait(),
-                scheduled: now,
-                cause: Cause::Startup,
-                probing: false,
-            }),
+            takeover: None,
             verifying: false,
             last_event: now,
             next_announce: now + timing.interval,
@@ -231,7 +230,10 @@ impl Machine {
             preempt_since: None,
             stopped: false,
             counters: Counters::default(),
+            last_resign: None,
         };
+        let mut m = m;
+        m.schedule_unranked(now, timing.startup_wait(), Cause::Startup);
         (m, vec![Action::SetProbing(true), Action::Announce])
     }
 
@@ -364,8 +366,15 @@ impl Machine {
         self.enter(now, to, fault, reason, out);
     }
 
+    /// Schedules a take-over whose delay already accounts for our rank.
     fn schedule(&mut self, now: Instant, delay: Duration, cause: Cause) {
-        self.takeover = Some(Takeover { at: now + delay, scheduled: now, cause, probing: false });
+        self.takeover = Some(Takeover { at: now + delay, scheduled: now, cause, ranked: true, probing: false });
+    }
+
+    /// Schedules a take-over after a listening period; the rank delay is added when it ends,
+    /// once the announces heard meanwhile tell who else is waiting.
+    fn schedule_unranked(&mut self, now: Instant, delay: Duration, cause: Cause) {
+        self.takeover = Some(Takeover { at: now + delay, scheduled: now, cause, ranked: false, probing: false });
     }
 
     // ---- event handlers ----------------------------------------------------------
@@ -520,9 +529,11 @@ impl Machine {
     }
 
     fn on_resign(&mut self, now: Instant, from: Peer, successor: Option<Ipv4Addr>, out: &mut Vec<Action>) {
-        if from.boot == self.me.boot {
+        let repeated = self.last_resign.is_some_and(|(boot, at)| boot == from.boot && now < at + self.timing.interval);
+        if from.boot == self.me.boot || repeated {
             return;
         }
+        self.last_resign = Some((from.boot, now));
         self.peers.insert(from.node, Seen { peer: Peer { role: Role::Backup, ..from }, at: now });
         match (self.role, &self.fault) {
             (Role::Master, _) => {
@@ -561,7 +572,7 @@ impl Machine {
                     ProbeOutcome::InUse(mac) => {
                         let reason = format!("view stale after a stall: {} answers for the address", fmt_mac(&mac));
                         self.step_down(now, Role::Backup, None, None, reason, out);
-                        self.schedule(now, self.timing.startup_wait(), Cause::Startup);
+                        self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
                     }
                 }
             }
@@ -627,7 +638,7 @@ impl Machine {
             return;
         }
         if link_up && link_fault {
-            self.schedule(now, self.timing.startup_wait(), Cause::Startup);
+            self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
             self.enter(now, Role::Backup, None, "link up again".into(), out);
             return;
         }
@@ -675,6 +686,14 @@ impl Machine {
             if !t.probing && now >= t.at && self.role != Role::Master && self.fault != Some(Fault::Link) {
                 if self.master_announced_since(t.scheduled) {
                     self.takeover = None;
+                } else if !t.ranked {
+                    let rank = self.rank(now, None);
+                    self.takeover = Some(Takeover { at: now + self.timing.rank_delay(rank), ranked: true, ..t });
+                    if rank > 0 {
+                        out.push(Action::Note(format!("{rank} better backup(s) around; waiting for them first")));
+                    } else {
+                        return self.on_timers(now, out);
+                    }
                 } else {
                     self.takeover = Some(Takeover { probing: true, ..t });
                     out.push(Action::ProbeAddress);

@@ -1,0 +1,540 @@
+//! Every transition of the machine, driven by hand-made events on a synthetic clock.
+
+use super::*;
+
+const MS: Duration = Duration::from_millis(1);
+const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const N12: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
+const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
+
+fn timing() -> Timing {
+    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None }
+}
+
+fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
+    Peer { node, boot: u64::from(node.octets()[3]), priority: Priority(priority), role, mac: [2, 0, 0, 0, 0, node.octets()[3]], preempt_request: false }
+}
+
+/// A machine plus its synthetic clock.
+struct Rig {
+    m: Machine,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig::with(100, timing())
+    }
+
+    fn with(priority: u8, timing: Timing) -> Rig {
+        let t0 = Instant::now();
+        let me = Me { node: ME, boot: 1, priority: Priority(priority) };
+        let (m, first) = Machine::new(me, timing, t0);
+        assert_eq!(first, vec![Action::SetProbing(true), Action::Announce]);
+        Rig { m, t0, now: t0 }
+    }
+
+    /// Feeds `e` at `ms` after start.
+    fn at(&mut self, ms: u64, e: Event) -> Vec<Action> {
+        self.now = self.t0 + Duration::from_millis(ms);
+        self.m.handle(self.now, e)
+    }
+
+    /// Ticks every 50 ms (never a stall) up to `ms`, collecting actions.
+    fn run_to(&mut self, ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mut t = (self.now - self.t0).as_millis() as u64;
+        while t < ms {
+            t = (t + 50).min(ms);
+            out.extend(self.at(t, Event::Tick));
+        }
+        out
+    }
+
+    /// `p` announces itself every 80 ms from `from` to `to` (ms), with ticks in between.
+    fn hear(&mut self, from: u64, to: u64, p: Peer) -> Vec<Action> {
+        let mut out = Vec::new();
+        for t in (from..=to).step_by(80) {
+            out.extend(self.run_to(t));
+            out.extend(self.at(t, Event::Announce(p)));
+        }
+        out
+    }
+
+    /// Drives the machine to MASTER at start-up with nobody around.
+    fn master() -> Rig {
+        let mut r = Rig::new();
+        assert!(r.run_to(150).contains(&Action::ProbeAddress));
+        let a = r.at(152, Event::Probe(ProbeOutcome::Free));
+        assert!(a.contains(&Action::AddAddress));
+        assert_eq!(r.m.role(), Role::Master);
+        r
+    }
+
+    /// A BACKUP following master n12 from `ms`.
+    fn following(ms: u64) -> Rig {
+        let mut r = Rig::new();
+        r.at(ms, Event::Echo(peer(N12, 100, Role::Master)));
+        r
+    }
+}
+
+fn transition(actions: &[Action]) -> Option<(Role, Role, String)> {
+    actions.iter().find_map(|a| match a {
+        Action::Transition { from, to, reason } => Some((*from, *to, reason.clone())),
+        _ => None,
+    })
+}
+
+fn has(actions: &[Action], want: &Action) -> bool {
+    actions.contains(want)
+}
+
+// ---- start-up -------------------------------------------------------------------
+
+#[test]
+fn alone_at_start_takes_over_after_listening() {
+    let mut r = Rig::new();
+    assert!(!r.run_to(100).contains(&Action::ProbeAddress), "listens for one start-up wait first");
+    assert!(r.run_to(150).contains(&Action::ProbeAddress));
+    let a = r.at(152, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(
+        a,
+        vec![
+            Action::AddAddress,
+            Action::SendGarp,
+            Action::SetProbing(false),
+            Action::Transition { from: Role::Backup, to: Role::Master, reason: "no holder found at start-up".into() },
+            Action::Announce,
+        ]
+    );
+    assert_eq!(r.m.counters().takeovers, 1);
+}
+
+#[test]
+fn existing_master_heard_at_start_means_no_probe() {
+    let mut r = Rig::following(20);
+    for _ in 0..5 {
+        let t = (r.now - r.t0).as_millis() as u64 + 80;
+        r.at(t, Event::Echo(peer(N12, 100, Role::Master)));
+    }
+    assert!(!r.run_to(450).contains(&Action::ProbeAddress));
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn better_backup_at_start_goes_first() {
+    let mut r = Rig::new();
+    r.at(50, Event::Announce(peer(N12, 100, Role::Backup)));
+    let a = r.run_to(150);
+    assert!(!a.contains(&Action::ProbeAddress), "n12 outranks us by address");
+    assert!(a.iter().any(|x| matches!(x, Action::Note(n) if n.contains("better backup"))));
+    // n12 took over and announces: we stay BACKUP.
+    assert!(!r.hear(200, 1000, peer(N12, 100, Role::Master)).contains(&Action::ProbeAddress));
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn better_backup_that_never_acts_is_overtaken_after_its_slot() {
+    let mut r = Rig::new();
+    r.at(50, Event::Announce(peer(N12, 100, Role::Backup)));
+    assert!(!r.run_to(250).contains(&Action::ProbeAddress));
+    assert!(r.run_to(300).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn lower_priority_backup_does_not_outrank_us() {
+    let mut r = Rig::new();
+    r.at(50, Event::Announce(peer(N12, 50, Role::Backup)));
+    assert!(r.run_to(150).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn address_in_use_at_start_is_a_conflict() {
+    let mut r = Rig::new();
+    r.run_to(150);
+    let a = r.at(152, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to), (Role::Backup, Role::Fault));
+    assert!(reason.contains("address conflict: 02:00:00:00:00:99"), "{reason}");
+    assert!(!has(&a, &Action::AddAddress));
+    assert_eq!(r.m.fault(), Some(&Fault::Conflict(OTHER_MAC)));
+    assert_eq!(r.m.counters().conflicts, 1);
+    // keeps retrying every interval; the same conflict is logged and counted once
+    assert!(r.run_to(252).contains(&Action::ProbeAddress));
+    let again = r.at(253, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert!(transition(&again).is_none());
+    assert_eq!(r.m.counters().conflicts, 1);
+    assert!(r.run_to(353).contains(&Action::ProbeAddress));
+    let a = r.at(354, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(transition(&a).unwrap().0, Role::Fault);
+    assert_eq!(r.m.role(), Role::Master);
+}
+
+#[test]
+fn conflict_clears_when_a_real_master_answers() {
+    let mut r = Rig::new();
+    r.run_to(150);
+    r.at(152, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    let a = r.at(180, Event::Announce(peer(N12, 100, Role::Master)));
+    assert_eq!(transition(&a).map(|t| (t.0, t.1)), Some((Role::Fault, Role::Backup)));
+    assert!(!r.run_to(400).contains(&Action::ProbeAddress));
+}
+
+// ---- losing the holder ----------------------------------------------------------
+
+#[test]
+fn silent_holder_is_replaced_even_if_frozen_kernel_answers() {
+    let mut r = Rig::following(20);
+    assert!(!r.run_to(300).contains(&Action::ProbeAddress));
+    let a = r.run_to(320);
+    assert!(a.contains(&Action::ProbeAddress), "silence for the timeout starts a take-over");
+    let holder_mac = peer(N12, 100, Role::Master).mac;
+    let a = r.at(330, Event::Probe(ProbeOutcome::InUse(holder_mac)));
+    let (_, to, reason) = transition(&a).unwrap();
+    assert_eq!(to, Role::Master);
+    assert!(reason.contains("frozen or cut off"), "{reason}");
+    assert_eq!(r.m.counters().holder_losses, 1);
+}
+
+#[test]
+fn silent_holder_but_a_stranger_answers_is_a_conflict() {
+    let mut r = Rig::following(20);
+    r.run_to(320);
+    r.at(330, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert_eq!(r.m.role(), Role::Fault);
+}
+
+#[test]
+fn closed_connection_with_address_still_there_is_a_conflict_until_released() {
+    let mut r = Rig::following(20);
+    let a = r.at(40, Event::HolderLost(Loss::Closed));
+    assert!(a.contains(&Action::ProbeAddress), "acts at once on a reset");
+    let holder_mac = peer(N12, 100, Role::Master).mac;
+    r.at(45, Event::Probe(ProbeOutcome::InUse(holder_mac)));
+    assert_eq!(r.m.fault(), Some(&Fault::Conflict(holder_mac)), "a dead daemon's address is never shared silently");
+    // `floatip release` on the dead node: probe at once rather than at the next retry.
+    let a = r.at(60, Event::Released(N12));
+    assert!(a.contains(&Action::ProbeAddress));
+    let a = r.at(61, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(transition(&a).map(|t| t.1), Some(Role::Master));
+}
+
+#[test]
+fn holder_lost_is_ignored_when_not_following() {
+    let mut r = Rig::new();
+    assert!(r.at(10, Event::HolderLost(Loss::Closed)).is_empty());
+    let mut m = Rig::master();
+    assert!(m.at(160, Event::HolderLost(Loss::Closed)).is_empty());
+}
+
+#[test]
+fn worse_backups_wait_their_rank() {
+    let mut r = Rig::following(20);
+    r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
+    let a = r.at(40, Event::HolderLost(Loss::Closed));
+    assert!(!a.contains(&Action::ProbeAddress), "n13 (priority 150) goes first");
+    // n13 takes over and announces: we never probe.
+    assert!(!r.hear(60, 1000, peer(N13, 150, Role::Master)).contains(&Action::ProbeAddress));
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
+    let mut r = Rig::following(20);
+    r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
+    r.at(40, Event::HolderLost(Loss::Closed));
+    assert!(!r.run_to(180).contains(&Action::ProbeAddress));
+    assert!(r.run_to(200).contains(&Action::ProbeAddress), "rank 1 waits 1.5 intervals");
+}
+
+// ---- resignation ----------------------------------------------------------------
+
+#[test]
+fn handed_over_address_is_taken_at_once_without_probe() {
+    let mut r = Rig::following(20);
+    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(!a.contains(&Action::ProbeAddress));
+    assert!(a.contains(&Action::AddAddress));
+    assert_eq!(r.m.role(), Role::Master);
+}
+
+#[test]
+fn resignation_to_someone_else_waits_then_checks() {
+    let mut r = Rig::following(20);
+    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(N13) });
+    assert!(!a.contains(&Action::ProbeAddress));
+    assert!(!r.run_to(190).contains(&Action::ProbeAddress));
+    assert!(r.run_to(200).contains(&Action::ProbeAddress), "the successor did not show up");
+}
+
+#[test]
+fn resignation_without_successor_makes_best_backup_probe() {
+    let mut r = Rig::following(20);
+    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None });
+    assert!(a.contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn repeated_resignation_is_heard_once() {
+    let mut m = Rig::master();
+    let first = m.at(160, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None });
+    assert!(first.contains(&Action::SendGarp));
+    assert!(m.at(161, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None }).is_empty());
+}
+
+// ---- two masters and preemption -------------------------------------------------
+
+#[test]
+fn two_masters_higher_priority_wins() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::Announce(peer(N12, 150, Role::Master)));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    let (_, to, reason) = transition(&a).unwrap();
+    assert_eq!(to, Role::Backup);
+    assert!(reason.contains("outranks us"), "{reason}");
+}
+
+#[test]
+fn two_masters_equal_priority_higher_address_wins() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::Announce(peer(N12, 100, Role::Master)));
+    assert_eq!(transition(&a).map(|t| t.1), Some(Role::Backup), "192.0.2.12 > 192.0.2.11");
+
+    let mut m = Rig::master();
+    let lower = Peer { node: Ipv4Addr::new(192, 0, 2, 5), ..peer(N12, 100, Role::Master) };
+    let a = m.at(160, Event::Announce(lower));
+    assert!(transition(&a).is_none());
+    assert!(a.contains(&Action::SendGarp), "the winner re-announces so clients come back");
+    assert_eq!(m.m.role(), Role::Master);
+}
+
+#[test]
+fn echo_from_another_master_while_master_is_settled_the_same_way() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::Echo(peer(N12, 200, Role::Master)));
+    assert_eq!(transition(&a).map(|t| t.1), Some(Role::Backup));
+}
+
+fn preempt_timing() -> Timing {
+    Timing { preempt: true, preempt_delay: 200 * MS, ..timing() }
+}
+
+#[test]
+fn preempting_backup_asks_after_its_delay() {
+    let mut r = Rig::with(150, preempt_timing());
+    r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
+    for t in (60..=400).step_by(50) {
+        r.at(t, Event::Echo(peer(N12, 100, Role::Master)));
+        assert_eq!(r.m.preempt_requesting(r.now), t >= 210, "at {t} ms");
+    }
+}
+
+#[test]
+fn no_preempt_without_config_or_with_equal_priority() {
+    let mut r = Rig::with(150, timing());
+    r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(400, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(!r.m.preempt_requesting(r.now), "preempt: false keeps a working master");
+
+    let mut r = Rig::with(100, preempt_timing());
+    r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(400, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(!r.m.preempt_requesting(r.now), "equal priority never preempts");
+}
+
+#[test]
+fn master_hands_over_to_a_preempting_higher_priority_backup() {
+    let mut m = Rig::master();
+    let asking = Peer { preempt_request: true, ..peer(N12, 150, Role::Backup) };
+    let a = m.at(160, Event::Announce(asking));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(m.m.role(), Role::Backup);
+}
+
+#[test]
+fn master_ignores_preempt_requests_from_lower_or_equal_priority() {
+    for prio in [50, 100] {
+        let mut m = Rig::master();
+        let asking = Peer { preempt_request: true, ..peer(N12, prio, Role::Backup) };
+        assert!(transition(&m.at(160, Event::Announce(asking))).is_none());
+        assert_eq!(m.m.role(), Role::Master);
+    }
+}
+
+// ---- link and reconciliation ----------------------------------------------------
+
+#[test]
+fn link_loss_on_master_drops_the_address() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::Observed { link_up: false, address_present: true });
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    assert!(a.contains(&Action::SetProbing(false)));
+    assert_eq!(m.m.fault(), Some(&Fault::Link));
+    // no take-over while the link is down, whatever happens
+    assert!(!m.run_to(1000).contains(&Action::ProbeAddress));
+    let a = m.at(1010, Event::Observed { link_up: true, address_present: false });
+    assert_eq!(transition(&a).map(|t| (t.0, t.1)), Some((Role::Fault, Role::Backup)));
+    assert!(a.contains(&Action::SetProbing(true)));
+}
+
+#[test]
+fn link_back_with_a_master_around_stays_backup() {
+    let mut m = Rig::master();
+    m.at(160, Event::Observed { link_up: false, address_present: true });
+    m.at(500, Event::Observed { link_up: true, address_present: false });
+    assert!(!m.hear(550, 1500, peer(N12, 100, Role::Master)).contains(&Action::ProbeAddress), "no flapping back");
+}
+
+#[test]
+fn link_loss_on_backup_is_fault_without_address_changes() {
+    let mut r = Rig::following(20);
+    let a = r.at(30, Event::Observed { link_up: false, address_present: false });
+    assert!(!a.contains(&Action::RemoveAddress));
+    assert_eq!(r.m.role(), Role::Fault);
+}
+
+#[test]
+fn reconcile_removes_a_copy_held_while_not_master() {
+    let mut r = Rig::new();
+    let a = r.at(10, Event::Observed { link_up: true, address_present: true });
+    assert!(a.contains(&Action::RemoveAddress));
+}
+
+#[test]
+fn reconcile_restores_a_vanished_address_on_master() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::Observed { link_up: true, address_present: false });
+    assert_eq!(a[1..3], [Action::AddAddress, Action::SendGarp]);
+    assert!(m.at(170, Event::Observed { link_up: true, address_present: true }).is_empty());
+}
+
+// ---- stalls (a frozen process) --------------------------------------------------
+
+#[test]
+fn master_after_a_stall_verifies_before_anything_else() {
+    let mut m = Rig::master();
+    // frozen for a second; the first thing it sees is the new master's announce
+    let a = m.at(1200, Event::Announce(peer(N12, 100, Role::Master)));
+    assert_eq!(a[1], Action::ProbeAddress, "{a:?}");
+    assert!(!a.contains(&Action::Announce) && !a.contains(&Action::SendGarp), "nothing announced from a stale view");
+    assert_eq!(m.m.role(), Role::Master);
+    let a = m.at(1201, Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    let (_, to, reason) = transition(&a).unwrap();
+    assert_eq!(to, Role::Backup);
+    assert!(reason.contains("stale"), "{reason}");
+}
+
+#[test]
+fn master_after_a_stall_keeps_the_address_if_nobody_took_it() {
+    let mut m = Rig::master();
+    let a = m.at(1200, Event::Tick);
+    assert!(a.contains(&Action::ProbeAddress));
+    let a = m.at(1201, Event::Probe(ProbeOutcome::Free));
+    assert!(transition(&a).is_none());
+    assert_eq!(m.m.role(), Role::Master);
+    assert!(m.run_to(1400).contains(&Action::Announce), "announces resume");
+}
+
+#[test]
+fn backup_after_a_stall_does_not_take_over_on_stale_timers() {
+    let mut r = Rig::following(20);
+    let a = r.at(2000, Event::Tick);
+    assert!(!a.contains(&Action::ProbeAddress), "{a:?}");
+    r.at(2050, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(!r.run_to(2300).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn normal_gaps_are_not_stalls() {
+    let mut m = Rig::master();
+    for t in (250..2000).step_by(100) {
+        assert!(!m.at(t, Event::Tick).contains(&Action::ProbeAddress));
+    }
+}
+
+// ---- failures, shutdown, self ---------------------------------------------------
+
+#[test]
+fn failed_add_steps_down_and_retries() {
+    let mut m = Rig::master();
+    let a = m.at(160, Event::ActionFailed("ifconfig: boom".into()));
+    assert!(a.contains(&Action::RemoveAddress));
+    assert_eq!(m.m.fault(), Some(&Fault::Failed("ifconfig: boom".into())));
+    assert!(m.run_to(270).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn shutdown_as_master_releases_and_names_the_best_backup() {
+    let mut m = Rig::master();
+    m.at(160, Event::Announce(peer(N12, 50, Role::Backup)));
+    m.at(170, Event::Announce(peer(N13, 200, Role::Backup)));
+    let a = m.at(180, Event::Shutdown);
+    assert_eq!(a, vec![Action::RemoveAddress, Action::Resign { successor: Some(N13) }, Action::Exit]);
+    assert!(m.at(190, Event::Tick).is_empty(), "nothing after shutdown");
+}
+
+#[test]
+fn shutdown_as_backup_just_exits() {
+    let mut r = Rig::new();
+    assert_eq!(r.at(10, Event::Shutdown), vec![Action::Exit]);
+}
+
+#[test]
+fn own_messages_are_ignored() {
+    let mut m = Rig::master();
+    let me_as_peer = Peer { boot: 1, ..peer(ME, 100, Role::Master) };
+    assert!(m.at(160, Event::Announce(me_as_peer)).is_empty());
+    assert!(m.at(161, Event::Resign { from: me_as_peer, successor: None }).is_empty());
+    let mut r = Rig::new();
+    r.at(10, Event::Echo(me_as_peer));
+    assert_eq!(r.m.holder(), Holder::Unknown);
+}
+
+#[test]
+fn another_daemon_with_our_address_is_ignored() {
+    let mut r = Rig::new();
+    let twin = peer(ME, 200, Role::Master);
+    let a = r.at(10, Event::Announce(twin));
+    assert!(matches!(&a[..], [Action::Note(n)] if n.contains("our own address")));
+}
+
+#[test]
+fn master_announces_every_interval_and_repeats_garp_after_a_second() {
+    let mut m = Rig::master();
+    let a = m.run_to(1200);
+    let announces = a.iter().filter(|x| **x == Action::Announce).count();
+    assert!((9..=11).contains(&announces), "{announces}");
+    assert_eq!(a.iter().filter(|x| **x == Action::SendGarp).count(), 1, "one follow-up burst");
+}
+
+#[test]
+fn garp_refresh_when_configured() {
+    let t = Timing { garp_refresh: Some(300 * MS), ..timing() };
+    let mut r = Rig::with(100, t);
+    r.run_to(150);
+    r.at(152, Event::Probe(ProbeOutcome::Free));
+    // refreshes at +300, +600, +900 ms and the one-second follow-up
+    let garps = r.run_to(1200).iter().filter(|x| **x == Action::SendGarp).count();
+    assert_eq!(garps, 4);
+}
+
+#[test]
+fn deadline_never_exceeds_an_interval() {
+    let r = Rig::following(20);
+    assert!(r.m.next_deadline() <= r.now + timing().interval);
+    let m = Rig::master();
+    assert!(m.m.next_deadline() <= m.now + timing().interval);
+}
+
+#[test]
+fn peers_expire_after_the_timeout() {
+    let mut r = Rig::new();
+    r.at(10, Event::Announce(peer(N12, 100, Role::Backup)));
+    assert_eq!(r.m.peers().count(), 1);
+    r.run_to(400);
+    assert_eq!(r.m.peers().count(), 0);
+}

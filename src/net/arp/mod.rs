@@ -72,18 +72,27 @@ pub const PROBE_WAIT: Duration = Duration::from_millis(10);
 pub const GARP_REPEATS: usize = 3;
 
 #[cfg(target_os = "linux")]
-pub use packet_socket::{announce, probe_address};
+pub use packet_socket::Arp;
+
+/// Without raw sockets: the kernel announces aliases on add, and a probe is a `ping`.
+#[cfg(not(target_os = "linux"))]
+pub struct Arp;
 
 #[cfg(not(target_os = "linux"))]
-pub fn announce(_iface: &str, _mac: Mac, _vip: Ipv4Addr) -> Result<(), crate::net::NetError> {
-    Ok(()) // the kernel announces aliases on add
-}
+impl Arp {
+    pub fn open(_iface: &str) -> Result<Arp, crate::net::NetError> {
+        Ok(Arp)
+    }
 
-#[cfg(not(target_os = "linux"))]
-pub fn probe_address(_iface: &str, _mac: Mac, vip: Ipv4Addr, _wait: Duration) -> Result<ProbeOutcome, crate::net::NetError> {
-    let answered = crate::net::ping::answers(crate::net::Os::current(), vip)
-        .map_err(|e| crate::net::NetError::Command { command: "ping".into(), detail: e.to_string() })?;
-    Ok(if answered { ProbeOutcome::InUse([0; 6]) } else { ProbeOutcome::Free })
+    pub fn announce(&self, _mac: Mac, _vip: Ipv4Addr) -> Result<(), crate::net::NetError> {
+        Ok(())
+    }
+
+    pub fn probe(&self, _mac: Mac, vip: Ipv4Addr, _wait: Duration) -> Result<ProbeOutcome, crate::net::NetError> {
+        let answered = crate::net::ping::answers(crate::net::Os::current(), vip)
+            .map_err(|e| crate::net::NetError::Command { command: "ping".into(), detail: e.to_string() })?;
+        Ok(if answered { ProbeOutcome::InUse([0; 6]) } else { ProbeOutcome::Free })
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ struct PacketSocket {
 }
 
 fn socket_err<'a>(what: &'static str, iface: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
-    move |source| NetError::Socket { what, iface: iface.to_string(), source }
+    move |error| NetError::Socket { what, iface: iface.to_string(), error }
 }
 
 impl PacketSocket {
@@ -81,6 +81,22 @@ impl PacketSocket {
         Ok(())
     }
 
+    /// Discards every frame already queued.
+    fn drain(&self) -> io::Result<()> {
+        let mut buf = [0u8; 128];
+        for _ in 0..100_000 {
+            // SAFETY: `buf` is valid for writes of its length.
+            let n = unsafe {
+                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT)
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return if e.kind() == io::ErrorKind::WouldBlock { Ok(()) } else { Err(e) };
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until `deadline` for a frame showing another host using `vip`.
     fn watch(&self, vip: Ipv4Addr, ours: Mac, deadline: Instant) -> io::Result<Option<Mac>> {
         let mut buf = [0u8; 128];
@@ -114,27 +130,41 @@ impl PacketSocket {
     }
 }
 
-/// Announces that `vip` is now at `mac`: request and reply forms, a few times.
-pub fn announce(iface: &str, mac: Mac, vip: Ipv4Addr) -> Result<(), NetError> {
-    let sock = PacketSocket::open(iface)?;
-    for _ in 0..GARP_REPEATS {
-        for f in [garp_request(mac, vip), garp_reply(mac, vip)] {
-            sock.send(&f).map_err(socket_err("send gratuitous ARP", iface))?;
-        }
-    }
-    Ok(())
+/// A raw ARP socket kept open for the daemon's lifetime: closing a packet socket waits
+/// for an RCU grace period (tens of milliseconds), which must not sit on the take-over path.
+pub struct Arp {
+    sock: PacketSocket,
+    iface: String,
 }
 
-/// RFC 5227-style probe: two probes over `wait`; any host claiming `vip` makes it in use.
-pub fn probe_address(iface: &str, mac: Mac, vip: Ipv4Addr, wait: Duration) -> Result<ProbeOutcome, NetError> {
-    let sock = PacketSocket::open(iface)?;
-    let start = Instant::now();
-    for half in 1..=2u32 {
-        sock.send(&probe(mac, vip)).map_err(socket_err("send ARP probe", iface))?;
-        let deadline = start + wait * half / 2;
-        if let Some(other) = sock.watch(vip, mac, deadline).map_err(socket_err("read ARP", iface))? {
-            return Ok(ProbeOutcome::InUse(other));
-        }
+impl Arp {
+    pub fn open(iface: &str) -> Result<Arp, NetError> {
+        Ok(Arp { sock: PacketSocket::open(iface)?, iface: iface.to_string() })
     }
-    Ok(ProbeOutcome::Free)
+
+    /// Announces that `vip` is now at `mac`: request and reply forms, a few times.
+    pub fn announce(&self, mac: Mac, vip: Ipv4Addr) -> Result<(), NetError> {
+        for _ in 0..GARP_REPEATS {
+            for f in [garp_request(mac, vip), garp_reply(mac, vip)] {
+                self.sock.send(&f).map_err(socket_err("send gratuitous ARP", &self.iface))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 5227-style probe: two probes over `wait`; any host claiming `vip` makes it in use.
+    pub fn probe(&self, mac: Mac, vip: Ipv4Addr, wait: Duration) -> Result<ProbeOutcome, NetError> {
+        let iface = &self.iface;
+        // Frames queued since the last probe are history, not answers.
+        self.sock.drain().map_err(socket_err("drain ARP", iface))?;
+        let start = Instant::now();
+        for half in 1..=2u32 {
+            self.sock.send(&probe(mac, vip)).map_err(socket_err("send ARP probe", iface))?;
+            let deadline = start + wait * half / 2;
+            if let Some(other) = self.sock.watch(vip, mac, deadline).map_err(socket_err("read ARP", iface))? {
+                return Ok(ProbeOutcome::InUse(other));
+            }
+        }
+        Ok(ProbeOutcome::Free)
+    }
 }

@@ -1,0 +1,286 @@
+//! floatip-specific helpers shared by the namespace integration tests
+//! (`tests/failover.rs`, `tests/one_holder.rs`): configuration files, starting
+//! daemons in lab nodes, reading their logs, and printing measured numbers.
+//!
+//! Use with `mod lab; mod support;` at the top of a test file.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::lab::{Lab, Proc, Report};
+
+/// The daemon under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_floatip");
+/// The zero-config floating IP of the lab's 192.0.2.0/24: x.y.z.234.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+/// The default heartbeat port.
+pub const ECHO_PORT: u16 = 61111;
+/// UDP port of the lab's responders / client probe (anything but the echo port).
+pub const WATCH_PORT: u16 = 9999;
+
+/// An unrelated section that floatip must ignore, as in a real `gateway.yml`.
+const OTHER_SECTION: &str = "elasticsearch:\n  hosts: [\"http://localhost:9200\"]\n";
+
+/// Heartbeat interval and detection timeout of a test.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Timing {
+    /// What zero config gives: interval 1000 ms, timeout 10000 ms.
+    pub const DEFAULT: Timing = Timing { interval: ms(1000), timeout: ms(10_000) };
+    /// The fast setting: interval 100 ms, timeout 300 ms.
+    pub const FAST: Timing = Timing { interval: ms(100), timeout: ms(300) };
+
+    /// A node listens 1.5 intervals at start before it may take over; the
+    /// ARP probe and `ifconfig` add a few ms, 200 ms covers them generously.
+    pub fn startup_bound(&self) -> Duration {
+        self.interval * 3 / 2 + ms(200)
+    }
+
+    /// Allowed dual-holder time: one interval plus a CI margin.
+    pub fn dual_bound(&self) -> Duration {
+        self.interval + ms(100)
+    }
+
+    /// Allowed outage after an unplanned failure: the timeout plus a CI margin.
+    pub fn outage_bound(&self) -> Duration {
+        self.timeout + ms(700)
+    }
+}
+
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `gateway.yml` with zero config (just `enabled: true`) next to an unrelated
+/// section; `extra` lines (without indentation) go under `floating_ip`.
+pub fn zero_config(extra: &[&str]) -> String {
+    let mut s = format!("{OTHER_SECTION}floating_ip:\n  enabled: true\n");
+    for line in extra {
+        s += &format!("  {line}\n");
+    }
+    s
+}
+
+/// Zero config plus the given echo timing (and `extra` keys).
+pub fn timed_config(t: Timing, extra: &[&str]) -> String {
+    let echo = format!(
+        "echo: {{interval_in_ms: {}, timeout_in_ms: {}}}",
+        t.interval.as_millis(),
+        t.timeout.as_millis()
+    );
+    let mut lines = vec![echo.as_str()];
+    lines.extend_from_slice(extra);
+    zero_config(&lines)
+}
+
+/// Writes `contents` as `<node>.yml` in the lab dir.
+pub fn write_config(lab: &Lab, node: &str, contents: &str) -> PathBuf {
+    lab.write_file(&format!("{node}.yml"), contents)
+}
+
+/// Starts `floatip run -v -c <cfg>` in `node`.
+pub fn start(lab: &Lab, node: &str, cfg: &Path) -> Proc {
+    lab.spawn(node, &[BIN, "-v", "run", "-c", path_str(cfg)], &[])
+}
+
+/// Runs `floatip release -c <cfg>` in `node` (what systemd's ExecStopPost
+/// does after the daemon died); panics unless it exits 0.
+pub fn release(lab: &Lab, node: &str, cfg: &Path) -> String {
+    let out = lab.run(node, &[BIN, "release", "-c", path_str(cfg)]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "floatip release in {node}: {}: {text}", out.status);
+    text
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("lab paths are UTF-8")
+}
+
+/// The state-change lines (`A -> B: reason`) of a daemon's log.
+pub fn transitions(p: &Proc) -> Vec<String> {
+    p.log()
+        .lines()
+        .filter(|l| {
+            ["BACKUP -> ", "MASTER -> ", "FAULT -> "]
+                .iter()
+                .any(|s| l.contains(s))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// The role a daemon last logged (its start counts as BACKUP).
+pub fn last_role(p: &Proc) -> &'static str {
+    let t = transitions(p);
+    let Some(last) = t.last() else { return "BACKUP" };
+    let after = last.split(" -> ").nth(1).unwrap_or_default();
+    ["BACKUP", "MASTER", "FAULT"]
+        .into_iter()
+        .find(|r| after.starts_with(r))
+        .unwrap_or("?")
+}
+
+/// Lines of a daemon's log containing `needle` (for the report).
+pub fn log_lines(p: &Proc, needle: &str) -> Vec<String> {
+    p.log().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+}
+
+/// Waits until exactly `node` holds the VIP and nobody else does, and has
+/// done so for `stable`; panics after `timeout` with the holders seen.
+pub fn wait_stable_holder(lab: &Lab, node: &str, stable: Duration, timeout: Duration) {
+    let mut since: Option<Instant> = None;
+    let mut last = Vec::new();
+    let ok = lab.wait_until(timeout, ms(5), || {
+        last = lab.holders(VIP);
+        if last == [node] {
+            let s = *since.get_or_insert_with(Instant::now);
+            s.elapsed() >= stable
+        } else {
+            since = None;
+            false
+        }
+    });
+    assert!(ok, "{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}");
+}
+
+/// Waits for exactly one holder (any node) and returns it with the time taken.
+pub fn wait_one_holder(lab: &Lab, timeout: Duration) -> (String, Duration) {
+    let t0 = Instant::now();
+    let holder = lab
+        .wait_single_holder(VIP, timeout)
+        .unwrap_or_else(|| panic!("no single holder of {VIP} within {timeout:?}; holders {:?}", lab.holders(VIP)));
+    (holder, t0.elapsed())
+}
+
+/// Nodes that held the VIP at any sample at or after the mark `label`.
+pub fn holders_after(r: &Report, label: &str) -> Vec<String> {
+    let from = r.mark(label);
+    let mut seen: Vec<String> = Vec::new();
+    for s in r.holder_log.iter().filter(|s| s.at >= from) {
+        for h in &s.holders {
+            if !seen.contains(h) {
+                seen.push(h.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// Changes of the answering node at or after the mark `label`.
+pub fn flips_after(r: &Report, label: &str) -> usize {
+    let from = r.mark(label);
+    let mut prev: Option<&str> = r
+        .answer_log
+        .iter()
+        .filter(|a| a.at < from)
+        .last()
+        .map(|a| a.node.as_str());
+    let mut flips = 0;
+    for a in r.answer_log.iter().filter(|a| a.at >= from) {
+        if prev.is_some_and(|p| p != a.node) {
+            flips += 1;
+        }
+        prev = Some(&a.node);
+    }
+    flips
+}
+
+/// Prints the one-line scenario summary operators and the report quote:
+/// `SCENARIO <name> outage=23ms dual=0ms flips=1`.
+pub fn scenario_line(name: &str, outage: Duration, dual: Duration, flips: usize) -> String {
+    let line = format!(
+        "SCENARIO {name} outage={}ms dual={}ms flips={flips}",
+        outage.as_millis(),
+        dual.as_millis()
+    );
+    println!("{line}");
+    line
+}
+
+/// Measured numbers against their bounds. Checks are recorded, the table is
+/// printed, then [`Table::assert_all`] fails the test listing every miss, so
+/// a failing run still shows all the numbers.
+pub struct Table {
+    title: String,
+    rows: Vec<Row>,
+}
+
+struct Row {
+    what: String,
+    measured: String,
+    bound: String,
+    ok: bool,
+}
+
+impl Table {
+    pub fn new(title: &str) -> Table {
+        Table { title: title.to_string(), rows: Vec::new() }
+    }
+
+    /// Records `measured <= bound`.
+    pub fn at_most(&mut self, what: &str, measured: Duration, bound: Duration) -> bool {
+        let ok = measured <= bound;
+        self.row(what, format!("{} ms", measured.as_millis()), format!("<= {} ms", bound.as_millis()), ok)
+    }
+
+    /// Records `measured < bound`.
+    pub fn below(&mut self, what: &str, measured: Duration, bound: Duration) -> bool {
+        let ok = measured < bound;
+        self.row(what, format!("{} ms", measured.as_millis()), format!("< {} ms", bound.as_millis()), ok)
+    }
+
+    /// Records an equality.
+    pub fn equal<T: std::fmt::Debug + PartialEq>(&mut self, what: &str, measured: T, expected: T) -> bool {
+        let ok = measured == expected;
+        self.row(what, format!("{measured:?}"), format!("== {expected:?}"), ok)
+    }
+
+    /// Records a yes/no fact.
+    pub fn check(&mut self, what: &str, ok: bool, detail: impl Into<String>) -> bool {
+        self.row(what, detail.into(), "true".into(), ok)
+    }
+
+    fn row(&mut self, what: &str, measured: String, bound: String, ok: bool) -> bool {
+        self.rows.push(Row { what: what.to_string(), measured, bound, ok });
+        ok
+    }
+
+    pub fn print(&self) {
+        let w = self.rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(5);
+        let m = self.rows.iter().map(|r| r.measured.len().min(60)).max().unwrap_or(0).max(8);
+        let mut s = format!("----- {} -----\n", self.title);
+        s += &format!("{:<w$}  {:<m$}  {:<12}  ok\n", "check", "measured", "bound");
+        for r in &self.rows {
+            s += &format!(
+                "{:<w$}  {:<m$}  {:<12}  {}\n",
+                r.what,
+                r.measured,
+                r.bound,
+                if r.ok { "yes" } else { "NO" }
+            );
+        }
+        print!("{s}");
+    }
+
+    /// Prints the table, then panics (with `context`) if any check failed.
+    pub fn finish(&self, context: &str) {
+        self.print();
+        let failed: Vec<String> = self
+            .rows
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{}: {} (want {})", r.what, r.measured, r.bound))
+            .collect();
+        assert!(failed.is_empty(), "{}: failed checks: {failed:#?}\n{context}", self.title);
+    }
+}
