@@ -14,4 +14,5 @@ pub mod environment;
 pub mod heartbeat;
 pub mod net;
 pub mod state;
+pub mod status;
 pub mod wire;

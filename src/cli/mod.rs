@@ -4,6 +4,7 @@
 mod check;
 mod release;
 mod run;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,20 @@ pub enum Command {
     Check(ConfigArg),
     /// Remove the floating IP from this host if it is there (idempotent; for ExecStopPost)
     Release(ConfigArg),
+    /// Show the running daemon's state, holder, peers and counters
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print the raw JSON snapshot
+    #[arg(long)]
+    pub json: bool,
+    /// The daemon's status socket (default: status_socket from the config file)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +61,7 @@ impl Cli {
             Command::Run(a) => run::run(&a.config),
             Command::Check(a) => check::check(&a.config),
             Command::Release(a) => release::release(&a.config),
+            Command::Status(a) => status::status(&a),
         }
     }
 }

@@ -7,6 +7,8 @@
 mod raw;
 mod resolve;
 
+pub use resolve::DEFAULT_STATUS_SOCKET;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

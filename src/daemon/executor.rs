@@ -1,7 +1,7 @@
 //! Carries out the state machine's actions on the host and the network, and reports to
 //! the service manager. Failures become events; nothing here changes the state.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 use sd_notify::NotifyState;
@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::Host;
 use crate::state::{Action, Event, Machine, ProbeOutcome};
+use crate::status::{Server, Snapshot};
 use crate::wire::Kind;
 
 pub enum Outcome {
@@ -27,6 +28,7 @@ pub struct Executor<H: Host> {
     watchdog: Option<Duration>,
     last_watchdog: Instant,
     status: String,
+    status_server: Option<Server>,
 }
 
 impl<H: Host> Executor<H> {
@@ -40,6 +42,13 @@ impl<H: Host> Executor<H> {
             watchdog: sd_notify::watchdog_enabled(),
             last_watchdog: Instant::now(),
             status: String::new(),
+            status_server: match Server::start(&config.status_socket) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!("status socket {} unavailable: {e}; `floatip status` will not work", config.status_socket.display());
+                    None
+                }
+            },
         }
     }
 
@@ -114,18 +123,23 @@ impl<H: Host> Executor<H> {
         });
     }
 
-    /// Keeps the heartbeat threads' view and systemd's STATUS= current.
-    pub fn publish(&mut self, machine: &Machine) {
+    /// Keeps the heartbeat threads' view, the status socket and systemd's STATUS= current.
+    pub fn publish(&mut self, machine: &Machine, config: &Config) {
         self.publish_view(machine);
-        let status = format!("{}: {}", machine.role(), machine.reason());
+        let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
+        let snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected);
+        if let Some(server) = &self.status_server {
+            server.publish(&snapshot);
+        }
+        let status = snapshot.one_line();
         if status != self.status {
             let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
             self.status = status;
         }
     }
 
-    pub fn notify_ready(&mut self, machine: &Machine) {
-        self.publish(machine);
+    pub fn notify_ready(&mut self, machine: &Machine, config: &Config) {
+        self.publish(machine, config);
         let _ = sd_notify::notify(&[NotifyState::Ready]);
     }
 

@@ -88,7 +88,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
     let mut daemon = Daemon { machine, exec: Executor::new(host, broadcaster, prober, local, &config), config };
     daemon.apply(Instant::now(), first);
-    daemon.exec.notify_ready(&daemon.machine);
+    daemon.exec.notify_ready(&daemon.machine, &daemon.config);
     daemon.run_loop(rx);
     Ok(())
 }
@@ -157,7 +157,7 @@ impl<H: Host> Daemon<H> {
                 }
             }
         }
-        self.exec.publish(&self.machine);
+        self.exec.publish(&self.machine, &self.config);
         false
     }
 

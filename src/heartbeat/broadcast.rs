@@ -57,6 +57,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
     let m = match wire::decode(bytes) {
         Ok(m) => m,
         Err(e) => {
+            local.reject();
             debug!("dropped datagram from {from}: {e}");
             return None;
         }
@@ -65,6 +66,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
         return None;
     }
     if from.ip() != std::net::IpAddr::V4(m.node) {
+        local.reject();
         debug!("dropped {:?} from {from} claiming to be {}", m.kind, m.node);
         return None;
     }

@@ -44,6 +44,9 @@ impl Listener {
                 let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 if let Err(e) = answer(stream, &local, read_deadline) {
                     debug!("heartbeat connection from {peer} ended: {e}");
+                    if e.rejected {
+                        local.reject();
+                    }
                 }
                 still_open.fetch_sub(1, Ordering::Relaxed);
             });
@@ -71,16 +74,37 @@ pub fn read_message(stream: &mut TcpStream) -> Result<wire::Message, ReadError> 
     Ok(wire::decode(&buf[..len])?)
 }
 
-fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), String> {
-    stream.set_read_timeout(Some(read_deadline)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(read_deadline)).map_err(|e| e.to_string())?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+/// Why a heartbeat connection ended; `rejected` when the peer sent something unacceptable.
+#[derive(Debug)]
+struct Ended {
+    why: String,
+    rejected: bool,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+fn io_end(e: std::io::Error) -> Ended {
+    Ended { why: e.to_string(), rejected: false }
+}
+
+fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), Ended> {
+    stream.set_read_timeout(Some(read_deadline)).map_err(io_end)?;
+    stream.set_write_timeout(Some(read_deadline)).map_err(io_end)?;
+    stream.set_nodelay(true).map_err(io_end)?;
     loop {
-        let m = read_message(&mut stream).map_err(|e| e.to_string())?;
+        let m = match read_message(&mut stream) {
+            Ok(m) => m,
+            Err(ReadError::Io(e)) => return Err(io_end(e)),
+            Err(ReadError::Wire(e)) => return Err(Ended { why: e.to_string(), rejected: true }),
+        };
         if m.kind != Kind::Heartbeat || m.vip != local.vip {
-            return Err(format!("unexpected {:?} for {}", m.kind, m.vip));
+            return Err(Ended { why: format!("unexpected {:?} for {}", m.kind, m.vip), rejected: true });
         }
         let echo = wire::encode(&local.message(Kind::Echo, None));
-        stream.write_all(&echo).map_err(|e| e.to_string())?;
+        stream.write_all(&echo).map_err(io_end)?;
     }
 }

@@ -35,11 +35,13 @@ pub struct Local {
     pub boot: u64,
     seq: AtomicU64,
     view: Mutex<LocalView>,
+    /// Messages dropped as malformed, foreign or unauthenticated (for `floatip status`).
+    pub rejected: AtomicU64,
 }
 
 impl Local {
     pub fn new(vip: Ipv4Addr, node: Ipv4Addr, mac: Mac, boot: u64, view: LocalView) -> Arc<Local> {
-        Arc::new(Local { vip, node, mac, boot, seq: AtomicU64::new(0), view: Mutex::new(view) })
+        Arc::new(Local { vip, node, mac, boot, seq: AtomicU64::new(0), view: Mutex::new(view), rejected: AtomicU64::new(0) })
     }
 
     pub fn set_view(&self, view: LocalView) {
@@ -51,6 +53,10 @@ impl Local {
     pub fn view(&self) -> LocalView {
         // A poisoned lock only means a panicking writer; the value is still a valid view.
         *self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn reject(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn message(&self, kind: Kind, successor: Option<Ipv4Addr>) -> Message {

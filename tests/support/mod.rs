@@ -196,13 +196,16 @@ pub fn flips_after(r: &Report, label: &str) -> usize {
 }
 
 /// Prints the one-line scenario summary operators and the report quote:
-/// `SCENARIO <name> outage=23ms dual=0ms flips=1`.
-pub fn scenario_line(name: &str, outage: Duration, dual: Duration, flips: usize) -> String {
-    let line = format!(
+/// `SCENARIO <name> outage=23ms dual=0ms flips=1` (then `extra`, if any).
+pub fn scenario_line(name: &str, outage: Duration, dual: Duration, flips: usize, extra: &str) -> String {
+    let mut line = format!(
         "SCENARIO {name} outage={}ms dual={}ms flips={flips}",
         outage.as_millis(),
         dual.as_millis()
     );
+    if !extra.is_empty() {
+        line = format!("{line} {extra}");
+    }
     println!("{line}");
     line
 }
@@ -220,6 +223,17 @@ struct Row {
     measured: String,
     bound: String,
     ok: bool,
+}
+
+/// One line of at most 60 characters for the table (the full text goes into
+/// the failure message).
+fn cell(s: &str) -> String {
+    let one: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one.chars().count() <= 60 {
+        one
+    } else {
+        format!("{}...", one.chars().take(57).collect::<String>())
+    }
 }
 
 impl Table {
@@ -257,14 +271,14 @@ impl Table {
 
     pub fn print(&self) {
         let w = self.rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(5);
-        let m = self.rows.iter().map(|r| r.measured.len().min(60)).max().unwrap_or(0).max(8);
+        let m = self.rows.iter().map(|r| cell(&r.measured).chars().count()).max().unwrap_or(0).max(8);
         let mut s = format!("----- {} -----\n", self.title);
         s += &format!("{:<w$}  {:<m$}  {:<12}  ok\n", "check", "measured", "bound");
         for r in &self.rows {
             s += &format!(
                 "{:<w$}  {:<m$}  {:<12}  {}\n",
                 r.what,
-                r.measured,
+                cell(&r.measured),
                 r.bound,
                 if r.ok { "yes" } else { "NO" }
             );

@@ -1,0 +1,46 @@
+//! `floatip status`: reads the daemon's snapshot and prints it.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::Snapshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no floatip daemon answers on {path}: {error} (is it running? is status_socket the same?)")]
+    Connect { path: String, error: std::io::Error },
+    #[error("reading {path}: {error}")]
+    Read { path: String, error: std::io::Error },
+    #[error("{path} sent something that is not a floatip status: {error}")]
+    Parse { path: String, error: serde_json::Error },
+}
+
+pub fn fetch(path: &Path) -> Result<(Snapshot, String), StatusError> {
+    let p = path.display().to_string();
+    let mut stream = UnixStream::connect(path).map_err(|error| StatusError::Connect { path: p.clone(), error })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut body = String::new();
+    stream.read_to_string(&mut body).map_err(|error| StatusError::Read { path: p.clone(), error })?;
+    let snapshot = serde_json::from_str(&body).map_err(|error| StatusError::Parse { path: p, error })?;
+    Ok((snapshot, body))
+}
+
+/// The human-readable form.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    out += &format!("state:     {} for {} ms ({})\n", s.state, s.since_ms_ago, s.reason);
+    out += &format!("address:   {} on {} (node {} priority {})\n", s.vip, s.interface, s.node, s.priority);
+    out += &format!("holder:    {}\n", s.holder.map_or("unknown".to_string(), |h| h.to_string()));
+    out += &format!("peers:     {}\n", s.peers.len());
+    for p in &s.peers {
+        out += &format!("  {} {} priority {} mac {} heard {} ms ago\n", p.node, p.role, p.priority, p.mac, p.last_heard_ms_ago);
+    }
+    let c = &s.counters;
+    out += &format!(
+        "counters:  takeovers {} conflicts {} heartbeats_lost {} messages_rejected {}\n",
+        c.takeovers, c.conflicts, c.heartbeats_lost, c.messages_rejected
+    );
+    out
+}

@@ -1,0 +1,166 @@
+//! `floatip status`: the running daemon's state, served as JSON on a root-only Unix socket.
+//!
+//! The daemon loop rebuilds a [`Snapshot`] after every step ([`Snapshot::of`] is pure);
+//! a server thread hands the latest one to each client that connects.
+
+mod client;
+mod server;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{fetch, render};
+pub use server::Server;
+
+use crate::config::Config;
+use crate::state::{fmt_mac, Holder, Machine};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub node: Ipv4Addr,
+    pub role: String,
+    pub priority: u8,
+    pub mac: String,
+    pub last_heard_ms_ago: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub takeovers: u64,
+    pub conflicts: u64,
+    pub heartbeats_lost: u64,
+    /// Messages dropped as malformed, foreign or unauthenticated.
+    pub messages_rejected: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub version: String,
+    pub state: String,
+    pub since_unix_ms: u64,
+    pub since_ms_ago: u64,
+    pub reason: String,
+    pub node: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub interface: String,
+    pub priority: u8,
+    /// Who holds the address as far as this node knows (itself when MASTER).
+    pub holder: Option<Ipv4Addr>,
+    pub peers: Vec<PeerStatus>,
+    pub counters: Counters,
+}
+
+impl Snapshot {
+    /// The machine's state as an operator reads it; `wall` is the wall-clock time at `now`.
+    pub fn of(machine: &Machine, config: &Config, now: Instant, wall: SystemTime, rejected: u64) -> Snapshot {
+        let ago = |t: Instant| now.saturating_duration_since(t);
+        let since_ago = ago(machine.since());
+        let since_wall = wall.checked_sub(since_ago).unwrap_or(SystemTime::UNIX_EPOCH);
+        let holder = match (machine.role(), machine.holder()) {
+            (crate::state::Role::Master, _) => Some(config.node_addr),
+            (_, Holder::Alive { peer, .. }) => Some(peer.node),
+            _ => None,
+        };
+        let c = machine.counters();
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION").into(),
+            state: machine.role().to_string(),
+            since_unix_ms: millis(since_wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()),
+            since_ms_ago: millis(since_ago),
+            reason: machine.reason().to_string(),
+            node: config.node_addr,
+            vip: config.vip,
+            interface: config.interface.clone(),
+            priority: machine.me().priority.0,
+            holder,
+            peers: machine
+                .peers()
+                .map(|s| PeerStatus {
+                    node: s.peer.node,
+                    role: s.peer.role.to_string(),
+                    priority: s.peer.priority.0,
+                    mac: fmt_mac(&s.peer.mac),
+                    last_heard_ms_ago: millis(ago(s.at)),
+                })
+                .collect(),
+            counters: Counters {
+                takeovers: c.takeovers,
+                conflicts: c.conflicts,
+                heartbeats_lost: c.holder_losses,
+                messages_rejected: rejected,
+            },
+        }
+    }
+
+    /// The one-line summary systemd shows as STATUS=.
+    pub fn one_line(&self) -> String {
+        let holder = self.holder.map_or("none".to_string(), |h| h.to_string());
+        format!("{} {} holder {} peers {}: {}", self.state, self.vip, holder, self.peers.len(), self.reason)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Echo, Netmask, Priority};
+    use crate::state::{Event, Me, Peer, ProbeOutcome, Role, Timing};
+
+    fn config() -> Config {
+        Config {
+            source: "/etc/floatip/gateway.yml".into(),
+            interface: "eth0".into(),
+            node_addr: Ipv4Addr::new(192, 0, 2, 11),
+            vip: Ipv4Addr::new(192, 0, 2, 234),
+            netmask: Netmask::default(),
+            echo: Echo {
+                port: 61111,
+                dial_timeout: Duration::from_secs(1),
+                timeout: Duration::from_millis(300),
+                interval: Duration::from_millis(100),
+            },
+            priority: Priority(100),
+            preempt: false,
+            preempt_delay: Duration::ZERO,
+            garp_refresh: None,
+            status_socket: "/tmp/x".into(),
+            auto_detected: vec![],
+        }
+    }
+
+    #[test]
+    fn snapshot_of_a_master_with_a_peer() {
+        let c = config();
+        let t0 = Instant::now();
+        let me = Me { node: c.node_addr, boot: 1, priority: c.priority };
+        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let peer = Peer {
+            node: Ipv4Addr::new(192, 0, 2, 12),
+            boot: 2,
+            priority: Priority(90),
+            role: Role::Backup,
+            mac: [2, 0, 0, 0, 0, 12],
+            preempt_request: false,
+        };
+        m.handle(t0 + Duration::from_millis(50), Event::Announce(peer));
+        m.handle(t0 + Duration::from_millis(200), Event::Tick);
+        m.handle(t0 + Duration::from_millis(201), Event::Probe(ProbeOutcome::Free));
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(301), wall, 7);
+        assert_eq!(s.state, "MASTER");
+        assert_eq!(s.since_ms_ago, 100);
+        assert_eq!(s.since_unix_ms, 999_900);
+        assert_eq!(s.holder, Some(c.node_addr));
+        assert_eq!(s.peers.len(), 1);
+        assert_eq!(s.peers[0].last_heard_ms_ago, 251);
+        assert_eq!(s.peers[0].mac, "02:00:00:00:00:0c");
+        assert_eq!(s.counters.takeovers, 1);
+        assert_eq!(s.counters.messages_rejected, 7);
+        assert!(s.one_line().starts_with("MASTER 192.0.2.234 holder 192.0.2.11 peers 1: "), "{}", s.one_line());
+    }
+}
