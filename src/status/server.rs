@@ -1,7 +1,7 @@
 //! Serves the latest snapshot to whoever connects to the status socket.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,8 +22,8 @@ impl Server {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
         }
-        // A socket file left by a crashed daemon would make bind fail.
-        if path.exists() {
+        // A socket left by a crashed daemon would make bind fail; anything else is not ours.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
             std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
