@@ -36,9 +36,11 @@ pub enum DaemonError {
     Signals(std::io::Error),
 }
 
-/// How often the interface is looked at (link state, the address being there).
+/// How often the interface is looked at (link state, the address being there). Half an
+/// interval: a master that lost its link drops the address well before any backup (which
+/// waits at least two intervals) can take over.
 fn poll_period(interval: Duration) -> Duration {
-    (interval / 4).clamp(Duration::from_millis(10), Duration::from_millis(250))
+    (interval / 2).clamp(Duration::from_millis(10), Duration::from_millis(500))
 }
 
 /// Runs until SIGTERM/SIGINT; returns after the address is released.

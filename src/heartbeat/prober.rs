@@ -19,10 +19,11 @@ use crate::wire::{self, Kind};
 
 pub struct Prober {
     enabled: Arc<AtomicBool>,
+    thread: Option<std::thread::Thread>,
 }
 
-/// How often a disabled prober checks whether it is wanted again.
-const IDLE_POLL: Duration = Duration::from_millis(20);
+/// A disabled prober sleeps until woken by [`Prober::set_enabled`]; this only bounds the sleep.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Prober {
     pub fn start(local: Arc<Local>, port: u16, interval: Duration, dial_timeout: Duration, events: Sender<Input>) -> Prober {
@@ -31,7 +32,7 @@ impl Prober {
         let target = SocketAddr::from((local.vip, port));
         let spawned = std::thread::Builder::new().name("fip-prober".into()).spawn(move || loop {
             if !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(IDLE_POLL);
+                std::thread::park_timeout(IDLE_WAIT);
                 continue;
             }
             let started = Instant::now();
@@ -44,14 +45,21 @@ impl Prober {
             // Redial at most once per interval, but at once after a long healthy session.
             std::thread::sleep(interval.saturating_sub(started.elapsed()));
         });
-        if let Err(e) = spawned {
-            log::error!("cannot start the prober thread: {e}");
-        }
-        Prober { enabled }
+        let thread = match spawned {
+            Ok(handle) => Some(handle.thread().clone()),
+            Err(e) => {
+                log::error!("cannot start the prober thread: {e}");
+                None
+            }
+        };
+        Prober { enabled, thread }
     }
 
     pub fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.unpark();
+        }
     }
 }
 
