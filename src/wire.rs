@@ -19,9 +19,23 @@
 //! | 28..32 | successor (resign only; 0.0.0.0 = none)               |
 //! | 32..40 | sender's boot id (random per daemon start)            |
 //! | 40..48 | sequence number                                       |
+//!
+//! The authenticated form (flag bit 1 set, 104 bytes; used when `floating_ip.auth` is
+//! configured) appends:
+//!
+//! | bytes   | field                                                      |
+//! |---------|------------------------------------------------------------|
+//! | 48..56  | sender's wall clock, ms since the Unix epoch               |
+//! | 56..64  | echo only: boot id of the heartbeat answered, else 0       |
+//! | 64..72  | echo only: sequence number of the heartbeat answered, else 0 |
+//! | 72..104 | HMAC-SHA256 over bytes 0..72 with the group's key          |
+//!
+//! A node with a key accepts only the authenticated form, a node without one only the
+//! plain form; [`decode`] checks structure, [`authenticate`] that policy and the tag.
 
 use std::net::Ipv4Addr;
 
+use crate::auth::{Auth, KeyUsed, TAG_LEN};
 use crate::config::Priority;
 use crate::state::Role;
 
@@ -30,10 +44,16 @@ pub const VERSION: u8 = 1;
 /// Bytes needed to learn a message's version and length.
 pub const HEADER_LEN: usize = 8;
 pub const MESSAGE_LEN: usize = 48;
+/// Length of the authenticated form: the plain message, the stamp and the tag.
+pub const AUTH_MESSAGE_LEN: usize = MESSAGE_LEN + STAMP_LEN + TAG_LEN;
+const STAMP_LEN: usize = 24;
+/// Bytes covered by the tag.
+const SIGNED_LEN: usize = MESSAGE_LEN + STAMP_LEN;
 /// Nothing longer is ever read, whatever a header claims.
 pub const MAX_MESSAGE_LEN: usize = 256;
 
 const FLAG_PREEMPT: u8 = 1;
+const FLAG_AUTH: u8 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -76,6 +96,28 @@ pub struct Message {
     pub seq: u64,
 }
 
+/// The heartbeat a message answers (echoes only): the requester's boot id and sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    pub boot: u64,
+    pub seq: u64,
+}
+
+/// The authenticated form's extra fields (the tag aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Sender's wall clock, ms since the Unix epoch.
+    pub time_ms: u64,
+    pub reply_to: Option<Challenge>,
+}
+
+/// A structurally valid message; `stamp` is `Some` for the authenticated form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    pub message: Message,
+    pub stamp: Option<Stamp>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("message too short: {0} bytes")]
@@ -92,6 +134,21 @@ pub enum WireError {
     UnknownRole(u8),
     #[error("priority {0} outside 1..=254")]
     BadPriority(u8),
+    #[error("flags say {} form but the length is {declared}", if *authenticated { "authenticated" } else { "plain" })]
+    FormMismatch { authenticated: bool, declared: usize },
+    #[error("unauthenticated message, but this node requires floating_ip.auth; configure the same key on every node")]
+    Unauthenticated,
+    #[error("authenticated message, but this node has no floating_ip.auth key; configure the group's key here too")]
+    UnexpectedAuth,
+    #[error("authentication failed: wrong key or altered message")]
+    BadTag,
+}
+
+impl WireError {
+    /// A failure of authentication rather than of form (for the `auth_failures` counter).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, WireError::Unauthenticated | WireError::UnexpectedAuth | WireError::BadTag)
+    }
 }
 
 fn role_code(role: Role) -> u8 {
@@ -129,6 +186,29 @@ pub fn encode(m: &Message) -> [u8; MESSAGE_LEN] {
     b
 }
 
+/// The authenticated form of `m`, signed with `auth`'s current key.
+pub fn encode_authenticated(m: &Message, stamp: &Stamp, auth: &Auth) -> [u8; AUTH_MESSAGE_LEN] {
+    let mut b = [0u8; AUTH_MESSAGE_LEN];
+    b[..MESSAGE_LEN].copy_from_slice(&encode(m));
+    b[6..8].copy_from_slice(&(AUTH_MESSAGE_LEN as u16).to_be_bytes());
+    b[10] |= FLAG_AUTH;
+    let reply = stamp.reply_to.unwrap_or(Challenge { boot: 0, seq: 0 });
+    b[48..56].copy_from_slice(&stamp.time_ms.to_be_bytes());
+    b[56..64].copy_from_slice(&reply.boot.to_be_bytes());
+    b[64..72].copy_from_slice(&reply.seq.to_be_bytes());
+    let tag = auth.tag(&b[..SIGNED_LEN]);
+    b[SIGNED_LEN..].copy_from_slice(&tag);
+    b
+}
+
+/// `m` in the form this node speaks: authenticated when it has a key.
+pub fn seal(m: &Message, stamp: &Stamp, auth: Option<&Auth>) -> Vec<u8> {
+    match auth {
+        Some(a) => encode_authenticated(m, stamp, a).to_vec(),
+        None => encode(m).to_vec(),
+    }
+}
+
 /// Validates a header and returns the whole message's length, so a stream reader
 /// knows how much more to read (never more than [`MAX_MESSAGE_LEN`]).
 pub fn frame_len(header: &[u8]) -> Result<usize, WireError> {
@@ -142,16 +222,21 @@ pub fn frame_len(header: &[u8]) -> Result<usize, WireError> {
         return Err(WireError::UnsupportedVersion(header[4]));
     }
     let declared = u16::from_be_bytes([header[6], header[7]]) as usize;
-    if declared != MESSAGE_LEN {
+    if declared != MESSAGE_LEN && declared != AUTH_MESSAGE_LEN {
         return Err(WireError::Length { declared, actual: header.len().max(declared) });
     }
     Ok(declared)
 }
 
-pub fn decode(b: &[u8]) -> Result<Message, WireError> {
+/// Checks a message's structure (either form) and decodes it; no authentication.
+pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
     let declared = frame_len(b)?;
     if b.len() != declared {
         return Err(WireError::Length { declared, actual: b.len() });
+    }
+    let authenticated = b[10] & FLAG_AUTH != 0;
+    if authenticated != (declared == AUTH_MESSAGE_LEN) {
+        return Err(WireError::FormMismatch { authenticated, declared });
     }
     let kind = Kind::from_u8(b[5]).ok_or(WireError::UnknownKind(b[5]))?;
     let role = role_from(b[8]).ok_or(WireError::UnknownRole(b[8]))?;
@@ -167,7 +252,11 @@ pub fn decode(b: &[u8]) -> Result<Message, WireError> {
     let mut mac = [0u8; 6];
     mac.copy_from_slice(&b[20..26]);
     let successor = ip(28);
-    Ok(Message {
+    let stamp = authenticated.then(|| {
+        let (boot, seq) = (u64_at(56), u64_at(64));
+        Stamp { time_ms: u64_at(48), reply_to: (boot != 0 || seq != 0).then_some(Challenge { boot, seq }) }
+    });
+    let message = Message {
         kind,
         role,
         priority: Priority(b[9]),
@@ -178,7 +267,26 @@ pub fn decode(b: &[u8]) -> Result<Message, WireError> {
         successor: (!successor.is_unspecified()).then_some(successor),
         boot: u64_at(32),
         seq: u64_at(40),
-    })
+    };
+    Ok(Decoded { message, stamp })
+}
+
+/// Applies this node's policy to a decoded message `b`: with a key, only the authenticated
+/// form with a tag that verifies; without one, only the plain form.
+pub fn authenticate(b: &[u8], d: &Decoded, auth: Option<&Auth>) -> Result<Option<KeyUsed>, WireError> {
+    match (auth, d.stamp) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(WireError::UnexpectedAuth),
+        (Some(_), None) => Err(WireError::Unauthenticated),
+        (Some(a), Some(_)) => a.verify(&b[..SIGNED_LEN], &b[SIGNED_LEN..AUTH_MESSAGE_LEN]).map(Some).ok_or(WireError::BadTag),
+    }
+}
+
+/// [`decode`] then [`authenticate`].
+pub fn open(b: &[u8], auth: Option<&Auth>) -> Result<Decoded, WireError> {
+    let d = decode(b)?;
+    authenticate(b, &d, auth)?;
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -204,9 +312,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = sample();
-        assert_eq!(decode(&encode(&m)).unwrap(), m);
+        assert_eq!(decode(&encode(&m)).unwrap(), Decoded { message: m, stamp: None });
         let plain = Message { successor: None, preempt_request: false, kind: Kind::Echo, role: Role::Fault, ..m };
-        assert_eq!(decode(&encode(&plain)).unwrap(), plain);
+        assert_eq!(decode(&encode(&plain)).unwrap().message, plain);
     }
 
     #[test]
@@ -252,7 +360,117 @@ mod tests {
         assert!(frame_len(&huge[..HEADER_LEN]).is_err());
     }
 
+    fn auth(c: u8) -> Auth {
+        Auth::new(crate::auth::Key::new(vec![c; 32]).unwrap())
+    }
+
+    fn stamp() -> Stamp {
+        Stamp { time_ms: 1_700_000_000_123, reply_to: Some(Challenge { boot: 9, seq: 77 }) }
+    }
+
+    #[test]
+    fn authenticated_round_trip_and_layout() {
+        let (m, a) = (sample(), auth(7));
+        let b = encode_authenticated(&m, &stamp(), &a);
+        assert_eq!(b.len(), 104);
+        assert_eq!(&b[6..8], &[0, 104]);
+        assert_eq!(b[10], FLAG_PREEMPT | FLAG_AUTH);
+        assert_eq!(&b[..6], &encode(&m)[..6]);
+        assert_eq!(&b[11..MESSAGE_LEN], &encode(&m)[11..]);
+        assert_eq!(frame_len(&b[..HEADER_LEN]), Ok(AUTH_MESSAGE_LEN));
+        let d = open(&b, Some(&a)).unwrap();
+        assert_eq!(d, Decoded { message: m, stamp: Some(stamp()) });
+        assert_eq!(authenticate(&b, &d, Some(&a)), Ok(Some(KeyUsed::Current)));
+        let none = Stamp { time_ms: 5, reply_to: None };
+        assert_eq!(open(&encode_authenticated(&m, &none, &a), Some(&a)).unwrap().stamp, Some(none));
+        assert_eq!(seal(&m, &none, None), encode(&m).to_vec());
+        assert_eq!(seal(&m, &none, Some(&a)), encode_authenticated(&m, &none, &a).to_vec());
+    }
+
+    #[test]
+    fn policy_keyed_and_plain_nodes_refuse_each_other() {
+        let (m, a) = (sample(), auth(7));
+        let signed = encode_authenticated(&m, &stamp(), &a);
+        assert_eq!(open(&encode(&m), Some(&a)), Err(WireError::Unauthenticated));
+        assert_eq!(open(&signed, None), Err(WireError::UnexpectedAuth));
+        assert_eq!(open(&signed, Some(&auth(8))), Err(WireError::BadTag));
+        let rotating = Auth { previous_key: Some(auth(7).key), ..auth(8) };
+        let d = decode(&signed).unwrap();
+        assert_eq!(authenticate(&signed, &d, Some(&rotating)), Ok(Some(KeyUsed::Previous)));
+        for e in [WireError::Unauthenticated, WireError::UnexpectedAuth, WireError::BadTag] {
+            assert!(e.is_auth_failure());
+        }
+        assert!(!WireError::BadMagic.is_auth_failure());
+    }
+
+    #[test]
+    fn any_altered_byte_of_an_authenticated_message_is_refused() {
+        let a = auth(7);
+        let good = encode_authenticated(&sample(), &stamp(), &a);
+        for i in 0..AUTH_MESSAGE_LEN {
+            for bit in 0..8 {
+                let mut b = good;
+                b[i] ^= 1 << bit;
+                assert!(open(&b, Some(&a)).is_err(), "byte {i} bit {bit} flipped was accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn form_and_length_must_agree() {
+        let a = auth(7);
+        let mut plain_claiming_auth = encode(&sample());
+        plain_claiming_auth[10] |= FLAG_AUTH;
+        assert_eq!(decode(&plain_claiming_auth), Err(WireError::FormMismatch { authenticated: true, declared: 48 }));
+        let mut auth_claiming_plain = encode_authenticated(&sample(), &stamp(), &a);
+        auth_claiming_plain[10] &= !FLAG_AUTH;
+        assert_eq!(decode(&auth_claiming_plain), Err(WireError::FormMismatch { authenticated: false, declared: 104 }));
+        let signed = encode_authenticated(&sample(), &stamp(), &a);
+        assert_eq!(decode(&signed[..103]), Err(WireError::Length { declared: 104, actual: 103 }));
+        let mut future = signed;
+        future[4] = 2;
+        assert_eq!(decode(&future), Err(WireError::UnsupportedVersion(2)));
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+        #[test]
+        fn opener_never_panics_with_or_without_a_key(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let a = auth(7);
+            let _ = open(&bytes, Some(&a));
+            let _ = open(&bytes, None);
+        }
+
+        #[test]
+        fn garbage_with_a_valid_header_is_never_accepted_by_a_keyed_node(tail in proptest::collection::vec(any::<u8>(), 96)) {
+            let a = auth(7);
+            let mut b = encode_authenticated(&sample(), &stamp(), &a).to_vec();
+            b[HEADER_LEN..].copy_from_slice(&tail);
+            b[10] |= FLAG_AUTH;
+            prop_assert!(open(&b, Some(&a)).is_err());
+        }
+
+        #[test]
+        fn mutated_authenticated_messages_are_refused(i in 0usize..AUTH_MESSAGE_LEN, v in 1u8..=255) {
+            let a = auth(7);
+            let mut b = encode_authenticated(&sample(), &stamp(), &a);
+            b[i] ^= v;
+            prop_assert!(open(&b, Some(&a)).is_err());
+        }
+
+        #[test]
+        fn any_authenticated_message_round_trips(prio in 1u8..=254, boot in any::<u64>(), seq in any::<u64>(), time_ms in any::<u64>(), rb in 1u64.., rs in any::<u64>(), echo in any::<bool>()) {
+            let a = auth(3);
+            let m = Message { priority: Priority(prio), boot, seq, ..sample() };
+            let st = Stamp { time_ms, reply_to: echo.then_some(Challenge { boot: rb, seq: rs }) };
+            let d = open(&encode_authenticated(&m, &st, &a), Some(&a)).unwrap();
+            prop_assert_eq!(d, Decoded { message: m, stamp: Some(st) });
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
         #[test]
         fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = decode(&bytes);
@@ -263,9 +481,9 @@ mod tests {
             let mut b = encode(&sample());
             b[i] = v;
             // Reserved bytes and unknown flag bits are ignored; everything else must survive.
-            if let Ok(m) = decode(&b) {
+            if let Ok(d) = decode(&b) {
                 if ![10, 11, 26, 27].contains(&i) {
-                    prop_assert_eq!(encode(&m), b);
+                    prop_assert_eq!(encode(&d.message), b);
                 }
             }
         }
@@ -273,7 +491,7 @@ mod tests {
         #[test]
         fn any_valid_message_round_trips(prio in 1u8..=254, boot in any::<u64>(), seq in any::<u64>(), node in any::<u32>(), pre in any::<bool>()) {
             let m = Message { priority: Priority(prio), boot, seq, node: Ipv4Addr::from(node), preempt_request: pre, ..sample() };
-            prop_assert_eq!(decode(&encode(&m)).unwrap(), m);
+            prop_assert_eq!(decode(&encode(&m)).unwrap(), Decoded { message: m, stamp: None });
         }
     }
 }

@@ -111,7 +111,7 @@ fn link_cut_moves_the_address() {
     let took_over = lab.wait_until(t.outage_bound() + ms(2000), ms(2), || lab.holders(VIP).contains(&other.to_string()));
     let take_over_time = cut_at.elapsed();
     let answered = watch.wait_answer_from(other, Duration::from_secs(2));
-    // The cut node sees no carrier within one poll (interval / 4) and removes its copy.
+    // The cut node sees no carrier within one interface poll (half an interval) and removes its copy.
     let cleaned = lab.wait_until(ms(1000), ms(5), || lab.holders(VIP) == [other]);
     std::thread::sleep(ms(300));
     let report = watch.stop();

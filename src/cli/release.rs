@@ -22,7 +22,15 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     }
     info!("released {} from {}", config.vip, config.interface);
     let view = LocalView { role: Role::Backup, priority: config.priority, preempt_request: false };
-    let local = Local::new(config.vip, config.node_addr, host.mac(), heartbeat::new_boot_id(), view);
+    let local = Local::new(
+        config.vip,
+        config.node_addr,
+        host.mac(),
+        heartbeat::new_boot_id(),
+        view,
+        config.auth.clone(),
+        config.echo.interval,
+    );
     if let Err(e) = send_released(&local, config.echo.port, config.broadcast()) {
         log::warn!("could not tell the group about the release: {e}");
     }

@@ -6,6 +6,7 @@
 
 mod raw;
 mod resolve;
+mod track;
 
 pub use resolve::DEFAULT_STATUS_SOCKET;
 
@@ -13,8 +14,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use raw::RawSection;
+pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
+pub use track::{Check, Notify, Target};
 
 /// Where `floatip` looks for its configuration by default.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/floatip/gateway.yml";
@@ -102,6 +104,12 @@ pub struct Config {
     pub garp_refresh: Option<Duration>,
     /// Unix socket where `floatip status` finds the daemon.
     pub status_socket: PathBuf,
+    /// The group's heartbeat key (`floating_ip.auth`); `None` runs unauthenticated.
+    pub auth: Option<crate::auth::Auth>,
+    /// Service checks (`floating_ip.track`); empty: only the host is followed.
+    pub track: Vec<Check>,
+    /// State-change hooks (`floating_ip.notify`).
+    pub notify: Notify,
     /// What was defaulted rather than set, for `floatip check`.
     pub auto_detected: Vec<&'static str>,
 }
@@ -137,6 +145,16 @@ impl Config {
         let refresh = self.garp_refresh.map_or("off".to_string(), |d| ms(d).to_string());
         s += &format!("garp_refresh_in_ms:     {refresh}\n");
         s += &format!("status_socket:          {}\n", self.status_socket.display());
+        s += &match &self.auth {
+            None => "auth:                   off (unauthenticated group)\n".to_string(),
+            Some(a) => format!(
+                "auth:                   key {}{}, max_clock_skew_in_ms {}\n",
+                a.key.fingerprint(),
+                a.previous_key.as_ref().map_or(String::new(), |p| format!(" (also accepting {})", p.fingerprint())),
+                ms(a.max_skew)
+            ),
+        };
+        s += &track::describe(&self.track, &self.notify);
         s
     }
 }

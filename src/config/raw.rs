@@ -22,11 +22,15 @@ const KNOWN_KEYS: &[&str] = &[
     "echo_port",
     "garp_refresh_in_ms",
     "status_socket",
+    "auth",
+    "track",
+    "notify",
 ];
+const KNOWN_AUTH_KEYS: &[&str] = &["key_file", "key", "previous_key_file", "previous_key", "max_clock_skew_in_ms"];
 const KNOWN_ECHO_KEYS: &[&str] = &["port", "dial_timeout_in_ms", "timeout_in_ms", "interval_in_ms"];
 
 /// One hour: no timing key may exceed it; larger values are typos.
-const MAX_MS: u64 = 3_600_000;
+pub(super) const MAX_MS: u64 = 3_600_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawSection {
@@ -43,18 +47,33 @@ pub struct RawSection {
     pub interval_ms: Option<u64>,
     pub garp_refresh_ms: Option<u64>,
     pub status_socket: Option<String>,
+    pub auth: RawAuth,
+    /// `floating_ip.track`: the service checks, defaults applied.
+    pub track: Vec<super::Check>,
+    /// `floating_ip.notify`: hooks run on state changes.
+    pub notify: super::Notify,
     pub warnings: Vec<String>,
 }
 
+/// `floating_ip.auth`: where the group's key comes from (read by `resolve`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawAuth {
+    pub key_file: Option<String>,
+    pub key: Option<String>,
+    pub previous_key_file: Option<String>,
+    pub previous_key: Option<String>,
+    pub max_clock_skew_ms: Option<u64>,
+}
+
 /// Reads typed values out of one YAML mapping, naming keys by their full path.
-struct Reader<'a> {
-    file: &'a str,
-    prefix: &'a str,
-    map: &'a Map<String, Value>,
+pub(super) struct Reader<'a> {
+    pub(super) file: &'a str,
+    pub(super) prefix: &'a str,
+    pub(super) map: &'a Map<String, Value>,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError::Key {
             file: self.file.to_string(),
             key: format!("{}.{key}", self.prefix),
@@ -62,7 +81,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+    pub(super) fn bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -76,7 +95,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+    pub(super) fn int(&self, key: &str, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => match n.as_u64() {
@@ -87,7 +106,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
+    pub(super) fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Err(self.err(key, "must not be empty")),
@@ -102,7 +121,7 @@ impl<'a> Reader<'a> {
             .transpose()
     }
 
-    fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
+    pub(super) fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
         self.map
             .keys()
             .filter(|k| !known.contains(&k.as_str()))
@@ -111,7 +130,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(super) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
         Value::Bool(_) => "a boolean",
@@ -203,6 +222,40 @@ impl RawSection {
             }
             Some(other) => return Err(r.err("echo", format!("expected a mapping, got {}", kind(other)))),
         }
+        match map.get("auth") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(auth)) => {
+                let a = Reader { file, prefix: "floating_ip.auth", map: auth };
+                raw.auth = RawAuth {
+                    key_file: a.string("key_file")?,
+                    key: a.string("key")?,
+                    previous_key_file: a.string("previous_key_file")?,
+                    previous_key: a.string("previous_key")?,
+                    max_clock_skew_ms: a.int("max_clock_skew_in_ms", 100, MAX_MS)?,
+                };
+                raw.warnings.extend(a.unknown_keys(KNOWN_AUTH_KEYS));
+                let ra = &raw.auth;
+                if ra.key_file.is_some() && ra.key.is_some() {
+                    return Err(a.err("key", "set either floating_ip.auth.key_file or floating_ip.auth.key, not both"));
+                }
+                if ra.previous_key_file.is_some() && ra.previous_key.is_some() {
+                    return Err(a.err("previous_key", "set either previous_key_file or previous_key, not both"));
+                }
+                if ra.key_file.is_none() && ra.key.is_none() {
+                    return Err(a.err("key_file", "missing: the group's key is required when floating_ip.auth is present"));
+                }
+                for inline in ["key", "previous_key"] {
+                    if auth.get(inline).is_some_and(|v| !v.is_null()) {
+                        raw.warnings.push(format!(
+                            "{file}: floating_ip.auth.{inline} keeps the key in the config file, which is often readable by others; prefer floating_ip.auth.{inline}_file (a chmod 600 file)"
+                        ));
+                    }
+                }
+            }
+            Some(other) => return Err(r.err("auth", format!("expected a mapping, got {}", kind(other)))),
+        }
+        raw.track = super::track::parse_track(&r, &mut raw.warnings)?;
+        raw.notify = super::track::parse_notify(&r, &mut raw.warnings)?;
         Ok(raw)
     }
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Echo, Loaded, Netmask, Priority, RawSection};
+use crate::auth::{read_key_file, Auth, Key};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::net::Interface;
 
@@ -120,8 +121,30 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         preempt_delay: ms(raw.preempt_delay_ms.unwrap_or(0)),
         garp_refresh: raw.garp_refresh_ms.filter(|&v| v > 0).map(ms),
         status_socket: PathBuf::from(raw.status_socket.as_deref().unwrap_or(DEFAULT_STATUS_SOCKET)),
+        auth: resolve_auth(&raw.auth, path, &file)?,
+        track: raw.track.clone(),
+        notify: raw.notify.clone(),
         auto_detected: auto,
     }))
+}
+
+/// Reads the keys `floating_ip.auth` names; key files relative to the config file's folder.
+fn resolve_auth(raw: &super::RawAuth, path: &Path, file: &str) -> Result<Option<Auth>, ConfigError> {
+    let key_err = |key: &str, reason: String| ConfigError::Key { file: file.to_string(), key: format!("floating_ip.auth.{key}"), reason };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let read = |file_key: &str, inline_key: &str, from_file: &Option<String>, inline: &Option<String>| -> Result<Option<Key>, ConfigError> {
+        match (from_file, inline) {
+            (Some(f), _) => read_key_file(&dir.join(f)).map(Some).map_err(|why| key_err(file_key, why)),
+            (None, Some(k)) => Key::new(k.as_bytes().to_vec())
+                .map(Some)
+                .map_err(|why| key_err(inline_key, format!("the key {why}; generate one with: head -c 32 /dev/urandom | base64"))),
+            (None, None) => Ok(None),
+        }
+    };
+    let Some(key) = read("key_file", "key", &raw.key_file, &raw.key)? else { return Ok(None) };
+    let previous_key = read("previous_key_file", "previous_key", &raw.previous_key_file, &raw.previous_key)?;
+    let max_skew = raw.max_clock_skew_ms.map_or(crate::auth::DEFAULT_MAX_SKEW, Duration::from_millis);
+    Ok(Some(Auth { key, previous_key, max_skew }))
 }
 
 fn available(interfaces: &[Interface]) -> String {

@@ -127,7 +127,8 @@ impl<H: Host> Executor<H> {
     pub fn publish(&mut self, machine: &Machine, config: &Config) {
         self.publish_view(machine);
         let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
-        let snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected);
+        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected);
+        snapshot.counters.auth_failures = self.local.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(server) = &self.status_server {
             server.publish(&snapshot);
         }

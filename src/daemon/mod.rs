@@ -53,6 +53,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         host.mac(),
         boot,
         LocalView { role: Role::Backup, priority: config.priority, preempt_request: false },
+        config.auth.clone(),
+        config.echo.interval,
     );
     let port = config.echo.port;
     let broadcaster = Broadcaster::bind(local.clone(), port, config.broadcast())
@@ -165,9 +167,9 @@ impl<H: Host> Daemon<H> {
 
     fn reload(&mut self) {
         match crate::cli::load_enabled(&self.config.source) {
-            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority => {
+            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority || new.auth != self.config.auth => {
                 warn!(
-                    "reload: {} changes the address, interface, port or priority; restart floatip to apply it (keeping the running config)",
+                    "reload: {} changes the address, interface, port, priority or auth keys; restart floatip to apply it (keeping the running config)",
                     self.config.source.display()
                 );
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use log::{debug, warn};
 
-use super::{peer_of, Local};
+use super::{peer_of, trouble_of, Local, Trouble};
 use crate::daemon::Input;
 use crate::state::Event;
 use crate::wire::{self, Kind};
@@ -28,7 +28,7 @@ impl Broadcaster {
     }
 
     pub fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
-        let bytes = wire::encode(&self.local.message(kind, successor));
+        let (_, bytes) = self.local.seal(kind, successor, None);
         if let Err(e) = self.socket.send_to(&bytes, self.target) {
             warn!("cannot broadcast {kind:?} to {}: {e}", self.target);
         }
@@ -42,6 +42,10 @@ impl Broadcaster {
             let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+                if !local.admit_datagram(from.ip()) {
+                    local.refuse(from.ip(), Trouble::Limit, || "datagram rate limit exceeded".into());
+                    continue;
+                }
                 let Some(event) = to_event(&buf[..n], from, &local) else { continue };
                 if events.send(Input::Machine(event)).is_err() {
                     return;
@@ -54,20 +58,32 @@ impl Broadcaster {
 
 /// Decodes a datagram into an event, dropping what is not for us or not believable.
 fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
-    let m = match wire::decode(bytes) {
-        Ok(m) => m,
+    let decoded = match wire::decode(bytes) {
+        Ok(d) => d,
         Err(e) => {
-            local.reject();
-            debug!("dropped datagram from {from}: {e}");
+            local.refuse(from.ip(), Trouble::Malformed, || format!("bad datagram: {e}"));
             return None;
         }
     };
-    if m.vip != local.vip || m.boot == local.boot {
+    let m = decoded.message;
+    // Another group sharing the port (its own address) is not an attack: ignore it quietly.
+    if m.vip != local.vip {
+        debug!("ignored {:?} from {from} for another floating IP {}", m.kind, m.vip);
+        return None;
+    }
+    if let Err(e) = wire::authenticate(bytes, &decoded, local.auth.as_ref()) {
+        local.refuse(from.ip(), trouble_of(&e), || format!("{:?}: {e}", m.kind));
+        return None;
+    }
+    if m.boot == local.boot {
         return None;
     }
     if from.ip() != std::net::IpAddr::V4(m.node) {
-        local.reject();
-        debug!("dropped {:?} from {from} claiming to be {}", m.kind, m.node);
+        local.refuse(from.ip(), Trouble::Malformed, || format!("{:?} claiming to be {}", m.kind, m.node));
+        return None;
+    }
+    if let Err(e) = local.check_replay(&decoded) {
+        local.refuse(from.ip(), Trouble::Auth, || format!("{:?} from boot {:016x} seq {}: {e}", m.kind, m.boot, m.seq));
         return None;
     }
     match m.kind {
@@ -82,7 +98,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
 pub fn send_released(local: &Local, port: u16, broadcast: Ipv4Addr) -> std::io::Result<()> {
     let socket = UdpSocket::bind((local.node, 0))?;
     socket.set_broadcast(true)?;
-    let bytes = wire::encode(&local.message(Kind::Released, None));
+    let (_, bytes) = local.seal(Kind::Released, None, None);
     socket.send_to(&bytes, (broadcast, port))?;
     Ok(())
 }

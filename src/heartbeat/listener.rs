@@ -1,6 +1,6 @@
 //! The holder's side: accepts heartbeat connections and answers each heartbeat with an echo.
-//! Hostile peers are bounded: a connection cap, a read deadline per message and a fixed
-//! maximum message size.
+//! Hostile peers are bounded: a connection cap (overall and per source), a connection
+//! rate per source, a read deadline per message and a fixed maximum message size.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -8,16 +8,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use log::debug;
+use log::{debug, warn};
 
-use super::Local;
-use crate::wire::{self, Kind};
+use super::{trouble_of, Local, Trouble};
+use crate::wire::{self, Challenge, Decoded, Kind};
 
 /// More simultaneous heartbeat connections than any real group needs.
 pub const MAX_CONNECTIONS: usize = 32;
 
 pub struct Listener {
     socket: TcpListener,
+    port: u16,
 }
 
 impl Listener {
@@ -26,31 +27,46 @@ impl Listener {
         s.set_reuse_address(true)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         s.listen(64)?;
-        Ok(Listener { socket: s.into() })
+        Ok(Listener { socket: s.into(), port })
     }
 
     /// Serves forever on the current thread; each connection gets its own bounded thread.
     pub fn serve(self, local: Arc<Local>, read_deadline: Duration) {
+        if !local.authenticated() {
+            warn!(
+                "heartbeat port {} is unauthenticated: any host on the LAN can move the floating IP; set floating_ip.auth.key_file (see docs/security.md)",
+                self.port
+            );
+        }
         let open = Arc::new(AtomicUsize::new(0));
         for stream in self.socket.incoming() {
             let Ok(stream) = stream else { continue };
+            let Ok(from) = stream.peer_addr().map(|a| a.ip()) else { continue };
             if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                debug!("heartbeat connection refused: {MAX_CONNECTIONS} already open");
+                local.refuse(from, Trouble::Limit, || format!("connection refused: {MAX_CONNECTIONS} already open"));
+                continue;
+            }
+            if !local.admit_connection(from) {
+                local.refuse(from, Trouble::Limit, || {
+                    format!("connection refused: over the per-source rate or {} open", super::CONNECTIONS_PER_SOURCE)
+                });
                 continue;
             }
             open.fetch_add(1, Ordering::Relaxed);
-            let (local, still_open) = (local.clone(), open.clone());
+            let (conn_local, still_open) = (local.clone(), open.clone());
             let spawned = std::thread::Builder::new().name("fip-conn".into()).spawn(move || {
-                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                if let Err(e) = answer(stream, &local, read_deadline) {
-                    debug!("heartbeat connection from {peer} ended: {e}");
+                if let Err(e) = answer(stream, &conn_local, read_deadline) {
                     if e.rejected {
-                        local.reject();
+                        conn_local.refuse(from, e.trouble, || e.why.clone());
+                    } else {
+                        debug!("heartbeat connection from {from} ended: {e}");
                     }
                 }
+                conn_local.connection_closed(from);
                 still_open.fetch_sub(1, Ordering::Relaxed);
             });
             if spawned.is_err() {
+                local.connection_closed(from);
                 open.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -65,13 +81,14 @@ pub enum ReadError {
     Wire(#[from] wire::WireError),
 }
 
-/// Reads one framed message, never more than [`wire::MAX_MESSAGE_LEN`] bytes.
-pub fn read_message(stream: &mut TcpStream) -> Result<wire::Message, ReadError> {
+/// Reads one framed message, never more than [`wire::MAX_MESSAGE_LEN`] bytes, and applies
+/// the authentication policy.
+pub fn read_message(stream: &mut TcpStream, local: &Local) -> Result<Decoded, ReadError> {
     let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
     stream.read_exact(&mut buf[..wire::HEADER_LEN])?;
     let len = wire::frame_len(&buf[..wire::HEADER_LEN])?;
     stream.read_exact(&mut buf[wire::HEADER_LEN..len])?;
-    Ok(wire::decode(&buf[..len])?)
+    Ok(local.open(&buf[..len])?)
 }
 
 /// Why a heartbeat connection ended; `rejected` when the peer sent something unacceptable.
@@ -79,6 +96,7 @@ pub fn read_message(stream: &mut TcpStream) -> Result<wire::Message, ReadError> 
 struct Ended {
     why: String,
     rejected: bool,
+    trouble: Trouble,
 }
 
 impl std::fmt::Display for Ended {
@@ -88,23 +106,37 @@ impl std::fmt::Display for Ended {
 }
 
 fn io_end(e: std::io::Error) -> Ended {
-    Ended { why: e.to_string(), rejected: false }
+    Ended { why: e.to_string(), rejected: false, trouble: Trouble::Malformed }
+}
+
+fn refused(why: String, trouble: Trouble) -> Ended {
+    Ended { why, rejected: true, trouble }
 }
 
 fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), Ended> {
     stream.set_read_timeout(Some(read_deadline)).map_err(io_end)?;
     stream.set_write_timeout(Some(read_deadline)).map_err(io_end)?;
     stream.set_nodelay(true).map_err(io_end)?;
+    // Within one connection a prober's sequence only grows.
+    let mut last: Option<(u64, u64)> = None;
     loop {
-        let m = match read_message(&mut stream) {
-            Ok(m) => m,
+        let d = match read_message(&mut stream, local) {
+            Ok(d) => d,
             Err(ReadError::Io(e)) => return Err(io_end(e)),
-            Err(ReadError::Wire(e)) => return Err(Ended { why: e.to_string(), rejected: true }),
+            Err(ReadError::Wire(e)) => return Err(refused(format!("heartbeat: {e}"), trouble_of(&e))),
         };
+        let m = d.message;
         if m.kind != Kind::Heartbeat || m.vip != local.vip {
-            return Err(Ended { why: format!("unexpected {:?} for {}", m.kind, m.vip), rejected: true });
+            return Err(refused(format!("unexpected {:?} for {} on the heartbeat port", m.kind, m.vip), Trouble::Malformed));
         }
-        let echo = wire::encode(&local.message(Kind::Echo, None));
+        if let Err(e) = local.check_clock(&d) {
+            return Err(refused(format!("heartbeat: {e}"), Trouble::Auth));
+        }
+        if last.is_some_and(|(boot, seq)| boot != m.boot || m.seq <= seq) {
+            return Err(refused(format!("heartbeat seq {} replayed or reordered", m.seq), Trouble::Auth));
+        }
+        last = Some((m.boot, m.seq));
+        let (_, echo) = local.seal(Kind::Echo, None, Some(Challenge { boot: m.boot, seq: m.seq }));
         stream.write_all(&echo).map_err(io_end)?;
     }
 }

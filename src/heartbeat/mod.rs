@@ -3,20 +3,26 @@
 //! from a read-only snapshot of the local node that the daemon keeps current.
 
 mod broadcast;
+mod limits;
 mod listener;
 mod prober;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use log::warn;
 
 pub use broadcast::{send_released, Broadcaster};
 pub use listener::Listener;
 pub use prober::Prober;
 
+use crate::auth::{Auth, Replay, ReplayGuard};
 use crate::config::Priority;
 use crate::state::{Mac, Peer, Role};
-use crate::wire::{Kind, Message};
+use crate::wire::{self, Challenge, Decoded, Kind, Message, Stamp, WireError};
+use limits::{ConnectionCap, LogLimit, RateLimit, Trouble};
 
 /// What this node says about itself; written by the daemon loop, read by the threads.
 #[derive(Debug, Clone, Copy)]
@@ -37,11 +43,143 @@ pub struct Local {
     view: Mutex<LocalView>,
     /// Messages dropped as malformed, foreign or unauthenticated (for `floatip status`).
     pub rejected: AtomicU64,
+    /// Of those, the ones that failed authentication or replay checks.
+    pub auth_failures: AtomicU64,
+    /// The group's key; `None` runs the unauthenticated plain form.
+    auth: Option<Auth>,
+    shield: Mutex<Shield>,
+}
+
+/// Per-source limits and the replay guard, shared by the heartbeat threads.
+#[derive(Debug)]
+struct Shield {
+    datagrams: RateLimit,
+    connects: RateLimit,
+    open: ConnectionCap,
+    replay: ReplayGuard,
+    log: LogLimit,
+}
+
+/// Simultaneous heartbeat connections one source may hold (a prober needs one).
+pub const CONNECTIONS_PER_SOURCE: usize = 4;
+
+/// The log limiter's class of a wire error.
+fn trouble_of(e: &WireError) -> Trouble {
+    if e.is_auth_failure() {
+        Trouble::Auth
+    } else {
+        Trouble::Malformed
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
+fn wall_ms() -> u64 {
+    let d = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Local {
-    pub fn new(vip: Ipv4Addr, node: Ipv4Addr, mac: Mac, boot: u64, view: LocalView) -> Arc<Local> {
-        Arc::new(Local { vip, node, mac, boot, seq: AtomicU64::new(0), view: Mutex::new(view), rejected: AtomicU64::new(0) })
+    /// `auth` is the group's key (or none); `interval` sizes the per-source rate limits.
+    pub fn new(
+        vip: Ipv4Addr,
+        node: Ipv4Addr,
+        mac: Mac,
+        boot: u64,
+        view: LocalView,
+        auth: Option<Auth>,
+        interval: Duration,
+    ) -> Arc<Local> {
+        let window = auth.as_ref().map_or(crate::auth::DEFAULT_MAX_SKEW, |a| a.max_skew);
+        let shield = Shield {
+            datagrams: RateLimit::for_interval(interval, 40),
+            connects: RateLimit::for_interval(interval, 10),
+            open: ConnectionCap::new(CONNECTIONS_PER_SOURCE),
+            replay: ReplayGuard::new(window),
+            log: LogLimit::default(),
+        };
+        Arc::new(Local {
+            vip,
+            node,
+            mac,
+            boot,
+            seq: AtomicU64::new(0),
+            view: Mutex::new(view),
+            rejected: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            auth,
+            shield: Mutex::new(shield),
+        })
+    }
+
+    pub fn authenticated(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    fn shield(&self) -> std::sync::MutexGuard<'_, Shield> {
+        // A poisoned lock only means a panicking holder; the tables stay usable.
+        self.shield.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new message of `kind` in the form this node speaks, with its bytes.
+    pub fn seal(&self, kind: Kind, successor: Option<Ipv4Addr>, reply_to: Option<Challenge>) -> (Message, Vec<u8>) {
+        let m = self.message(kind, successor);
+        let bytes = wire::seal(&m, &Stamp { time_ms: wall_ms(), reply_to }, self.auth.as_ref());
+        (m, bytes)
+    }
+
+    /// Decodes `bytes` and applies the authentication policy.
+    pub fn open(&self, bytes: &[u8]) -> Result<Decoded, WireError> {
+        wire::open(bytes, self.auth.as_ref())
+    }
+
+    /// Refuses a replayed, reordered or stale authenticated broadcast.
+    fn check_replay(&self, d: &Decoded) -> Result<(), Replay> {
+        match d.stamp {
+            Some(s) => self.shield().replay.check(d.message.node, d.message.boot, d.message.seq, s.time_ms, wall_ms()),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a timestamp outside the skew window (TCP messages, bound by their connection).
+    fn check_clock(&self, d: &Decoded) -> Result<(), Replay> {
+        let (Some(a), Some(s)) = (&self.auth, d.stamp) else { return Ok(()) };
+        let (now, window) = (wall_ms(), u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX));
+        if s.time_ms.saturating_add(window) < now {
+            Err(Replay::TooOld(now - s.time_ms))
+        } else if s.time_ms > now.saturating_add(window) {
+            Err(Replay::FromFuture(s.time_ms - now))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes a datagram token for `from`; false means drop it unread.
+    fn admit_datagram(&self, from: IpAddr) -> bool {
+        self.shield().datagrams.allow(from, Instant::now())
+    }
+
+    /// Admits a new connection from `from` (rate and open-connection cap); the caller must
+    /// call [`Local::connection_closed`] when an admitted connection ends.
+    fn admit_connection(&self, from: IpAddr) -> bool {
+        let mut s = self.shield();
+        s.connects.allow(from, Instant::now()) && s.open.open(from)
+    }
+
+    fn connection_closed(&self, from: IpAddr) {
+        self.shield().open.close(from);
+    }
+
+    /// Counts a dropped message and logs why, at most once per source and trouble per 10 s.
+    fn refuse(&self, from: IpAddr, trouble: Trouble, why: impl FnOnce() -> String) {
+        self.reject();
+        if trouble == Trouble::Auth {
+            self.auth_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let admitted = self.shield().log.admit(from, trouble, Instant::now());
+        if let Some(suppressed) = admitted {
+            let more = if suppressed > 0 { format!(" ({suppressed} more from {from} since the last report)") } else { String::new() };
+            warn!("heartbeat port: dropped from {from}: {}{more}", why());
+        }
     }
 
     pub fn set_view(&self, view: LocalView) {
@@ -59,7 +197,7 @@ impl Local {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn message(&self, kind: Kind, successor: Option<Ipv4Addr>) -> Message {
+    fn message(&self, kind: Kind, successor: Option<Ipv4Addr>) -> Message {
         let v = self.view();
         Message {
             kind,

@@ -9,13 +9,12 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::debug;
 
 use super::listener::{read_message, ReadError};
-use super::{peer_of, Local};
+use super::{peer_of, trouble_of, Local, Trouble};
 use crate::daemon::Input;
 use crate::state::{Event, Loss};
-use crate::wire::{self, Kind};
+use crate::wire::{Challenge, Kind};
 
 pub struct Prober {
     enabled: Arc<AtomicBool>,
@@ -72,7 +71,9 @@ fn follow(
     enabled: &AtomicBool,
     events: &Sender<Input>,
 ) -> Option<Loss> {
-    let mut stream = match TcpStream::connect_timeout(&target, dial_timeout) {
+    // One attempt never outlasts an interval: a SYN sent while the address is moving goes to
+    // the old holder's MAC and TCP would retry only after a second; a fresh dial follows the move.
+    let mut stream = match TcpStream::connect_timeout(&target, dial_timeout.min(interval)) {
         Ok(s) => s,
         Err(e) => return classify(&e),
     };
@@ -83,25 +84,33 @@ fn follow(
     // Bounded by the enable flag and by errors; each pass takes about one interval.
     while enabled.load(Ordering::Relaxed) {
         let sent = Instant::now();
-        let heartbeat = wire::encode(&local.message(Kind::Heartbeat, None));
+        let (sent_heartbeat, heartbeat) = local.seal(Kind::Heartbeat, None, None);
         if let Err(e) = stream.write_all(&heartbeat) {
             return classify(&e);
         }
-        match read_message(&mut stream) {
-            Ok(m) if m.kind == Kind::Echo && m.vip == local.vip => {
-                if events.send(Input::Machine(Event::Echo(peer_of(&m)))).is_err() {
+        // With a key, the echo must answer this very heartbeat: a replayed echo cannot.
+        let challenge = Challenge { boot: sent_heartbeat.boot, seq: sent_heartbeat.seq };
+        match read_message(&mut stream, local) {
+            Ok(d) if d.message.kind == Kind::Echo
+                && d.message.vip == local.vip
+                && d.stamp.map_or(true, |s| s.reply_to == Some(challenge))
+                && local.check_clock(&d).is_ok() =>
+            {
+                if events.send(Input::Machine(Event::Echo(peer_of(&d.message)))).is_err() {
                     return None;
                 }
             }
-            Ok(m) => {
-                debug!("prober: unexpected {:?} from {}", m.kind, target);
+            Ok(d) => {
+                local.refuse(target.ip(), if local.authenticated() { Trouble::Auth } else { Trouble::Malformed }, || {
+                    format!("unexpected or stale {:?} answering our heartbeat", d.message.kind)
+                });
                 return None;
             }
             Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => return Some(Loss::Closed),
             // A timeout: redial; the machine's clock, not this thread, measures silence.
             Err(ReadError::Io(e)) => return classify(&e),
             Err(ReadError::Wire(e)) => {
-                debug!("prober: garbled echo from {target}: {e}");
+                local.refuse(target.ip(), trouble_of(&e), || format!("echo: {e}"));
                 return None;
             }
         }

@@ -17,7 +17,12 @@
 //! - A loop that stalled longer than the stall threshold (a frozen process) distrusts its
 //!   view: a master re-probes its address before announcing anything and steps down if
 //!   another host answers for it.
+//! - Service checks ([`Event::Health`], rules in [`health`]): a node whose checks fail is
+//!   FAULT and never takes over; a failing MASTER hands over to a healthy backup if one
+//!   announces, else keeps the address. Failing weighted checks lower the priority used
+//!   in announces, ranks, preemption and two-master decisions.
 
+mod health;
 mod timing;
 #[cfg(test)]
 mod tests;
@@ -28,6 +33,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::config::Priority;
+pub use health::{Health, Verdict};
 pub use timing::Timing;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +120,8 @@ pub enum Event {
     Observed { link_up: bool, address_present: bool },
     /// An action could not be carried out (e.g. `ifconfig` failed).
     ActionFailed(String),
+    /// The service checks' verdict or penalty changed.
+    Health(Health),
     /// SIGTERM / SIGINT.
     Shutdown,
 }
@@ -143,6 +151,8 @@ pub enum Fault {
     Link,
     Conflict(Mac),
     Failed(String),
+    /// The service checks fail (which and why).
+    Unhealthy(String),
 }
 
 /// What a BACKUP knows about the holder.
@@ -159,6 +169,8 @@ enum Cause {
     Lost(Loss),
     Resigned,
     Retry,
+    /// Service checks pass again and no holder is known.
+    Recovered,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +219,7 @@ pub struct Machine {
     counters: Counters,
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
     last_resign: Option<(u64, Instant)>,
+    health: Health,
 }
 
 impl Machine {
@@ -231,6 +244,7 @@ impl Machine {
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
+            health: Health::healthy(),
         };
         let mut m = m;
         m.schedule_unranked(now, timing.startup_wait(), Cause::Startup);
@@ -283,7 +297,7 @@ impl Machine {
                 d = d.min(t);
             }
         };
-        consider(self.takeover.filter(|t| !t.probing).map(|t| t.at));
+        consider(self.takeover.filter(|t| !t.probing && self.may_take_over()).map(|t| t.at));
         consider(self.garp_followup);
         consider(self.next_refresh);
         if let Holder::Alive { last, .. } = self.holder {
@@ -315,6 +329,7 @@ impl Machine {
             Event::Probe(outcome) => self.on_probe(now, outcome, &mut out),
             Event::Observed { link_up, address_present } => self.on_observed(now, link_up, address_present, &mut out),
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
+            Event::Health(health) => self.on_health(now, health, &mut out),
             Event::Shutdown => {
                 self.on_shutdown(&mut out);
                 return out;
@@ -357,6 +372,18 @@ impl Machine {
         self.enter(now, Role::Master, None, reason, out);
         self.garp_followup = Some(now + Timing::GARP_FOLLOWUP);
         self.next_refresh = self.timing.garp_refresh.map(|r| now + r);
+    }
+
+    /// Leaving a fault: BACKUP, or FAULT for the service checks if they still fail.
+    fn enter_backup(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+        if self.health.verdict == Verdict::Failing {
+            let detail = self.health.detail.clone();
+            let reason = format!("{reason}, but service checks fail: {detail}");
+            self.takeover = None;
+            self.enter(now, Role::Fault, Some(Fault::Unhealthy(detail)), reason, out);
+        } else {
+            self.enter(now, Role::Backup, None, reason, out);
+        }
     }
 
     /// Master gives the address up; `successor` is told to take it at once.
@@ -420,18 +447,18 @@ impl Machine {
                 if let Some(Fault::Conflict(_)) = self.fault {
                     self.takeover = None;
                     let reason = format!("holder {} answers ({how}); conflict resolved", peer.node);
-                    self.enter(now, Role::Backup, None, reason, out);
+                    self.enter_backup(now, reason, out);
                 } else if let Some(Fault::Failed(_)) = self.fault {
                     self.takeover = None;
                     let reason = format!("holder {} answers ({how})", peer.node);
-                    self.enter(now, Role::Backup, None, reason, out);
+                    self.enter_backup(now, reason, out);
                 }
             }
         }
     }
 
     fn update_preempt(&mut self, now: Instant, holder: Peer) {
-        let wanted = self.timing.preempt && self.me.priority > holder.priority;
+        let wanted = self.timing.preempt && self.may_take_over() && self.priority() > holder.priority;
         match (wanted, self.preempt_since) {
             (true, None) => self.preempt_since = Some(now),
             (false, Some(_)) => self.preempt_since = None,
@@ -464,21 +491,27 @@ impl Machine {
 
     /// How many live backups would win a take-over against us.
     fn rank(&self, now: Instant, excluding: Option<Ipv4Addr>) -> u32 {
-        let mine = (self.me.priority, self.me.node);
+        let mine = (self.priority(), self.me.node);
         self.peers
             .values()
             .filter(|s| now.saturating_duration_since(s.at) < self.timing.timeout)
-            .filter(|s| s.peer.role == Role::Backup && Some(s.peer.node) != excluding)
+            // A FAULT peer may be waiting out the same conflict we are: it still competes.
+            .filter(|s| s.peer.role != Role::Master && Some(s.peer.node) != excluding)
             .filter(|s| s.peer.rank_key() > mine)
             .count() as u32
     }
 
     fn best_backup(&self, now: Instant) -> Option<Ipv4Addr> {
+        self.best_backup_peer(now).map(|p| p.node)
+    }
+
+    /// The live BACKUP that ranks highest (FAULT nodes, unhealthy ones included, never count).
+    fn best_backup_peer(&self, now: Instant) -> Option<Peer> {
         self.peers
             .values()
             .filter(|s| now.saturating_duration_since(s.at) < self.timing.timeout && s.peer.role == Role::Backup)
             .max_by_key(|s| s.peer.rank_key())
-            .map(|s| s.peer.node)
+            .map(|s| s.peer)
     }
 
     fn on_announce(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
@@ -493,10 +526,13 @@ impl Machine {
         match peer.role {
             Role::Master => self.on_holder_heard(now, peer, "announce", out),
             Role::Backup if self.role == Role::Master && !self.verifying => {
-                if peer.preempt_request && peer.priority > self.me.priority {
+                if self.yield_for_health(now, out) {
+                    return;
+                }
+                if peer.preempt_request && peer.priority > self.priority() {
                     let reason = format!(
                         "preempted by {} (priority {} > ours {})",
-                        peer.node, peer.priority, self.me.priority
+                        peer.node, peer.priority, self.priority()
                     );
                     self.step_down(now, Role::Backup, None, Some(peer.node), reason, out);
                     self.schedule(now, self.timing.timeout, Cause::Resigned);
@@ -510,10 +546,10 @@ impl Machine {
         if self.verifying {
             return;
         }
-        if peer.rank_key() > (self.me.priority, self.me.node) {
+        if peer.rank_key() > (self.priority(), self.me.node) {
             let reason = format!(
                 "two masters: {} (priority {}) outranks us ({} priority {})",
-                peer.node, peer.priority, self.me.node, self.me.priority
+                peer.node, peer.priority, self.me.node, self.priority()
             );
             self.step_down(now, Role::Backup, None, None, reason, out);
             self.holder = Holder::Alive { peer, last: now };
@@ -521,7 +557,7 @@ impl Machine {
         } else {
             out.push(Action::Note(format!(
                 "two masters: we ({} priority {}) outrank {} (priority {}); re-announcing",
-                self.me.node, self.me.priority, peer.node, peer.priority
+                self.me.node, self.priority(), peer.node, peer.priority
             )));
             out.push(Action::Announce);
             out.push(Action::SendGarp);
@@ -543,7 +579,11 @@ impl Machine {
                 }
             }
             (Role::Fault, Some(Fault::Link)) => {}
-            _ if successor == Some(self.me.node) => {
+            (Role::Fault, Some(Fault::Unhealthy(_))) => {
+                // Not ours to take; on recovery we look for a holder again.
+                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+            }
+            _ if successor == Some(self.me.node) && self.may_take_over() => {
                 self.take_over(now, format!("{} handed the address over to us", from.node), out);
             }
             _ => {
@@ -555,10 +595,12 @@ impl Machine {
     }
 
     fn on_released(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Action>) {
-        if let Some(t) = &mut self.takeover {
+        if let Some(t) = self.takeover {
             if !t.probing && t.cause != Cause::Startup {
-                out.push(Action::Note(format!("{from} released a stale copy; probing now")));
-                t.at = now;
+                // Everyone waiting hears this at once: keep the rank order so only the best moves.
+                let rank = self.rank(now, Some(from));
+                out.push(Action::Note(format!("{from} released a stale copy; probing in rank {rank}")));
+                self.schedule(now, self.timing.rank_delay(rank), t.cause);
             }
         }
     }
@@ -587,6 +629,7 @@ impl Machine {
                     Cause::Lost(Loss::Closed) => self.lost_reason("gone"),
                     Cause::Resigned => "holder resigned".to_string(),
                     Cause::Retry => "address free again".to_string(),
+                    Cause::Recovered => "service checks pass and no holder is around".to_string(),
                 };
                 self.take_over(now, reason, out);
             }
@@ -604,7 +647,8 @@ impl Machine {
                     self.take_over(now, reason, out);
                 } else {
                     self.counters.conflicts += u64::from(self.fault != Some(Fault::Conflict(mac)));
-                    self.schedule(now, self.timing.conflict_retry(), Cause::Retry);
+                    let rank = self.rank(now, None);
+                    self.schedule(now, self.timing.conflict_retry() + self.timing.rank_delay(rank), Cause::Retry);
                     if self.fault != Some(Fault::Conflict(mac)) {
                         let reason = format!(
                             "address conflict: {} answers for the address but sends no heartbeat; not adding it, retrying",
@@ -639,7 +683,7 @@ impl Machine {
         }
         if link_up && link_fault {
             self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
-            self.enter(now, Role::Backup, None, "link up again".into(), out);
+            self.enter_backup(now, "link up again".into(), out);
             return;
         }
         match (self.role, present) {
@@ -683,7 +727,7 @@ impl Machine {
             }
         }
         if let Some(t) = self.takeover {
-            if !t.probing && now >= t.at && self.role != Role::Master && self.fault != Some(Fault::Link) {
+            if !t.probing && now >= t.at && self.role != Role::Master && self.fault != Some(Fault::Link) && self.may_take_over() {
                 if self.master_announced_since(t.scheduled) {
                     self.takeover = None;
                 } else if !t.ranked {

@@ -538,3 +538,297 @@ fn peers_expire_after_the_timeout() {
     r.run_to(400);
     assert_eq!(r.m.peers().count(), 0);
 }
+
+// ---- service checks ---------------------------------------------------------------
+
+fn failing(detail: &str) -> Event {
+    Event::Health(Health { verdict: Verdict::Failing, penalty: 0, detail: detail.into() })
+}
+
+fn healthy() -> Event {
+    Event::Health(Health::healthy())
+}
+
+fn penalty(p: u8) -> Event {
+    Event::Health(Health { verdict: Verdict::Healthy, penalty: p, detail: "web failed 3 times".into() })
+}
+
+/// A MASTER with priority `priority`, alone at start.
+fn master_with(priority: u8) -> Rig {
+    let mut r = Rig::with(priority, timing());
+    assert!(r.run_to(150).contains(&Action::ProbeAddress));
+    r.at(152, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(r.m.role(), Role::Master);
+    r
+}
+
+#[test]
+fn pending_checks_defer_the_startup_take_over() {
+    let mut r = Rig::new();
+    assert!(r.at(0, Event::Health(Health::pending())).is_empty());
+    assert!(!r.run_to(400).contains(&Action::ProbeAddress), "no take-over before the first verdict");
+    assert!(r.m.next_deadline() > r.now, "a blocked take-over must not make the loop spin");
+    assert!(r.at(410, healthy()).contains(&Action::ProbeAddress), "the deferred take-over goes ahead at once");
+}
+
+#[test]
+fn failing_backup_goes_to_fault_and_never_takes_over() {
+    let mut r = Rig::following(20);
+    let a = r.at(50, failing("tcp 127.0.0.1:8000 failed 3 times: connection refused"));
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to), (Role::Backup, Role::Fault));
+    assert_eq!(reason, "service checks failing: tcp 127.0.0.1:8000 failed 3 times: connection refused");
+    assert!(has(&a, &Action::SetProbing(true)), "keeps following the holder");
+    assert!(has(&a, &Action::Announce), "tells the group it is FAULT");
+    assert!(matches!(r.m.fault(), Some(Fault::Unhealthy(_))));
+    // The holder goes silent, then resigns naming us: still nothing.
+    let a = r.run_to(1000);
+    assert!(!has(&a, &Action::ProbeAddress) && !has(&a, &Action::AddAddress), "{a:?}");
+    let a = r.at(1010, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(!has(&a, &Action::AddAddress), "{a:?}");
+    assert!(!r.run_to(2000).contains(&Action::ProbeAddress));
+    assert_eq!(r.m.role(), Role::Fault);
+}
+
+#[test]
+fn failing_detail_updates_without_a_transition_while_in_fault() {
+    let mut r = Rig::following(20);
+    r.at(50, failing("a"));
+    let a = r.at(60, failing("a and b"));
+    assert_eq!(transition(&a), None);
+    assert_eq!(r.m.fault(), Some(&Fault::Unhealthy("a and b".into())));
+}
+
+#[test]
+fn recovered_node_returns_as_backup_and_leaves_the_holder_alone() {
+    let mut r = Rig::following(20);
+    r.at(50, failing("web down"));
+    r.at(100, Event::Echo(peer(N12, 100, Role::Master)));
+    let a = r.at(150, healthy());
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to, reason.as_str()), (Role::Fault, Role::Backup, "service checks pass again"));
+    for t in (200..=800).step_by(80) {
+        let a = r.at(t, Event::Echo(peer(N12, 100, Role::Master)));
+        assert!(!has(&a, &Action::ProbeAddress), "at {t}: {a:?}");
+    }
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn recovered_node_with_no_holder_around_takes_over() {
+    let mut r = Rig::new();
+    r.at(10, failing("web down"));
+    assert!(!r.run_to(500).contains(&Action::ProbeAddress));
+    r.at(500, healthy());
+    assert!(!r.run_to(600).contains(&Action::ProbeAddress), "listens first");
+    assert!(r.run_to(660).contains(&Action::ProbeAddress));
+    let a = r.at(661, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(transition(&a).unwrap().2, "service checks pass and no holder is around");
+}
+
+#[test]
+fn recovered_node_whose_holder_died_meanwhile_takes_over() {
+    let mut r = Rig::following(20);
+    r.at(50, failing("web down"));
+    // The holder falls silent while we are FAULT; we recover long after.
+    assert!(!r.run_to(1000).contains(&Action::ProbeAddress));
+    let a = r.at(1000, healthy());
+    assert!(has(&a, &Action::ProbeAddress), "the holder is long silent: probe at once: {a:?}");
+}
+
+#[test]
+fn failing_master_hands_over_to_a_healthy_backup() {
+    let mut m = Rig::master();
+    m.at(160, Event::Announce(peer(N12, 90, Role::Backup)));
+    let a = m.at(170, failing("web failed 3 times"));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to), (Role::Master, Role::Fault));
+    assert!(reason.contains("handing the address over to healthy backup 192.0.2.12"), "{reason}");
+    assert!(!m.run_to(2000).contains(&Action::AddAddress), "never takes the address back while failing");
+}
+
+#[test]
+fn failing_master_keeps_the_address_while_no_healthy_backup_announces() {
+    let mut m = Rig::master();
+    m.at(160, Event::Announce(peer(N12, 100, Role::Fault)));
+    let a = m.at(170, failing("web failed 3 times"));
+    assert!(!has(&a, &Action::RemoveAddress), "{a:?}");
+    assert_eq!(m.m.role(), Role::Master);
+    assert!(m.m.reason().contains("keeping the address: no healthy backup announces"), "{}", m.m.reason());
+    assert_eq!(a.iter().filter(|x| matches!(x, Action::Note(_))).count(), 1);
+    // Said once, not on every announce.
+    let a = m.at(240, Event::Announce(peer(N12, 100, Role::Fault)));
+    assert!(!a.iter().any(|x| matches!(x, Action::Note(_))), "{a:?}");
+    // The peer recovers: hand over at its first BACKUP announce.
+    let a = m.at(320, Event::Announce(peer(N12, 100, Role::Backup)));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(m.m.role(), Role::Fault);
+}
+
+#[test]
+fn master_whose_checks_recover_before_any_backup_shows_up_keeps_going() {
+    let mut m = Rig::master();
+    m.at(170, failing("web"));
+    let a = m.at(300, healthy());
+    assert_eq!(transition(&a), None);
+    assert_eq!(m.m.reason(), "service checks pass again");
+    assert!(!has(&m.at(320, Event::Announce(peer(N12, 100, Role::Backup))), &Action::RemoveAddress));
+}
+
+#[test]
+fn failing_master_picks_the_best_healthy_backup() {
+    let mut m = Rig::master();
+    m.at(160, Event::Announce(peer(N12, 120, Role::Fault)));
+    m.at(161, Event::Announce(peer(N13, 80, Role::Backup)));
+    let a = m.at(170, failing("web"));
+    assert!(has(&a, &Action::Resign { successor: Some(N13) }), "{a:?}");
+}
+
+#[test]
+fn weight_lowers_the_announced_priority() {
+    let mut r = Rig::with(150, timing());
+    let a = r.at(10, penalty(60));
+    assert_eq!(r.m.priority(), Priority(90));
+    assert_eq!(r.m.me().priority, Priority(150), "the configured priority is kept");
+    assert!(has(&a, &Action::Announce), "the new priority is told at once: {a:?}");
+    assert_eq!(r.m.role(), Role::Backup, "a weight never means FAULT");
+    r.at(20, penalty(200));
+    assert_eq!(r.m.priority(), Priority(1), "never below 1");
+    r.at(30, healthy());
+    assert_eq!(r.m.priority(), Priority(150));
+}
+
+#[test]
+fn weight_counts_in_ranks() {
+    // Alone with n12 (priority 100) at start: 150 goes first, 150 - 60 waits its rank.
+    let mut r = Rig::with(150, timing());
+    r.at(0, penalty(60));
+    r.hear(10, 140, peer(N12, 100, Role::Backup));
+    assert!(!r.run_to(170).contains(&Action::ProbeAddress), "n12 outranks our lowered priority");
+}
+
+#[test]
+fn degraded_master_hands_over_to_a_backup_that_now_outranks_it() {
+    let mut m = master_with(150);
+    m.at(160, Event::Announce(peer(N12, 100, Role::Backup)));
+    let a = m.at(170, penalty(60));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to), (Role::Master, Role::Backup));
+    assert!(reason.contains("priority lowered to 90"), "{reason}");
+    // If n12 never takes over, we take the address back (we are still healthy enough).
+    assert!(m.run_to(600).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn degraded_master_keeps_the_address_over_lower_backups() {
+    let mut m = master_with(150);
+    m.at(160, Event::Announce(peer(N12, 80, Role::Backup)));
+    let a = m.at(170, penalty(60));
+    assert!(!has(&a, &Action::RemoveAddress), "{a:?}");
+    assert_eq!(m.m.role(), Role::Master);
+    // A backup announcing a higher priority later wins it.
+    let a = m.at(250, Event::Announce(peer(N13, 95, Role::Backup)));
+    assert!(has(&a, &Action::Resign { successor: Some(N13) }), "{a:?}");
+}
+
+#[test]
+fn degraded_priority_decides_two_masters() {
+    let mut m = master_with(150);
+    m.at(160, penalty(60));
+    let a = m.at(170, Event::Announce(peer(N12, 100, Role::Master)));
+    let (_, to, reason) = transition(&a).unwrap();
+    assert_eq!(to, Role::Backup);
+    assert!(reason.contains("outranks us (192.0.2.11 priority 90)"), "{reason}");
+}
+
+#[test]
+fn unhealthy_or_pending_nodes_never_request_preemption() {
+    let mut r = Rig::with(150, preempt_timing());
+    r.at(0, Event::Health(Health::pending()));
+    for t in (20..=400).step_by(80) {
+        r.at(t, Event::Echo(peer(N12, 100, Role::Master)));
+    }
+    assert!(!r.m.preempt_requesting(r.now), "pending");
+    r.at(410, healthy());
+    r.at(420, Event::Echo(peer(N12, 100, Role::Master)));
+    r.run_to(700);
+    r.at(700, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(r.m.preempt_requesting(r.now), "healthy and higher: preempts as configured");
+    r.at(710, failing("web"));
+    assert!(!r.m.preempt_requesting(r.now));
+    assert_eq!(r.m.role(), Role::Fault);
+}
+
+#[test]
+fn recovered_higher_priority_node_preempts_when_configured() {
+    let mut r = Rig::with(150, preempt_timing());
+    r.at(10, failing("web"));
+    r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(100, healthy());
+    assert_eq!(r.m.role(), Role::Backup);
+    r.at(150, Event::Echo(peer(N12, 100, Role::Master)));
+    r.run_to(310);
+    r.at(310, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(r.m.preempt_requesting(r.now));
+}
+
+#[test]
+fn hand_over_to_a_pending_node_waits_for_its_verdict() {
+    let mut r = Rig::new();
+    r.at(0, Event::Health(Health::pending()));
+    r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
+    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(!has(&a, &Action::AddAddress), "{a:?}");
+    assert!(!r.run_to(300).contains(&Action::ProbeAddress));
+    assert!(r.at(310, healthy()).contains(&Action::ProbeAddress), "probes, then takes the address");
+}
+
+#[test]
+fn link_back_with_failing_checks_is_fault_for_the_checks() {
+    let mut r = Rig::following(20);
+    r.at(30, Event::Observed { link_up: false, address_present: false });
+    r.at(40, failing("web"));
+    assert_eq!(r.m.fault(), Some(&Fault::Link), "the link fault stays the reason while the link is down");
+    let a = r.at(50, Event::Observed { link_up: true, address_present: false });
+    let (from, to, reason) = transition(&a).unwrap();
+    assert_eq!((from, to), (Role::Fault, Role::Fault));
+    assert!(reason.contains("link up again, but service checks fail: web"), "{reason}");
+    assert!(!r.run_to(1000).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn conflict_cleared_with_failing_checks_is_fault_for_the_checks() {
+    let mut r = Rig::new();
+    r.run_to(150);
+    r.at(152, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    r.at(160, failing("web"));
+    assert_eq!(r.m.fault(), Some(&Fault::Conflict(OTHER_MAC)));
+    r.at(170, Event::Echo(peer(N12, 100, Role::Master)));
+    assert_eq!(r.m.fault(), Some(&Fault::Unhealthy("web".into())));
+}
+
+#[test]
+fn release_notice_keeps_the_rank_order() {
+    let mut r = Rig::following(20);
+    r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
+    r.at(40, Event::HolderLost(Loss::Closed));
+    let a = r.at(60, Event::Released(N12));
+    assert!(!a.contains(&Action::ProbeAddress), "n13 outranks us and goes first");
+    assert!(!r.run_to(200).contains(&Action::ProbeAddress));
+    assert!(r.run_to(220).contains(&Action::ProbeAddress), "our turn 1.5 intervals after the notice");
+}
+
+#[test]
+fn conflicted_backups_retry_in_rank_order() {
+    let mut r = Rig::following(20);
+    r.at(30, Event::Announce(Peer { role: Role::Fault, ..peer(N13, 150, Role::Backup) }));
+    r.at(40, Event::HolderLost(Loss::Closed));
+    r.run_to(200);
+    let a = r.at(201, Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)));
+    assert_eq!(transition(&a).map(|t| t.1), Some(Role::Fault));
+    r.at(230, Event::Announce(Peer { role: Role::Fault, ..peer(N13, 150, Role::Backup) }));
+    assert!(!r.run_to(440).contains(&Action::ProbeAddress), "a FAULT peer waiting on the same conflict still ranks first");
+    assert!(r.run_to(460).contains(&Action::ProbeAddress));
+}

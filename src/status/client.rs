@@ -37,10 +37,29 @@ pub fn render(s: &Snapshot) -> String {
     for p in &s.peers {
         out += &format!("  {} {} priority {} mac {} heard {} ms ago\n", p.node, p.role, p.priority, p.mac, p.last_heard_ms_ago);
     }
+    if !s.checks.is_empty() {
+        out += &format!("health:    {} (priority {} of configured {})\n", s.health, s.priority, s.configured_priority);
+    }
+    for c in &s.checks {
+        let last = match (&c.last_result, c.last_ms_ago, c.last_took_ms) {
+            (Some(r), Some(ago), Some(took)) => format!("last {r:?} {ago} ms ago, took {took} ms"),
+            _ => "no result yet".to_string(),
+        };
+        let towards = match (c.state.as_str(), c.streak) {
+            (_, 0) => String::new(),
+            ("up", n) => format!(", failed {n}/{} towards down", c.fall),
+            (_, n) => format!(", passed {n}/{} towards up", c.rise),
+        };
+        let since = c.state_since_ms_ago.map_or(String::new(), |ms| format!(" for {ms} ms"));
+        out += &format!(
+            "  check {:?} {} {}: {}{since}{towards} (down means {}); {last}; every {} ms, timeout {} ms, rise {} fall {}\n",
+            c.name, c.kind, c.target, c.state, c.effect, c.interval_ms, c.timeout_ms, c.rise, c.fall
+        );
+    }
     let c = &s.counters;
     out += &format!(
-        "counters:  takeovers {} conflicts {} heartbeats_lost {} messages_rejected {}\n",
-        c.takeovers, c.conflicts, c.heartbeats_lost, c.messages_rejected
+        "counters:  takeovers {} conflicts {} heartbeats_lost {} messages_rejected {} auth_failures {}\n",
+        c.takeovers, c.conflicts, c.heartbeats_lost, c.messages_rejected, c.auth_failures
     );
     out
 }

@@ -33,6 +33,35 @@ pub struct Counters {
     pub heartbeats_lost: u64,
     /// Messages dropped as malformed, foreign or unauthenticated.
     pub messages_rejected: u64,
+    /// Of those, the ones that failed authentication or the replay checks.
+    #[serde(default)]
+    pub auth_failures: u64,
+}
+
+/// One service check (`floating_ip.track`) as the daemon's tracker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// `tcp`, `http` or `exec`.
+    pub kind: String,
+    pub target: String,
+    /// `pending`, `up` or `down` (after rise/fall).
+    pub state: String,
+    /// What `down` does: `fault`, or `priority -<weight>`.
+    pub effect: String,
+    /// Results in a row against `state` (towards `rise` or `fall`).
+    pub streak: u32,
+    pub rise: u32,
+    pub fall: u32,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub last_ok: Option<bool>,
+    pub last_result: Option<String>,
+    pub last_took_ms: Option<u64>,
+    pub last_ms_ago: Option<u64>,
+    pub state_since_ms_ago: Option<u64>,
+    pub runs: u64,
+    pub failures: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,11 +79,20 @@ pub struct Snapshot {
     pub holder: Option<Ipv4Addr>,
     pub peers: Vec<PeerStatus>,
     pub counters: Counters,
+    /// The configured priority; `priority` is it minus failing weighted checks.
+    #[serde(default)]
+    pub configured_priority: u8,
+    /// The service checks' verdict: `none` (no checks), `pending`, `healthy` or `failing`.
+    #[serde(default)]
+    pub health: String,
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
 }
 
 impl Snapshot {
-    /// The machine's state as an operator reads it; `wall` is the wall-clock time at `now`.
-    pub fn of(machine: &Machine, config: &Config, now: Instant, wall: SystemTime, rejected: u64) -> Snapshot {
+    /// The machine's state as an operator reads it; `wall` is the wall-clock time at `now`,
+    /// `checks` the service checks' states (from the daemon's tracker).
+    pub fn of(machine: &Machine, config: &Config, now: Instant, wall: SystemTime, rejected: u64, checks: Vec<CheckStatus>) -> Snapshot {
         let ago = |t: Instant| now.saturating_duration_since(t);
         let since_ago = ago(machine.since());
         let since_wall = wall.checked_sub(since_ago).unwrap_or(SystemTime::UNIX_EPOCH);
@@ -73,7 +111,15 @@ impl Snapshot {
             node: config.node_addr,
             vip: config.vip,
             interface: config.interface.clone(),
-            priority: machine.me().priority.0,
+            priority: machine.priority().0,
+            configured_priority: machine.me().priority.0,
+            health: match (checks.is_empty(), machine.health().verdict) {
+                (true, _) => "none".into(),
+                (false, crate::state::Verdict::Pending) => "pending".into(),
+                (false, crate::state::Verdict::Healthy) => "healthy".into(),
+                (false, crate::state::Verdict::Failing) => "failing".into(),
+            },
+            checks,
             holder,
             peers: machine
                 .peers()
@@ -90,6 +136,7 @@ impl Snapshot {
                 conflicts: c.conflicts,
                 heartbeats_lost: c.holder_losses,
                 messages_rejected: rejected,
+                auth_failures: 0,
             },
         }
     }
@@ -129,6 +176,9 @@ mod tests {
             preempt_delay: Duration::ZERO,
             garp_refresh: None,
             status_socket: "/tmp/x".into(),
+            auth: None,
+            track: vec![],
+            notify: Default::default(),
             auto_detected: vec![],
         }
     }
@@ -151,7 +201,7 @@ mod tests {
         m.handle(t0 + Duration::from_millis(200), Event::Tick);
         m.handle(t0 + Duration::from_millis(201), Event::Probe(ProbeOutcome::Free));
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(301), wall, 7);
+        let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(301), wall, 7, vec![]);
         assert_eq!(s.state, "MASTER");
         assert_eq!(s.since_ms_ago, 100);
         assert_eq!(s.since_unix_ms, 999_900);

@@ -366,12 +366,18 @@ impl Watch {
 
     /// Stops all threads and analyses what was recorded.
     pub fn stop(mut self) -> Report {
-        let (answers, probes, mut samples) = self.halt();
-        samples.push(HolderSample {
+        // The watch ends now, not after the threads have wound down: joining
+        // the responders takes up to their 20 ms read timeout, which would
+        // otherwise count as silence at the end (an outage floor of ~20 ms).
+        let last = HolderSample {
             at: self.t0.elapsed(),
             holders: holders_of(&self.workers, self.vip),
-        });
+        };
         let end = self.t0.elapsed();
+        let (mut answers, probes, mut samples) = self.halt();
+        answers.retain(|a| a.at <= end);
+        samples.retain(|s| s.at < last.at);
+        samples.push(last);
         let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         analyze(&samples, &answers, &marks, probes, end)
     }

@@ -1,0 +1,271 @@
+//! Service checks (`floating_ip.track`): is the service behind the address alive?
+//!
+//! One thread per check runs it every interval ([`probe`]) and sends each [`Sample`] to
+//! the daemon loop; it owns nothing else. The loop feeds samples to the [`Tracker`]
+//! (pure: each check's rise/fall [`Counter`], and the aggregate [`Health`] the state
+//! machine acts on) and hands a changed verdict to the machine as `Event::Health`.
+
+mod counter;
+mod probe;
+
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+pub use counter::{CheckState, Counter};
+pub use probe::Sample;
+
+use crate::config::Check;
+use crate::daemon::Input;
+use crate::state::{Health, Verdict};
+use crate::status::CheckStatus;
+
+/// Starts one thread per check; each ends when the daemon loop is gone.
+pub fn start(checks: &[Check], events: Sender<Input>) -> std::io::Result<()> {
+    for (index, check) in checks.iter().enumerate() {
+        let check = check.clone();
+        let events = events.clone();
+        std::thread::Builder::new().name(format!("fip-check-{index}")).spawn(move || loop {
+            let started = Instant::now();
+            let sample = probe::run(&check.target, check.timeout);
+            if events.send(Input::Check { index, sample }).is_err() {
+                return;
+            }
+            // From start to start; a run that overran is followed at once.
+            std::thread::sleep((started + check.interval).saturating_duration_since(Instant::now()));
+        })?;
+    }
+    Ok(())
+}
+
+/// A check's state changing, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub name: String,
+    pub from: CheckState,
+    pub to: CheckState,
+    /// The last result and how many in a row led to the change.
+    pub why: String,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "check {:?}: {} -> {}: {}", self.name, self.from, self.to, self.why)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tracked {
+    check: Check,
+    counter: Counter,
+    last: Option<(Sample, Instant)>,
+    since: Option<Instant>,
+    runs: u64,
+    failures: u64,
+}
+
+/// Every check's state; pure apart from the samples and times handed in.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    checks: Vec<Tracked>,
+}
+
+impl Tracker {
+    pub fn new(checks: &[Check]) -> Tracker {
+        Tracker {
+            checks: checks
+                .iter()
+                .map(|c| Tracked {
+                    check: c.clone(),
+                    counter: Counter::new(c.rise, c.fall),
+                    last: None,
+                    since: None,
+                    runs: 0,
+                    failures: 0,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// Records one result of check `index` at `now`; returns the check's state change, if any.
+    pub fn record(&mut self, index: usize, sample: Sample, now: Instant) -> Option<Change> {
+        let t = self.checks.get_mut(index)?;
+        t.runs += 1;
+        t.failures += u64::from(!sample.ok);
+        let from = t.counter.state();
+        let in_a_row = t.counter.streak() + 1;
+        let changed = t.counter.record(sample.ok);
+        let why = match (changed, from) {
+            (_, CheckState::Pending) => format!("first result: {}", sample.detail),
+            (Some(CheckState::Down), _) => format!("failed {in_a_row} times in a row, last: {}", sample.detail),
+            _ => format!("passed {in_a_row} times in a row, last: {}", sample.detail),
+        };
+        t.last = Some((sample, now));
+        let to = changed?;
+        t.since = Some(now);
+        Some(Change { name: t.check.name.clone(), from, to, why })
+    }
+
+    /// The verdict over all checks: failing if a check without a weight is down, pending
+    /// while any check has no result, the weights of the down weighted checks as penalty.
+    pub fn health(&self) -> Health {
+        if self.checks.is_empty() {
+            return Health::healthy();
+        }
+        let mut failing = Vec::new();
+        let mut degraded = Vec::new();
+        let mut penalty: u32 = 0;
+        let mut pending = false;
+        for t in &self.checks {
+            let last = t.last.as_ref().map_or(String::new(), |(s, _)| s.detail.clone());
+            match (t.counter.state(), t.check.weight) {
+                (CheckState::Pending, _) => pending = true,
+                (CheckState::Up, _) => {}
+                (CheckState::Down, None) => failing.push(format!("{} down ({last})", t.check.name)),
+                (CheckState::Down, Some(w)) => {
+                    penalty += u32::from(w);
+                    degraded.push(format!("{} down ({last}, -{w})", t.check.name));
+                }
+            }
+        }
+        let verdict = if !failing.is_empty() {
+            Verdict::Failing
+        } else if pending {
+            Verdict::Pending
+        } else {
+            Verdict::Healthy
+        };
+        let mut detail: Vec<String> = failing;
+        detail.extend(degraded);
+        if verdict == Verdict::Pending && detail.is_empty() {
+            detail.push("waiting for the first check results".into());
+        }
+        Health { verdict, penalty: penalty.min(253) as u8, detail: detail.join("; ") }
+    }
+
+    /// Each check as `floatip status` shows it.
+    pub fn statuses(&self, now: Instant) -> Vec<CheckStatus> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.checks
+            .iter()
+            .map(|t| CheckStatus {
+                name: t.check.name.clone(),
+                kind: t.check.target.kind().into(),
+                target: t.check.target.to_string(),
+                state: t.counter.state().to_string(),
+                effect: t.check.weight.map_or("fault".to_string(), |w| format!("priority -{w}")),
+                streak: t.counter.streak(),
+                rise: t.check.rise,
+                fall: t.check.fall,
+                interval_ms: ms(t.check.interval),
+                timeout_ms: ms(t.check.timeout),
+                last_ok: t.last.as_ref().map(|(s, _)| s.ok),
+                last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
+                last_took_ms: t.last.as_ref().map(|(s, _)| ms(s.took)),
+                last_ms_ago: t.last.as_ref().map(|(_, at)| ms(now.saturating_duration_since(*at))),
+                state_since_ms_ago: t.since.map(|at| ms(now.saturating_duration_since(at))),
+                runs: t.runs,
+                failures: t.failures,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Target;
+
+    fn check(name: &str, weight: Option<u8>) -> Check {
+        Check {
+            name: name.into(),
+            target: Target::Tcp { host: "127.0.0.1".into(), port: 8000 },
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(50),
+            rise: 2,
+            fall: 3,
+            weight,
+        }
+    }
+
+    fn sample(ok: bool) -> Sample {
+        Sample { ok, detail: if ok { "connected".into() } else { "connection refused".into() }, took: Duration::from_millis(1) }
+    }
+
+    #[test]
+    fn no_checks_is_healthy() {
+        assert_eq!(Tracker::new(&[]).health(), Health::healthy());
+    }
+
+    #[test]
+    fn pending_until_every_check_has_a_result() {
+        let now = Instant::now();
+        let mut t = Tracker::new(&[check("a", None), check("b", Some(20))]);
+        assert_eq!(t.health().verdict, Verdict::Pending);
+        t.record(0, sample(true), now);
+        assert_eq!(t.health().verdict, Verdict::Pending);
+        let change = t.record(1, sample(true), now).unwrap();
+        assert_eq!(change.to_string(), "check \"b\": pending -> up: first result: connected");
+        assert_eq!(t.health(), Health::healthy());
+    }
+
+    #[test]
+    fn a_down_check_without_weight_fails_the_node() {
+        let now = Instant::now();
+        let mut t = Tracker::new(&[check("web", None)]);
+        t.record(0, sample(true), now);
+        assert_eq!(t.record(0, sample(false), now), None);
+        assert_eq!(t.record(0, sample(false), now), None);
+        let change = t.record(0, sample(false), now).unwrap();
+        assert_eq!(change.why, "failed 3 times in a row, last: connection refused");
+        let h = t.health();
+        assert_eq!(h.verdict, Verdict::Failing);
+        assert_eq!(h.penalty, 0);
+        assert_eq!(h.detail, "web down (connection refused)");
+    }
+
+    #[test]
+    fn weighted_checks_add_penalties_not_faults() {
+        let now = Instant::now();
+        let mut t = Tracker::new(&[check("a", Some(30)), check("b", Some(250)), check("c", None)]);
+        t.record(2, sample(true), now);
+        t.record(0, sample(false), now);
+        t.record(1, sample(true), now);
+        let h = t.health();
+        assert_eq!((h.verdict, h.penalty), (Verdict::Healthy, 30));
+        assert_eq!(h.detail, "a down (connection refused, -30)");
+        for _ in 0..3 {
+            t.record(1, sample(false), now);
+        }
+        assert_eq!(t.health().penalty, 253, "capped");
+    }
+
+    #[test]
+    fn statuses_show_state_last_result_and_timings() {
+        let t0 = Instant::now();
+        let mut t = Tracker::new(&[check("web", Some(10))]);
+        assert_eq!(t.statuses(t0)[0].state, "pending");
+        assert_eq!(t.statuses(t0)[0].last_result, None);
+        t.record(0, sample(true), t0);
+        t.record(0, sample(false), t0 + Duration::from_millis(100));
+        let s = &t.statuses(t0 + Duration::from_millis(130))[0];
+        assert_eq!(s.state, "up");
+        assert_eq!(s.effect, "priority -10");
+        assert_eq!(s.streak, 1);
+        assert_eq!(s.last_ok, Some(false));
+        assert_eq!(s.last_result.as_deref(), Some("connection refused"));
+        assert_eq!(s.last_ms_ago, Some(30));
+        assert_eq!(s.state_since_ms_ago, Some(130));
+        assert_eq!((s.runs, s.failures), (2, 1));
+        assert_eq!((s.kind.as_str(), s.target.as_str()), ("tcp", "127.0.0.1:8000"));
+    }
+
+    #[test]
+    fn unknown_index_is_ignored() {
+        let mut t = Tracker::new(&[check("web", None)]);
+        assert_eq!(t.record(5, sample(true), Instant::now()), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! State-change hooks (`floating_ip.notify`): the executor queues one job per transition;
+//! one worker thread runs them one at a time, in transition order, each bounded by the
+//! timeout (killed if it overruns). Queuing never blocks, so a slow hook never delays a
+//! take-over.
+//!
+//! For each transition, the hook for the new state (`master`, `backup`, `fault`) runs,
+//! then `any` with the new state and the reason appended as arguments. Every hook gets
+//! `FLOATIP_STATE`, `FLOATIP_PREVIOUS`, `FLOATIP_REASON`, `FLOATIP_VIP`, `FLOATIP_NODE`,
+//! `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each).
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{info, warn};
+
+use crate::config::Notify;
+use crate::state::Role;
+
+/// Jobs waiting beyond this are worth a warning: the hooks are slower than the transitions.
+const BACKLOG_WARNING: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub seq: u64,
+    pub from: Role,
+    pub to: Role,
+    pub reason: String,
+}
+
+/// Who we are, for the hooks' environment.
+#[derive(Debug, Clone)]
+struct Context {
+    hooks: Notify,
+    vip: Ipv4Addr,
+    node: Ipv4Addr,
+    interface: String,
+}
+
+pub struct Notifier {
+    queue: Option<Sender<Job>>,
+    seq: u64,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Notifier {
+    /// Starts the worker thread, unless no hook is configured.
+    pub fn start(hooks: &Notify, vip: Ipv4Addr, node: Ipv4Addr, interface: &str) -> Notifier {
+        let waiting = Arc::new(AtomicUsize::new(0));
+        if hooks.is_empty() {
+            return Notifier { queue: None, seq: 0, waiting };
+        }
+        let ctx = Context { hooks: hooks.clone(), vip, node, interface: interface.to_string() };
+        let (tx, rx) = mpsc::channel::<Job>();
+        let count = waiting.clone();
+        let started = std::thread::Builder::new().name("fip-notify".into()).spawn(move || {
+            for job in rx {
+                count.fetch_sub(1, Ordering::Relaxed);
+                for (what, argv) in hooks_for(&ctx.hooks, &job) {
+                    run_hook(&ctx, &job, what, &argv);
+                }
+            }
+        });
+        match started {
+            Ok(_) => Notifier { queue: Some(tx), seq: 0, waiting },
+            Err(e) => {
+                warn!("cannot start the notify thread: {e}; hooks will not run");
+                Notifier { queue: None, seq: 0, waiting }
+            }
+        }
+    }
+
+    /// Queues the hooks of one transition; returns at once.
+    pub fn transition(&mut self, from: Role, to: Role, reason: &str) {
+        let Some(queue) = &self.queue else { return };
+        self.seq += 1;
+        let backlog = self.waiting.fetch_add(1, Ordering::Relaxed);
+        if backlog >= BACKLOG_WARNING {
+            warn!("notify: {backlog} transitions wait for their hooks; the hooks are slower than the state changes");
+        }
+        if queue.send(Job { seq: self.seq, from, to, reason: reason.to_string() }).is_err() {
+            warn!("notify: the hook thread is gone; hooks for {from} -> {to} not run");
+        }
+    }
+}
+
+/// The hooks of `job`, in the order they run, with their full argv.
+pub fn hooks_for(hooks: &Notify, job: &Job) -> Vec<(&'static str, Vec<String>)> {
+    let own = match job.to {
+        Role::Master => ("notify.master", &hooks.master),
+        Role::Backup => ("notify.backup", &hooks.backup),
+        Role::Fault => ("notify.fault", &hooks.fault),
+    };
+    let mut out = Vec::new();
+    if let Some(argv) = own.1 {
+        out.push((own.0, argv.clone()));
+    }
+    if let Some(argv) = &hooks.any {
+        let mut argv = argv.clone();
+        argv.push(job.to.to_string());
+        argv.push(job.reason.clone());
+        out.push(("notify.any", argv));
+    }
+    out
+}
+
+/// The environment every hook of `job` gets.
+fn environment(ctx: &Context, job: &Job) -> Vec<(&'static str, String)> {
+    vec![
+        ("FLOATIP_STATE", job.to.to_string()),
+        ("FLOATIP_PREVIOUS", job.from.to_string()),
+        ("FLOATIP_REASON", job.reason.clone()),
+        ("FLOATIP_VIP", ctx.vip.to_string()),
+        ("FLOATIP_NODE", ctx.node.to_string()),
+        ("FLOATIP_INTERFACE", ctx.interface.clone()),
+        ("FLOATIP_SEQ", job.seq.to_string()),
+    ]
+}
+
+fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
+    let ran = crate::exec::run(argv, &environment(ctx, job), ctx.hooks.timeout);
+    let ms = |d: Duration| d.as_millis();
+    if ran.success() {
+        info!("{what} (seq {}, {}) ran in {} ms", job.seq, job.to, ms(ran.took));
+        if !ran.output.is_empty() {
+            log::debug!("{what} (seq {}) output: {}", job.seq, ran.output);
+        }
+    } else {
+        warn!(
+            "{what} (seq {}, {}) failed after {} ms: {}{}",
+            job.seq,
+            job.to,
+            ms(ran.took),
+            ran.exit,
+            if ran.output.is_empty() { String::new() } else { format!("; output: {}", ran.output) }
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn argv(a: &[&str]) -> Option<Vec<String>> {
+        Some(a.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn job(seq: u64, to: Role) -> Job {
+        Job { seq, from: Role::Backup, to, reason: "holder 192.0.2.12 silent".into() }
+    }
+
+    #[test]
+    fn the_state_hook_runs_then_any_with_state_and_reason() {
+        let hooks = Notify { master: argv(&["/bin/m"]), fault: argv(&["/bin/f", "x"]), any: argv(&["/bin/a"]), ..Notify::default() };
+        assert_eq!(
+            hooks_for(&hooks, &job(1, Role::Master)),
+            vec![
+                ("notify.master", vec!["/bin/m".to_string()]),
+                ("notify.any", vec!["/bin/a".to_string(), "MASTER".to_string(), "holder 192.0.2.12 silent".to_string()]),
+            ]
+        );
+        assert_eq!(hooks_for(&hooks, &job(2, Role::Backup)).len(), 1, "no backup hook: only any");
+        assert_eq!(hooks_for(&hooks, &job(3, Role::Fault))[0].1, vec!["/bin/f".to_string(), "x".to_string()]);
+    }
+
+    #[test]
+    fn hooks_run_in_order_with_environment_and_do_not_block() {
+        let dir = std::env::temp_dir().join(format!("fip-notify-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks.log");
+        let line = format!(
+            "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\" >> {}",
+            file.display()
+        );
+        let hooks = Notify { any: argv(&["/bin/sh", "-c", &line, "hook"]), ..Notify::default() };
+        let mut n = Notifier::start(&hooks, Ipv4Addr::new(192, 0, 2, 234), Ipv4Addr::new(192, 0, 2, 11), "eth0");
+        let t0 = Instant::now();
+        n.transition(Role::Backup, Role::Master, "no holder");
+        n.transition(Role::Master, Role::Fault, "checks failing");
+        n.transition(Role::Fault, Role::Backup, "checks pass");
+        assert!(t0.elapsed() < Duration::from_millis(50), "queuing blocked for {:?}", t0.elapsed());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut text = String::new();
+        while Instant::now() < deadline && text.lines().count() < 3 {
+            std::thread::sleep(Duration::from_millis(20));
+            text = std::fs::read_to_string(&file).unwrap_or_default();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        // sh -c's $1 is the first appended argument: the new state.
+        assert_eq!(
+            text,
+            "1 BACKUP MASTER 192.0.2.234 MASTER\n2 MASTER FAULT 192.0.2.234 FAULT\n3 FAULT BACKUP 192.0.2.234 BACKUP\n"
+        );
+    }
+
+    #[test]
+    fn no_hooks_no_thread() {
+        let mut n = Notifier::start(&Notify::default(), Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, "lo");
+        assert!(n.queue.is_none());
+        n.transition(Role::Backup, Role::Master, "x");
+        assert_eq!(n.seq, 0);
+    }
+}
