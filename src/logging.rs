@@ -21,7 +21,8 @@ pub fn init(verbosity: u8) {
     };
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
     if stderr_is_journal() {
-        builder.format(|buf, record| buf.write_all(journal_line(record.level(), &record.args().to_string()).as_bytes()));
+        builder
+            .format(|buf, record| buf.write_all(journal_line(record.level(), &record.args().to_string()).as_bytes()));
     } else {
         builder.format_timestamp_millis();
     }

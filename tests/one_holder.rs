@@ -19,11 +19,16 @@ use lab::{Lab, Proc};
 use nix::sys::signal::Signal;
 use support::*;
 
-const T: Timing = Timing::FAST;
+/// The fast setting; `FLOATIP_TEST_TIMING=default` runs the same scenarios at the
+/// zero-config timings (1 s / 10 s) to fill the docs' table (slow: minutes).
+static T: std::sync::LazyLock<Timing> = std::sync::LazyLock::new(|| match std::env::var("FLOATIP_TEST_TIMING").as_deref() {
+    Ok("default") => Timing::DEFAULT,
+    _ => Timing::FAST,
+});
 
 /// Settled: the holder has held alone for three intervals.
 fn settle(lab: &Lab, node: &str) {
-    wait_stable_holder(lab, node, T.interval * 3, T.startup_bound() * 2 + ms(3000));
+    wait_stable_holder(lab, node, T.interval * 3, T.outage_bound() + T.startup_bound() * 2 + ms(3000));
 }
 
 /// Writes one fast config per node (`extra[i]` keys for the i-th node).
@@ -31,7 +36,7 @@ fn configs(lab: &Lab, extra: &[&[&str]]) -> Vec<PathBuf> {
     lab.nodes()
         .iter()
         .zip(extra)
-        .map(|(n, e)| write_config(lab, n, &timed_config(T, e)))
+        .map(|(n, e)| write_config(lab, n, &timed_config(*T, e)))
         .collect()
 }
 
@@ -239,7 +244,8 @@ fn partition_and_heal() {
         eprintln!("SKIP: partition_and_heal: {e}");
         return;
     }
-    std::thread::sleep(ms(1500));
+    // Long enough for the backup's detection time to run out.
+    std::thread::sleep((T.timeout * 3 / 2).max(ms(1500)));
     let during = lab.holders(VIP);
     let roles_during = (last_role(&n1), last_role(&n2));
     watch.mark("heal");

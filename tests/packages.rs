@@ -42,7 +42,12 @@ fn output(program: &str, args: &[&str]) -> Output {
 }
 
 fn describe(out: &Output) -> String {
-    format!("{}\nstdout:\n{}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs `make -f mk/packaging.mk TARGET` and returns the newest file of `dir` with `ext`.
@@ -69,7 +74,10 @@ struct Installed;
 
 impl Installed {
     fn deb(path: &Path) -> Installed {
-        assert!(output("dpkg", &["-s", "floatip"]).status.code() != Some(0), "floatip is already installed; remove it first");
+        assert!(
+            output("dpkg", &["-s", "floatip"]).status.code() != Some(0),
+            "floatip is already installed; remove it first"
+        );
         assert!(!Path::new("/etc/floatip").exists(), "/etc/floatip exists; the test would overwrite or read it");
         let guard = Installed;
         run("dpkg", &["-i", path.to_str().unwrap()]);
@@ -117,6 +125,9 @@ fn deb_installs_runs_and_purges() {
     );
     let conffiles = run("dpkg-query", &["-W", "-f=${Conffiles}", "floatip"]);
     assert!(conffiles.contains("/etc/floatip/gateway.yml"), "not a conffile: {conffiles}");
+    // Removal must stop the service while the binary exists, so ExecStopPost releases the address.
+    let prerm = std::fs::read_to_string("/var/lib/dpkg/info/floatip.prerm").expect("no prerm script");
+    assert!(prerm.contains("stop floatip.service"), "prerm does not stop the service:\n{prerm}");
     let unit = std::fs::read_to_string("/usr/lib/systemd/system/floatip.service").unwrap();
     assert_eq!(unit, include_str!("../systemd/floatip.service"));
 

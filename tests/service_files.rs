@@ -28,11 +28,8 @@ fn directives(unit: &str) -> Vec<(String, String, String)> {
 
 /// The value of a directive that must appear exactly once.
 fn one(unit: &str, section: &str, key: &str) -> String {
-    let found: Vec<String> = directives(unit)
-        .into_iter()
-        .filter(|(s, k, _)| s == section && k == key)
-        .map(|(_, _, v)| v)
-        .collect();
+    let found: Vec<String> =
+        directives(unit).into_iter().filter(|(s, k, _)| s == section && k == key).map(|(_, _, v)| v).collect();
     assert_eq!(found.len(), 1, "[{section}] {key}= should appear once, found {found:?}");
     found.into_iter().next().unwrap()
 }
@@ -151,6 +148,9 @@ fn shipped_config_documents_every_key() {
         "timeout_in_ms:",
         "interval_in_ms:",
     ] {
-        assert!(text.lines().any(|l| l.trim_start().trim_start_matches('#').starts_with(key)), "{key} not in gateway.yml");
+        assert!(
+            text.lines().any(|l| l.trim_start().trim_start_matches('#').starts_with(key)),
+            "{key} not in gateway.yml"
+        );
     }
 }

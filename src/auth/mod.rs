@@ -138,6 +138,22 @@ mod tests {
     }
 
     #[test]
+    fn config_section_parses_and_inline_keys_warn() {
+        use crate::config::RawSection;
+        let raw = RawSection::parse(
+            "floating_ip:\n  enabled: true\n  auth:\n    key: 0123456789abcdef0123456789abcdef\n    max_clock_skew_in_ms: 2000\n    colour: red\n",
+            "g.yml",
+        )
+        .unwrap();
+        assert_eq!(raw.auth.key.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(raw.auth.max_clock_skew_ms, Some(2000));
+        assert!(raw.warnings.iter().any(|w| w.contains("floating_ip.auth.key keeps the key in the config file")), "{:?}", raw.warnings);
+        assert!(raw.warnings.iter().any(|w| w.contains("unknown key floating_ip.auth.colour")), "{:?}", raw.warnings);
+        let plain = RawSection::parse("floating_ip:\n  enabled: true\n", "g.yml").unwrap();
+        assert_eq!(plain.auth, crate::config::RawAuth::default());
+    }
+
+    #[test]
     fn tag_verifies_with_current_or_previous_key_only() {
         let mut a = Auth::new(key(1));
         let t = a.tag(b"hello");

@@ -112,7 +112,7 @@ pub(super) fn describe(track: &[Check], notify: &Notify) -> String {
     }
     for (what, hook) in [("master", &notify.master), ("backup", &notify.backup), ("fault", &notify.fault), ("any", &notify.any)] {
         if let Some(argv) = hook {
-            s += &format!("notify.{what}:{:pad$}{argv:?}\n", "", pad = 17 - what.len());
+            s += &format!("notify.{what}:{:pad$}{argv:?}\n", "", pad = 16 - what.len());
         }
     }
     if !notify.is_empty() {

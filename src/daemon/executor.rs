@@ -9,8 +9,9 @@ use sd_notify::NotifyState;
 use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::Host;
+use crate::notify::Notifier;
 use crate::state::{Action, Event, Machine, ProbeOutcome};
-use crate::status::{Server, Snapshot};
+use crate::status::{CheckStatus, Server, Snapshot};
 use crate::wire::Kind;
 
 pub enum Outcome {
@@ -29,6 +30,7 @@ pub struct Executor<H: Host> {
     last_watchdog: Instant,
     status: String,
     status_server: Option<Server>,
+    notifier: Notifier,
 }
 
 impl<H: Host> Executor<H> {
@@ -42,6 +44,7 @@ impl<H: Host> Executor<H> {
             watchdog: sd_notify::watchdog_enabled(),
             last_watchdog: Instant::now(),
             status: String::new(),
+            notifier: Notifier::start(&config.notify, config.vip, config.node_addr, &config.interface),
             status_server: match Server::start(&config.status_socket) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -93,6 +96,8 @@ impl<H: Host> Executor<H> {
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);
+                // Queued: hooks run on their own thread and never delay what follows.
+                self.notifier.transition(from, to, &reason);
             }
             Action::Note(text) => info!("{text}"),
             Action::Exit => {
@@ -118,16 +123,16 @@ impl<H: Host> Executor<H> {
     fn publish_view(&self, machine: &Machine) {
         self.local.set_view(LocalView {
             role: machine.role(),
-            priority: machine.me().priority,
+            priority: machine.priority(),
             preempt_request: machine.preempt_requesting(Instant::now()),
         });
     }
 
     /// Keeps the heartbeat threads' view, the status socket and systemd's STATUS= current.
-    pub fn publish(&mut self, machine: &Machine, config: &Config) {
+    pub fn publish(&mut self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) {
         self.publish_view(machine);
         let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
-        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected);
+        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected, checks);
         snapshot.counters.auth_failures = self.local.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
         if let Some(server) = &self.status_server {
             server.publish(&snapshot);
@@ -139,8 +144,8 @@ impl<H: Host> Executor<H> {
         }
     }
 
-    pub fn notify_ready(&mut self, machine: &Machine, config: &Config) {
-        self.publish(machine, config);
+    pub fn notify_ready(&mut self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) {
+        self.publish(machine, config, checks);
         let _ = sd_notify::notify(&[NotifyState::Ready]);
     }
 

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 
 use crate::config::Config;
+use crate::health::Tracker;
 use crate::heartbeat::{self, Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Event, Machine, Me, Role, Timing};
+use crate::state::{Event, Health, Machine, Me, Role, Timing};
 use executor::Executor;
 
 /// What reaches the loop.
@@ -22,6 +23,8 @@ use executor::Executor;
 pub enum Input {
     Machine(Event),
     Reload,
+    /// One run of service check `index` (`floating_ip.track[index]`).
+    Check { index: usize, sample: crate::health::Sample },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,8 @@ pub enum DaemonError {
     Broadcast { port: u16, error: std::io::Error },
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    #[error("cannot start the service check threads: {0}")]
+    Checks(std::io::Error),
 }
 
 /// How often the interface is looked at (link state, the address being there). Half an
@@ -76,6 +81,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .name("fip-listener".into())
         .spawn(move || listener.serve(serving, read_deadline))
         .map_err(DaemonError::Signals)?;
+    crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
     let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
 
     let me = Me { node: config.node_addr, boot, priority: config.priority };
@@ -90,10 +96,19 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.priority,
         port
     );
-    let mut daemon = Daemon { machine, exec: Executor::new(host, broadcaster, prober, local, &config), config };
+    let tracker = Tracker::new(&config.track);
+    let exec = Executor::new(host, broadcaster, prober, local, &config);
+    let mut daemon = Daemon { machine, exec, config, tracker, health: Health::healthy() };
     daemon.apply(Instant::now(), first);
-    daemon.exec.notify_ready(&daemon.machine, &daemon.config);
+    if !daemon.tracker.is_empty() {
+        // No take-over before the checks' first verdict.
+        daemon.health = Health::pending();
+        daemon.step(Instant::now(), Event::Health(Health::pending()));
+    }
+    let checks = daemon.tracker.statuses(Instant::now());
+    daemon.exec.notify_ready(&daemon.machine, &daemon.config, checks);
     daemon.run_loop(rx);
+    crate::exec::kill_all();
     Ok(())
 }
 
@@ -101,6 +116,9 @@ struct Daemon<H: Host> {
     machine: Machine,
     exec: Executor<H>,
     config: Config,
+    tracker: Tracker,
+    /// The service checks' verdict as last told to the machine.
+    health: Health,
 }
 
 impl<H: Host> Daemon<H> {
@@ -123,6 +141,7 @@ impl<H: Host> Daemon<H> {
                     self.reload();
                     Event::Tick
                 }
+                Some(Input::Check { index, sample }) => self.on_check(now, index, sample),
                 None => Event::Tick,
             };
             if self.step(now, event) {
@@ -161,15 +180,31 @@ impl<H: Host> Daemon<H> {
                 }
             }
         }
-        self.exec.publish(&self.machine, &self.config);
+        self.exec.publish(&self.machine, &self.config, self.tracker.statuses(now));
         false
+    }
+
+    /// Records a check result; a changed verdict or penalty becomes the machine's event.
+    fn on_check(&mut self, now: Instant, index: usize, sample: crate::health::Sample) -> Event {
+        if !sample.ok {
+            log::debug!("check {:?} failed in {} ms: {}", self.tracker.name(index), sample.took.as_millis(), sample.detail);
+        }
+        if let Some(change) = self.tracker.record(index, sample, now) {
+            info!("{change}");
+        }
+        let health = self.tracker.health();
+        if (health.verdict, health.penalty) == (self.health.verdict, self.health.penalty) {
+            return Event::Tick;
+        }
+        self.health = health.clone();
+        Event::Health(health)
     }
 
     fn reload(&mut self) {
         match crate::cli::load_enabled(&self.config.source) {
-            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority || new.auth != self.config.auth => {
+            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority || new.auth != self.config.auth || new.track != self.config.track || new.notify != self.config.notify => {
                 warn!(
-                    "reload: {} changes the address, interface, port, priority or auth keys; restart floatip to apply it (keeping the running config)",
+                    "reload: {} changes the address, interface, port, priority, auth keys, checks or hooks; restart floatip to apply it (keeping the running config)",
                     self.config.source.display()
                 );
             }

@@ -90,6 +90,10 @@ impl Tracker {
         self.checks.is_empty()
     }
 
+    pub fn name(&self, index: usize) -> &str {
+        self.checks.get(index).map_or("?", |t| t.check.name.as_str())
+    }
+
     /// Records one result of check `index` at `now`; returns the check's state change, if any.
     pub fn record(&mut self, index: usize, sample: Sample, now: Instant) -> Option<Change> {
         let t = self.checks.get_mut(index)?;

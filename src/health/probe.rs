@@ -57,7 +57,7 @@ fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
                 last = format!("connect to {addr} timed out");
             }
-            Err(e) => last = format!("connect to {addr}: {e}"),
+            Err(e) => last = format!("connect to {addr}: {}", io_reason(&e)),
         }
     }
     Err(last)
@@ -86,10 +86,15 @@ fn get(host: &str, port: u16, path: &str, deadline: Instant) -> Result<u16, Stri
     status_code(&head)
 }
 
+/// `connection refused`, `timed out`: the error without its `(os error N)` tail.
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => "timed out".into(),
-        _ => e.to_string(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or_default();
+            text.to_lowercase()
+        }
     }
 }
 

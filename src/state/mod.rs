@@ -353,10 +353,7 @@ impl Machine {
             self.garp_followup = None;
             self.next_refresh = None;
         }
-        let probing = match (&to, &self.fault) {
-            (Role::Master, _) | (Role::Fault, Some(Fault::Link)) => false,
-            _ => true,
-        };
+        let probing = !matches!((&to, &self.fault), (Role::Master, _) | (Role::Fault, Some(Fault::Link)));
         out.push(Action::SetProbing(probing));
         out.push(Action::Transition { from, to, reason });
         out.push(Action::Announce);
@@ -595,6 +592,13 @@ impl Machine {
     }
 
     fn on_released(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Action>) {
+        // The node we followed (by its announces) just removed a copy: it is not holding.
+        if let Holder::Alive { peer, .. } = self.holder {
+            if peer.node == from && self.role == Role::Backup {
+                self.lose_holder(now, Some(peer), Loss::Closed, out);
+                return;
+            }
+        }
         if let Some(t) = self.takeover {
             if !t.probing && t.cause != Cause::Startup {
                 // Everyone waiting hears this at once: keep the rank order so only the best moves.

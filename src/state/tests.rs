@@ -832,3 +832,10 @@ fn conflicted_backups_retry_in_rank_order() {
     assert!(!r.run_to(440).contains(&Action::ProbeAddress), "a FAULT peer waiting on the same conflict still ranks first");
     assert!(r.run_to(460).contains(&Action::ProbeAddress));
 }
+
+#[test]
+fn release_notice_from_the_followed_holder_starts_a_take_over() {
+    let mut r = Rig::following(20);
+    let a = r.at(40, Event::Released(N12));
+    assert!(a.contains(&Action::ProbeAddress), "the holder released its copy: nobody holds the address");
+}

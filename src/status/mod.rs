@@ -213,4 +213,47 @@ mod tests {
         assert_eq!(s.counters.messages_rejected, 7);
         assert!(s.one_line().starts_with("MASTER 192.0.2.234 holder 192.0.2.11 peers 1: "), "{}", s.one_line());
     }
+
+    #[test]
+    fn snapshot_shows_checks_health_and_effective_priority() {
+        let c = config();
+        let t0 = Instant::now();
+        let me = Me { node: c.node_addr, boot: 1, priority: c.priority };
+        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
+        let health = crate::state::Health { verdict: crate::state::Verdict::Healthy, penalty: 30, detail: "x down".into() };
+        m.handle(t0 + Duration::from_millis(10), Event::Health(health));
+        let check = CheckStatus {
+            name: "gateway".into(),
+            kind: "tcp".into(),
+            target: "127.0.0.1:8000".into(),
+            state: "down".into(),
+            effect: "priority -30".into(),
+            streak: 0,
+            rise: 2,
+            fall: 3,
+            interval_ms: 100,
+            timeout_ms: 100,
+            last_ok: Some(false),
+            last_result: Some("connection refused".into()),
+            last_took_ms: Some(0),
+            last_ms_ago: Some(5),
+            state_since_ms_ago: Some(50),
+            runs: 9,
+            failures: 4,
+        };
+        let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(20), wall, 0, vec![check.clone()]);
+        assert_eq!((s.priority, s.configured_priority, s.health.as_str()), (70, 100, "healthy"));
+        assert_eq!(s.checks, vec![check]);
+        let text = render(&s);
+        assert!(text.contains("health:    healthy (priority 70 of configured 100)"), "{text}");
+        assert!(text.contains("check \"gateway\" tcp 127.0.0.1:8000: down for 50 ms (down means priority -30); last \"connection refused\" 5 ms ago"), "{text}");
+        // An older client's JSON without the new fields still parses.
+        let mut json: serde_json::Value = serde_json::to_value(&s).unwrap();
+        for k in ["checks", "health", "configured_priority"] {
+            json.as_object_mut().unwrap().remove(k);
+        }
+        assert!(serde_json::from_value::<Snapshot>(json).is_ok());
+    }
 }

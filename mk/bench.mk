@@ -1,0 +1,28 @@
+# `make bench`: floatip against keepalived and ucarp in network namespaces
+# (examples/bench.rs). Writes target/bench/results.json, docs/benchmarks.md
+# and docs/benchmarks.svg. Needs root. About 15 minutes; a 1-repetition
+# smoke run: `BENCH_QUICK=1 make bench`; more or fewer repetitions:
+# `BENCH_REPS=10 make bench`.
+CARGO ?= cargo
+# Commands the bench runs, with the Debian package that provides each.
+BENCH_APT_NEEDS := keepalived:keepalived ucarp:ucarp ip:iproute2 nft:nftables
+
+.PHONY: bench bench-deps
+
+bench-deps:
+	@[ "$$(id -u)" = 0 ] || { echo "make bench needs root (it creates network namespaces): sudo make bench"; exit 1; }
+	@missing=""; for pair in $(BENCH_APT_NEEDS); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null 2>&1 || { echo "bench: missing packages:$$missing (no apt-get here: install them by hand)"; exit 1; }; \
+	  echo "bench: installing:$$missing"; \
+	  echo "+ apt-get update"; apt-get update || exit 1; \
+	  echo "+ apt-get install -y$$missing"; DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || exit 1; \
+	  echo "bench: note: the keepalived package may have enabled its system service; the bench runs its own instances only"; \
+	fi
+
+bench: bench-deps
+	$(CARGO) build --release
+	$(CARGO) run --release --example bench
