@@ -200,7 +200,7 @@ fn check_release_and_disabled() {
         table.equal(&format!("holders after release #{round}"), lab.holders(VIP), Vec::<String>::new());
     }
 
-    let off = lab.write_file("off.yml", &format!("{}", zero_config(&[]).replace("enabled: true", "enabled: false")));
+    let off = lab.write_file("off.yml", &zero_config(&[]).replace("enabled: true", "enabled: false"));
     let started = Instant::now();
     let p = lab.spawn("n1", &[BIN, "run", "-c", path_str(&off)], &[]);
     let status = p.wait_exit(Duration::from_secs(5));

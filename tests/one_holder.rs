@@ -67,7 +67,7 @@ fn logs(procs: &[(&str, &Proc)]) -> String {
         .join("\n")
 }
 
-/// 1. Planned stop (SIGTERM): the master resigns naming its successor; the
+/// Scenario 1: Planned stop (SIGTERM): the master resigns naming its successor; the
 /// client waits tens of ms.
 #[test]
 fn planned_stop() {
@@ -161,7 +161,7 @@ fn sigkill_without_release() {
     t.finish(&format!("{}\n{}", r.summary(), logs(&[("n2", &n2), ("n1 (restarted)", &n1b)])));
 }
 
-/// 3. Freeze: SIGSTOP the master for 3 × timeout. Its kernel keeps
+/// Scenario 3: Freeze: SIGSTOP the master for 3 × timeout. Its kernel keeps
 /// answering ARP, but the backup recognises the silent holder's MAC and takes
 /// over; after SIGCONT the old master notices the stall, re-probes and steps
 /// down. Two holders are expected *during* the freeze (the frozen kernel
@@ -196,7 +196,7 @@ fn freeze_and_thaw() {
     t.finish(&format!("{}\n{}", r.summary(), logs(&[("n1", &n1), ("n2", &n2)])));
 }
 
-/// 4. Link loss: the master's switch port goes down; it goes FAULT and drops
+/// Scenario 4: Link loss: the master's switch port goes down; it goes FAULT and drops
 /// the address, the backup takes over within timeout + margin. Port up: the
 /// old master returns as BACKUP (preempt false) and nothing flips.
 #[test]
@@ -230,7 +230,7 @@ fn link_loss_and_restore() {
     t.finish(&format!("{}\n{}", r.summary(), logs(&[("n1", &n1), ("n2", &n2)])));
 }
 
-/// 5. Partition of the heartbeat port for ~1.5 s: the backup takes over (two
+/// Scenario 5: Partition of the heartbeat port for ~1.5 s: the backup takes over (two
 /// masters while cut off is expected). On heal they converge within
 /// interval + margin on the higher node address at equal priority (n2).
 #[test]
@@ -256,9 +256,8 @@ fn partition_and_heal() {
     let converged = r
         .holder_log
         .iter()
-        .filter(|s| s.at >= r.mark("heal") && s.holders.len() != 1)
+        .rfind(|s| s.at >= r.mark("heal") && s.holders.len() != 1)
         .map(|s| s.at)
-        .last()
         .map_or(Duration::ZERO, |t| t - r.mark("heal"));
     scenario_line(
         "partition",
@@ -305,7 +304,7 @@ fn three_nodes_start_elects_the_highest_priority() {
 {}", r.summary(), logs(&[("n1", &n1), ("n2", &n2), ("n3", &n3)])));
 }
 
-/// 6. Three nodes, priorities 150/100/50 (preempt false). n1 holds; SIGKILL
+/// Scenario 6: Three nodes, priorities 150/100/50 (preempt false). n1 holds; SIGKILL
 /// n1 + release → n2, and n3 never adds the address (no herd); SIGKILL n2 +
 /// release → n3.
 ///

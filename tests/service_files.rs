@@ -154,3 +154,20 @@ fn shipped_config_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn shipped_config_examples_parse_when_uncommented() {
+    let text = include_str!("../packaging/gateway.yml");
+    // Uncomment the `#key:` example blocks (two-space indented, directly under floating_ip).
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("  #") {
+            Some(rest) if !rest.starts_with(' ') || rest.starts_with("  ") => format!("  {rest}"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let raw = RawSection::parse(&uncommented, "packaging/gateway.yml (uncommented)").unwrap();
+    assert!(raw.warnings.is_empty(), "{:?}", raw.warnings);
+    assert_eq!(raw.track.len(), 3, "the three track examples are read");
+}

@@ -11,7 +11,7 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
             println!("{}: floating IP disabled (floating_ip.enabled is not true)", path.display());
             return Ok(());
         }
-        Loaded::Enabled(c) => c,
+        Loaded::Enabled(c) => *c,
     };
     print!("{}", config.describe());
     crate::environment::check_all(&config, &crate::net::discover()?)?;

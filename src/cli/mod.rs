@@ -79,7 +79,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 /// Like [`load`], but a disabled floating IP is an error (for reload).
 pub fn load_enabled(path: &Path) -> anyhow::Result<Config> {
     match load(path)? {
-        Loaded::Enabled(c) => Ok(c),
+        Loaded::Enabled(c) => Ok(*c),
         Loaded::Disabled => bail!("{}: floating_ip.enabled is false", path.display()),
     }
 }

@@ -12,7 +12,7 @@ use crate::state::Role;
 pub fn release(path: &Path) -> anyhow::Result<()> {
     let config = match super::load(path)? {
         Loaded::Disabled => return Ok(()),
-        Loaded::Enabled(c) => c,
+        Loaded::Enabled(c) => *c,
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
     let host = SystemHost::new(&config)?;

@@ -163,7 +163,7 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Loaded {
     Disabled,
-    Enabled(Config),
+    Enabled(Box<Config>),
 }
 
 /// Every way a configuration can be wrong; each names the file and, where there is one, the key.

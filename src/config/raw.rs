@@ -260,8 +260,10 @@ impl RawSection {
     }
 }
 
+/// The parser's message as one line, without its advice to programmers.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string()
+    let line = s.lines().next().unwrap_or_default().trim_start_matches("error: ");
+    line.split(", set DuplicateKeyPolicy").next().unwrap_or(line).to_string()
 }
 
 #[cfg(test)]

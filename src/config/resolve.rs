@@ -104,7 +104,7 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         ));
     }
 
-    Ok(Loaded::Enabled(Config {
+    Ok(Loaded::Enabled(Box::new(Config {
         source: path.to_path_buf(),
         interface: iface.name.clone(),
         node_addr,
@@ -125,7 +125,7 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         track: raw.track.clone(),
         notify: raw.notify.clone(),
         auto_detected: auto,
-    }))
+    })))
 }
 
 /// Reads the keys `floating_ip.auth` names; key files relative to the config file's folder.
@@ -182,7 +182,7 @@ mod tests {
     fn enabled(yaml_tail: &str) -> Result<Config, ConfigError> {
         let raw = RawSection::parse(&format!("floating_ip:\n  enabled: true\n{yaml_tail}"), "/etc/floatip/gateway.yml")?;
         match resolve(&raw, Path::new("/etc/floatip/gateway.yml"), &host())? {
-            Loaded::Enabled(c) => Ok(c),
+            Loaded::Enabled(c) => Ok(*c),
             Loaded::Disabled => panic!("disabled"),
         }
     }

@@ -182,8 +182,7 @@ pub fn flips_after(r: &Report, label: &str) -> usize {
     let mut prev: Option<&str> = r
         .answer_log
         .iter()
-        .filter(|a| a.at < from)
-        .last()
+        .rfind(|a| a.at < from)
         .map(|a| a.node.as_str());
     let mut flips = 0;
     for a in r.answer_log.iter().filter(|a| a.at >= from) {
