@@ -37,6 +37,8 @@ pub enum DaemonError {
     Broadcast { port: u16, error: std::io::Error },
     #[error("cannot handle signals: {0}")]
     Signals(std::io::Error),
+    #[error("cannot start the heartbeat listener thread: {0}")]
+    Thread(std::io::Error),
     #[error("cannot start the service check threads: {0}")]
     Checks(std::io::Error),
 }
@@ -80,7 +82,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     std::thread::Builder::new()
         .name("fip-listener".into())
         .spawn(move || listener.serve(serving, read_deadline))
-        .map_err(DaemonError::Signals)?;
+        .map_err(DaemonError::Thread)?;
     crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
     let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
 
