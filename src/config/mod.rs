@@ -119,6 +119,26 @@ impl Config {
         self.netmask.broadcast(self.node_addr)
     }
 
+    /// Keys whose change a running daemon cannot apply in place (SIGHUP): they are fixed
+    /// into its sockets, threads or identity. Only the detection timeout, preemption and
+    /// the ARP refresh can change under a running daemon.
+    pub fn needs_restart_for(&self, new: &Config) -> Vec<&'static str> {
+        let checks: [(&'static str, bool); 11] = [
+            ("ip", self.vip != new.vip),
+            ("interface", self.interface != new.interface),
+            ("netmask", self.netmask != new.netmask),
+            ("priority", self.priority != new.priority),
+            ("echo.port", self.echo.port != new.echo.port),
+            ("echo.interval_in_ms", self.echo.interval != new.echo.interval),
+            ("echo.dial_timeout_in_ms", self.echo.dial_timeout != new.echo.dial_timeout),
+            ("status_socket", self.status_socket != new.status_socket),
+            ("auth", self.auth != new.auth),
+            ("track", self.track != new.track),
+            ("notify", self.notify != new.notify),
+        ];
+        checks.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect()
+    }
+
     /// Human-readable, fully resolved configuration (for `floatip check`).
     pub fn describe(&self) -> String {
         let auto = |key: &str| {

@@ -215,6 +215,15 @@ mod tests {
     }
 
     #[test]
+    fn reload_applies_timeouts_and_preemption_but_not_identity() {
+        let old = enabled("").unwrap();
+        let same = enabled("  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  garp_refresh_in_ms: 5000\n").unwrap();
+        assert!(old.needs_restart_for(&same).is_empty());
+        let moved = enabled("  ip: 192.168.3.200\n  priority: 7\n  echo:\n    port: 7000\n    interval_in_ms: 500\n").unwrap();
+        assert_eq!(old.needs_restart_for(&moved), vec!["ip", "priority", "echo.port", "echo.interval_in_ms"]);
+    }
+
+    #[test]
     fn disabled_needs_no_interface() {
         let raw = RawSection::parse("floating_ip:\n  enabled: false\n", "f").unwrap();
         assert_eq!(resolve(&raw, Path::new("f"), &[]).unwrap(), Loaded::Disabled);

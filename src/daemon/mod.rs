@@ -204,10 +204,11 @@ impl<H: Host> Daemon<H> {
 
     fn reload(&mut self) {
         match crate::cli::load_enabled(&self.config.source) {
-            Ok(new) if new.vip != self.config.vip || new.interface != self.config.interface || new.echo.port != self.config.echo.port || new.priority != self.config.priority || new.auth != self.config.auth || new.track != self.config.track || new.notify != self.config.notify => {
+            Ok(new) if !self.config.needs_restart_for(&new).is_empty() => {
                 warn!(
-                    "reload: {} changes the address, interface, port, priority, auth keys, checks or hooks; restart floatip to apply it (keeping the running config)",
-                    self.config.source.display()
+                    "reload: {} changes {}; restart floatip to apply it (keeping the running config)",
+                    self.config.source.display(),
+                    self.config.needs_restart_for(&new).join(", ")
                 );
             }
             Ok(new) => {
