@@ -11,7 +11,7 @@ use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::Host;
 use crate::notify::Notifier;
 use crate::state::{Action, Event, Machine, ProbeOutcome};
-use crate::status::{CheckStatus, Server, Snapshot};
+use crate::status::{CheckStatus, Snapshot};
 use crate::wire::Kind;
 
 pub enum Outcome {
@@ -29,7 +29,6 @@ pub struct Executor<H: Host> {
     watchdog: Option<Duration>,
     last_watchdog: Instant,
     status: String,
-    status_server: Option<Server>,
     notifier: Notifier,
 }
 
@@ -45,13 +44,6 @@ impl<H: Host> Executor<H> {
             last_watchdog: Instant::now(),
             status: String::new(),
             notifier: Notifier::start(&config.notify, config.vip, config.node_addr, &config.interface),
-            status_server: match Server::start(&config.status_socket) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    warn!("status socket {} unavailable: {e}; `floatip status` will not work", config.status_socket.display());
-                    None
-                }
-            },
         }
     }
 
@@ -128,24 +120,26 @@ impl<H: Host> Executor<H> {
         });
     }
 
-    /// Keeps the heartbeat threads' view, the status socket and systemd's STATUS= current.
-    pub fn publish(&mut self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) {
+    /// Keeps the heartbeat threads' view and systemd's STATUS= current.
+    pub fn publish(&mut self, machine: &Machine, config: &Config) {
         self.publish_view(machine);
-        let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
-        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected, checks);
-        snapshot.counters.auth_failures = self.local.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(server) = &self.status_server {
-            server.publish(&snapshot);
-        }
-        let status = snapshot.one_line();
+        let status = crate::status::one_line(machine, config);
         if status != self.status {
             let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
             self.status = status;
         }
     }
 
-    pub fn notify_ready(&mut self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) {
-        self.publish(machine, config, checks);
+    /// What `floatip status` shows, made when asked.
+    pub fn snapshot(&self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) -> Snapshot {
+        let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
+        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected, checks);
+        snapshot.counters.auth_failures = self.local.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
+        snapshot
+    }
+
+    pub fn notify_ready(&mut self, machine: &Machine, config: &Config) {
+        self.publish(machine, config);
         let _ = sd_notify::notify(&[NotifyState::Ready]);
     }
 

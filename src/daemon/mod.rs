@@ -25,6 +25,8 @@ pub enum Input {
     Reload,
     /// One run of service check `index` (`floating_ip.track[index]`).
     Check { index: usize, sample: crate::health::Sample },
+    /// `floatip status` wants a snapshot, as JSON.
+    Status(mpsc::Sender<String>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +45,11 @@ pub enum DaemonError {
     Checks(std::io::Error),
 }
 
-/// How often the interface is looked at (link state, the address being there). Half an
-/// interval: a master that lost its link drops the address well before any backup (which
+/// How often the interface is looked at (link state, the address being there). Once an
+/// interval: a master that lost its link drops the address before any backup (which
 /// waits at least two intervals) can take over.
 fn poll_period(interval: Duration) -> Duration {
-    (interval / 2).clamp(Duration::from_millis(10), Duration::from_millis(500))
+    interval.clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
 
 /// Runs until SIGTERM/SIGINT; returns after the address is released.
@@ -84,6 +86,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .spawn(move || listener.serve(serving, read_deadline))
         .map_err(DaemonError::Thread)?;
     crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
+    let status_requests = tx.clone();
     let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
 
     let me = Me { node: config.node_addr, boot, priority: config.priority };
@@ -107,11 +110,27 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         daemon.health = Health::pending();
         daemon.step(Instant::now(), Event::Health(Health::pending()));
     }
-    let checks = daemon.tracker.statuses(Instant::now());
-    daemon.exec.notify_ready(&daemon.machine, &daemon.config, checks);
+    let _status = start_status_server(&daemon.config, status_requests);
+    daemon.exec.notify_ready(&daemon.machine, &daemon.config);
     daemon.run_loop(rx);
     crate::exec::kill_all();
     Ok(())
+}
+
+/// The status socket asks the loop for a snapshot through its own channel.
+fn start_status_server(config: &Config, loop_inputs: mpsc::Sender<Input>) -> Option<crate::status::Server> {
+    let ask = move || {
+        let (reply, answer) = mpsc::channel();
+        loop_inputs.send(Input::Status(reply)).ok()?;
+        answer.recv_timeout(Duration::from_secs(2)).ok()
+    };
+    match crate::status::Server::start(&config.status_socket, ask) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            warn!("status socket {} unavailable: {e}; `floatip status` will not work", config.status_socket.display());
+            None
+        }
+    }
 }
 
 struct Daemon<H: Host> {
@@ -144,12 +163,18 @@ impl<H: Host> Daemon<H> {
                     Event::Tick
                 }
                 Some(Input::Check { index, sample }) => self.on_check(now, index, sample),
+                Some(Input::Status(reply)) => {
+                    let snapshot = self.exec.snapshot(&self.machine, &self.config, self.tracker.statuses(now));
+                    let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
+                    Event::Tick
+                }
                 None => Event::Tick,
             };
             if self.step(now, event) {
                 return;
             }
-            if now >= next_poll {
+            // A poll due within a tenth of its period rides on this wake-up instead of its own.
+            if now + poll / 10 >= next_poll {
                 next_poll = now + poll;
                 if let Some(observed) = self.exec.observe() {
                     if self.step(now, observed) {
@@ -182,7 +207,7 @@ impl<H: Host> Daemon<H> {
                 }
             }
         }
-        self.exec.publish(&self.machine, &self.config, self.tracker.statuses(now));
+        self.exec.publish(&self.machine, &self.config);
         false
     }
 

@@ -96,11 +96,7 @@ impl Snapshot {
         let ago = |t: Instant| now.saturating_duration_since(t);
         let since_ago = ago(machine.since());
         let since_wall = wall.checked_sub(since_ago).unwrap_or(SystemTime::UNIX_EPOCH);
-        let holder = match (machine.role(), machine.holder()) {
-            (crate::state::Role::Master, _) => Some(config.node_addr),
-            (_, Holder::Alive { peer, .. }) => Some(peer.node),
-            _ => None,
-        };
+        let holder = holder_of(machine, config);
         let c = machine.counters();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -143,8 +139,27 @@ impl Snapshot {
 
     /// The one-line summary systemd shows as STATUS=.
     pub fn one_line(&self) -> String {
-        let holder = self.holder.map_or("none".to_string(), |h| h.to_string());
-        format!("{} {} holder {} peers {}: {}", self.state, self.vip, holder, self.peers.len(), self.reason)
+        summary(&self.state, self.vip, self.holder, self.peers.len(), &self.reason)
+    }
+}
+
+/// The one-line summary straight from the machine, without building a snapshot.
+pub fn one_line(machine: &Machine, config: &Config) -> String {
+    let state = machine.role().to_string();
+    summary(&state, config.vip, holder_of(machine, config), machine.peers().count(), machine.reason())
+}
+
+fn summary(state: &str, vip: Ipv4Addr, holder: Option<Ipv4Addr>, peers: usize, reason: &str) -> String {
+    let holder = holder.map_or("none".to_string(), |h| h.to_string());
+    format!("{state} {vip} holder {holder} peers {peers}: {reason}")
+}
+
+/// Who holds the address as far as this node knows (itself when MASTER).
+fn holder_of(machine: &Machine, config: &Config) -> Option<Ipv4Addr> {
+    match (machine.role(), machine.holder()) {
+        (crate::state::Role::Master, _) => Some(config.node_addr),
+        (_, Holder::Alive { peer, .. }) => Some(peer.node),
+        _ => None,
     }
 }
 
