@@ -114,9 +114,33 @@ fn follow(
                 return None;
             }
         }
-        std::thread::sleep(interval.saturating_sub(sent.elapsed()));
+        if let Some(loss) = idle_until_next(&stream, interval.saturating_sub(sent.elapsed()), interval) {
+            return loss;
+        }
     }
     None
+}
+
+/// Waits out the rest of the interval, but notices at once if the holder closes the
+/// connection (its daemon crashed or stopped): `Some(how the session ended)` then.
+fn idle_until_next(stream: &TcpStream, rest: Duration, interval: Duration) -> Option<Option<Loss>> {
+    if rest.is_zero() {
+        return None;
+    }
+    let mut byte = [0u8; 1];
+    let waited = stream.set_read_timeout(Some(rest)).and_then(|()| stream.peek(&mut byte));
+    let ended = match waited {
+        Ok(0) => Some(Some(Loss::Closed)),
+        // Data nobody asked for: the next echo read deals with it.
+        Ok(_) => None,
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => None,
+        Err(e) => Some(classify(&e)),
+    };
+    // The echo read keeps its deadline of one interval.
+    if ended.is_none() && stream.set_read_timeout(Some(interval)).is_err() {
+        return Some(None);
+    }
+    ended
 }
 
 fn classify(e: &std::io::Error) -> Option<Loss> {
