@@ -1846,45 +1846,56 @@ touches `/run/keepalived.pid`.
 /// (update it when the numbers change).
 const FINDINGS: &str = r#"## What the numbers say
 
-Written by hand after the full run of 2026-11-25 (5 repetitions); the tables
-below are regenerated on every run.
+Written by hand after the full run of 2026-11-25 (5 repetitions, 1045 s); the
+tables below are regenerated on every run.
 
-- **Planned stop**: floatip hands over in ~5 ms at both settings: the stopping
-  master resigns and the successor takes the address at once.
-  keepalived waits for its skew time after the priority-0 advert
-  ((256 − 100)/256 × advert: 610 ms at 1 s, 62 ms at 0.1 s); ucarp sends
-  nothing on stop and n2 waits the full dead time (~4.1 s).
+- **Planned stop**: floatip hands over in 4–6 ms at both settings: the
+  stopping master removes the address, resigns naming its successor, and the
+  successor adds it without a probe. keepalived waits for its skew time after
+  the priority-0 advert ((256 − 100)/256 × advert: 612 ms at 1 s, 62 ms at
+  0.1 s); ucarp sends nothing on stop and n2 waits the full dead time (~4.1 s).
+  Ratio floatip / keepalived: 0.01 (1 s), 0.10 (0.1 s).
 - **Crash**: keepalived and ucarp both end with **two holders for good**: the
   killed daemon leaves the VIP on n1 and n2 takes it too (the measured
   dual-holder time only ends because the watch ends). floatip's backup sees
-  that the VIP still answers and does not add a second copy (no dual
-  holder, the client stays on n1); `floatip release` (the systemd unit's
-  `ExecStopPost`) then removes the stale copy and n2 takes over in 14 ms
-  (median; max 18 ms), nothing left behind.
-- **Link cut** (what a host death looks like): floatip's outage is below its
-  detection budget (median 2.92 s for a 3 s timeout: silence is counted from
-  the last heartbeat, not from the cut) and 0.84 × keepalived's at 1 s
-  (3.50 s) and 0.89 × at 0.1 s (270 vs 302 ms); ucarp 4.09 s.
+  the heartbeat connection close within milliseconds, finds the VIP still
+  answering and does not add a second copy (no dual holder, the client stays
+  on n1); `floatip release` (the systemd unit's `ExecStopPost`) then removes
+  the stale copy and n2 takes over in 14 ms (median; max 16 ms), nothing left
+  behind.
+- **Link cut** (what a host death looks like): the outage is the detection
+  budget minus the age of the last heartbeat at the cut, plus the ARP probe
+  (10 ms) and the `ifconfig` (~3 ms). At 1 s: floatip 2.96 s vs keepalived
+  3.50 s (0.85 ×; keepalived adds its skew) and ucarp 4.09 s. At 0.1 s the
+  two are level: 302 vs 300 ms (1.01 ×). In this run the cut fell right after
+  a heartbeat each time; an earlier run of the same bench measured 270 ms
+  (0.89 ×). floatip spends 10 ms proving the address free before it adds it,
+  which keepalived never checks.
 - **Freeze**: while n1 is stopped its kernel keeps answering for the VIP, so
   both nodes hold it from n2's take-over until n1 runs again: the *whole run*
   dual-holder time is mostly this frozen time, the longer the earlier n2
   takes over (floatip detects first). What a daemon controls is the time after
-  SIGCONT: floatip 3 ms (the thawed node re-probes and steps down, the VIP
-  stays on n2: one flip), keepalived 3 ms (n1 takes the VIP back by
-  priority: two flips), ucarp 715 ms.
+  SIGCONT: floatip 2.8 ms (the thawed node sees its loop stalled, re-probes and
+  steps down; the VIP stays on n2: one flip), keepalived 2.8 ms (n1 takes the
+  VIP back by priority: two flips), ucarp 718 ms.
 - **Partition**: both sides hold the VIP while the heartbeat is cut (no daemon
-  here can avoid that without fencing). After the heal floatip settles in
-  658 ms at 1 s (43 ms at 0.1 s), within one interval but slower than
-  keepalived (279 ms / 22 ms): it waits for the next announce. The client
-  matters more: after ucarp's (1 s) and keepalived's (0.1 s) heal the client
-  still sends to n2, which gave the VIP up, and gets **no answer until the end
-  of the watch** (5 of 5 runs: the VIP is held by n1, but nobody re-announced
-  it); floatip re-announces and the client follows within ~5 ms.
-- **Idle cost**: floatip misses both idle targets in this run. RSS 4.3–4.5 MiB
-  (target 4 MiB; keepalived 13 MiB for its two processes, ucarp 5.2 MiB).
-  CPU 0.09 % at 1 s (target 0.05 %; keepalived 0.015 %, ucarp 0.016 %) and
-  0.9 % at 100 ms (keepalived 0.14 %): the daemon polled the interface with a
-  netlink dump every half interval (a fresh `AF_NETLINK` socket twice a
-  second at 1 s, 20 times a second at 100 ms; seen with `strace -f -c`),
-  which is most of its idle CPU.
+  can avoid that without fencing). After the heal floatip settles when the
+  next announce crosses: median 663 ms at 1 s and 66 ms at 0.1 s (max 110 ms:
+  one interval plus the step-down and the 5 ms sampling), slower than
+  keepalived (~280 ms / 21 ms). What the client sees matters more: after
+  ucarp's (1 s) and keepalived's (0.1 s) heal the client still sends to n2,
+  which gave the VIP up, and gets **no answer until the end of the watch**
+  (5 of 5 runs: nobody re-announced the VIP); floatip's winner re-announces
+  and the client follows within ~5 ms.
+- **Idle cost**: RSS 3.9 MiB (target 4 MiB: met since the release profile
+  optimises for size; keepalived 13 MiB for its two processes, ucarp 5.2 MiB).
+  CPU 0.070–0.078 % of a core at 1 s (target 0.05 %: **not met**; keepalived
+  0.004–0.018 %, ucarp 0.007–0.017 %) and 0.64–0.79 % at 100 ms (keepalived
+  0.04–0.14 %). The cost is per packet: a floatip pair exchanges four small
+  packets a second (the seed's TCP heartbeat and its echo, plus each node's
+  UDP announce) where VRRP sends one advert from the master, and on a veth
+  LAN the sender's thread also pays the kernel's delivery to the other
+  namespaces. Polling the interface (one `getifaddrs`, 35 µs) and building
+  status snapshots were removed from the idle path; what remains is the
+  protocol itself.
 "#;
