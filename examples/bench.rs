@@ -310,6 +310,11 @@ fn env_list(key: &str) -> Option<Vec<String>> {
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
 }
 
+/// True when the comma list in env `key` is unset or names `name`.
+fn selected(key: &str, name: &str) -> bool {
+    env_list(key).map_or(true, |o| o.iter().any(|x| x == name))
+}
+
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -1145,33 +1150,17 @@ fn main() {
             );
         }
     }
-    let only = env_list("BENCH_ONLY");
     let daemons: Vec<Daemon> = Daemon::ALL
         .into_iter()
-        .filter(|d| {
-            tools.has(*d)
-                && only
-                    .as_ref()
-                    .map_or(true, |o| o.iter().any(|x| x == d.name()))
-        })
+        .filter(|d| tools.has(*d) && selected("BENCH_ONLY", d.name()))
         .collect();
-    let only_sc = env_list("BENCH_SCENARIOS");
     let scenarios: Vec<Scenario> = Scenario::ALL
         .into_iter()
-        .filter(|s| {
-            only_sc
-                .as_ref()
-                .map_or(true, |o| o.iter().any(|x| x == s.name()))
-        })
+        .filter(|s| selected("BENCH_SCENARIOS", s.name()))
         .collect();
-    let only_set = env_list("BENCH_SETTINGS");
     let settings: Vec<Setting> = Setting::ALL
         .into_iter()
-        .filter(|s| {
-            only_set
-                .as_ref()
-                .map_or(true, |o| o.iter().any(|x| x == s.name()))
-        })
+        .filter(|s| selected("BENCH_SETTINGS", s.name()))
         .collect();
 
     let mut plan = Vec::new();
