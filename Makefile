@@ -31,10 +31,10 @@ demo: deps build
 # Unit tests, then the namespace integration tests (they skip with a message when not root).
 test: deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --no-fail-fast --test-threads 2; \
+	  $(CARGO) nextest run --workspace --no-fail-fast --test-threads 2; \
 	else \
 	  echo "cargo-nextest not found, using cargo test (install: cargo install --locked cargo-nextest)"; \
-	  $(CARGO) test --no-fail-fast -- --test-threads 2; \
+	  $(CARGO) test --workspace --no-fail-fast -- --test-threads 2; \
 	fi
 
 unit:

@@ -1,5 +1,5 @@
 //! `make bench`: floatip against keepalived (VRRP) and ucarp (CARP), side by
-//! side, in the namespace lab of the integration tests (`tests/lab/`).
+//! side, in the namespace lab of the integration tests (the `floatip-lab` crate).
 //!
 //! For every daemon, setting (1 s adverts, fast) and fault scenario it starts
 //! the daemon on n1 (preferred) and n2, waits for n1 to hold the VIP alone,
@@ -19,16 +19,13 @@
 //! - `FLOATIP_BIN`: the floatip binary (default `target/release/floatip`).
 //!
 //! Needs root, `ip` (iproute2), `nft` (nftables), `keepalived`, `ucarp`.
-#[path = "../tests/lab/mod.rs"]
-mod lab; // its own `#![allow(dead_code)]` covers what the bench does not use
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lab::{Lab, Proc, Report};
+use floatip_lab::{Lab, Proc, Report};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -1739,7 +1736,7 @@ of every run: `target/bench/results.json`.
 
 ## What is measured
 
-Each run builds a fresh lab (`tests/lab/`): network namespaces `fip-<tag>-n1`,
+Each run builds a fresh lab (the `floatip-lab` crate): network namespaces `fip-<tag>-n1`,
 `-n2` and `-client` on a bridge in `fip-<tag>-sw`, addresses in 192.0.2.0/24,
 VIP 192.0.2.234. The daemon under test starts on **n1** (preferred: priority
 150, ucarp advskew 0) and, once n1 holds the VIP alone, on **n2** (priority

@@ -1,5 +1,6 @@
 //! The namespace test lab: a small LAN of network namespaces for floatip's
-//! integration tests. Use it with `mod lab;` at the top of a test file.
+//! integration tests and its bench. [`floatip`] holds what is specific to
+//! the daemon (configs, starting it, reading its log, result tables).
 //!
 //! ```text
 //!   fip-<tag>-sw      bridge br0 with ports p-n1, p-n2, ..., p-client
@@ -15,7 +16,7 @@
 //! drop, also when the test panics.
 //!
 //! ```ignore
-//! let Some(lab) = lab::Lab::new("failover", &["n1", "n2"]) else { return };
+//! let Some(lab) = floatip_lab::Lab::new("failover", &["n1", "n2"]) else { return };
 //! let cfg = lab.write_file("gateway.yml", "floating_ip:\n  enabled: true\n");
 //! let n1 = lab.spawn("n1", &[BIN, "--config", cfg.to_str().unwrap()], &[("RUST_LOG", "debug")]);
 //! let vip = "192.0.2.234".parse().unwrap();
@@ -32,8 +33,8 @@
 //!
 //! Needs the Debian packages `iproute2` (always) and `nftables` (for
 //! [`Lab::partition`] only).
-#![allow(dead_code, unused_imports)]
 
+pub mod floatip;
 mod netns;
 mod proc;
 mod watch;

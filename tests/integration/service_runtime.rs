@@ -1,22 +1,22 @@
 //! The daemon as a service manager sees it: sd_notify messages on a real NOTIFY_SOCKET,
 //! watchdog pings from the state loop, `floatip status`, and SIGHUP reloads.
 
-mod lab;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-const BIN: &str = env!("CARGO_BIN_EXE_floatip");
+use crate::BIN;
 const VIP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 234);
 
-fn config(lab: &lab::Lab, node: &str, timeout_ms: u32) -> String {
+fn config(lab: &floatip_lab::Lab, node: &str, timeout_ms: u32) -> String {
     let text = format!(
         "floating_ip:\n  enabled: true\n  status_socket: {}/{node}.sock\n  echo:\n    interval_in_ms: 100\n    timeout_in_ms: {timeout_ms}\n",
         lab.dir().display()
     );
-    lab.write_file(&format!("{node}.yml"), &text).display().to_string()
+    lab.write_file(&format!("{node}.yml"), &text)
+        .display()
+        .to_string()
 }
 
 /// Everything sent to the socket until `until` has passed.
@@ -24,10 +24,14 @@ fn collect(sock: &UnixDatagram, until: Duration) -> Vec<(Instant, String)> {
     let start = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    sock.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
     while start.elapsed() < until {
         if let Ok(n) = sock.recv(&mut buf) {
-            got.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).to_string()));
+            got.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).to_string(),
+            ));
         }
     }
     got
@@ -35,7 +39,9 @@ fn collect(sock: &UnixDatagram, until: Duration) -> Vec<(Instant, String)> {
 
 #[test]
 fn notify_socket_gets_ready_status_and_watchdog() {
-    let Some(lab) = lab::Lab::new("notify", &["n1"]) else { return };
+    let Some(lab) = floatip_lab::Lab::new("notify", &["n1"]) else {
+        return;
+    };
     let path = lab.dir().join("notify.sock");
     let sock = UnixDatagram::bind(&path).expect("bind notify socket");
     let cfg = config(&lab, "n1", 300);
@@ -44,37 +50,73 @@ fn notify_socket_gets_ready_status_and_watchdog() {
     let n1 = lab.spawn(
         "n1",
         &[BIN, "run", "-c", &cfg],
-        &[("NOTIFY_SOCKET", notify.as_str()), ("WATCHDOG_USEC", "400000")],
+        &[
+            ("NOTIFY_SOCKET", notify.as_str()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
     );
     let msgs = collect(&sock, Duration::from_millis(2500));
     let text: Vec<&str> = msgs.iter().map(|(_, m)| m.as_str()).collect();
-    let ready = msgs.iter().position(|(_, m)| m.lines().any(|l| l == "READY=1")).expect("READY=1 sent");
-    assert!(msgs[ready].0 - started < Duration::from_secs(2), "READY within 2 s");
+    let ready = msgs
+        .iter()
+        .position(|(_, m)| m.lines().any(|l| l == "READY=1"))
+        .expect("READY=1 sent");
     assert!(
-        text.iter().any(|m| m.starts_with("STATUS=MASTER 192.0.2.234 holder 192.0.2.11")),
+        msgs[ready].0 - started < Duration::from_secs(2),
+        "READY within 2 s"
+    );
+    assert!(
+        text.iter()
+            .any(|m| m.starts_with("STATUS=MASTER 192.0.2.234 holder 192.0.2.11")),
         "STATUS follows the take-over: {text:?}"
     );
-    let pings: Vec<Instant> = msgs.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).map(|(t, _)| *t).collect();
+    let pings: Vec<Instant> = msgs
+        .iter()
+        .filter(|(_, m)| m.contains("WATCHDOG=1"))
+        .map(|(t, _)| *t)
+        .collect();
     // Half of WATCHDOG_USEC: every ~200 ms, so about 10-12 in 2.5 s.
-    assert!((8..=14).contains(&pings.len()), "{} watchdog pings: {text:?}", pings.len());
-    let widest = pings.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
-    assert!(widest < Duration::from_millis(400), "watchdog gap {widest:?} must stay under WATCHDOG_USEC");
+    assert!(
+        (8..=14).contains(&pings.len()),
+        "{} watchdog pings: {text:?}",
+        pings.len()
+    );
+    let widest = pings
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        widest < Duration::from_millis(400),
+        "watchdog gap {widest:?} must stay under WATCHDOG_USEC"
+    );
 
     assert!(n1.signal(Signal::SIGTERM));
     let tail = collect(&sock, Duration::from_millis(500));
-    assert!(tail.iter().any(|(_, m)| m.contains("STOPPING=1")), "STOPPING=1 on shutdown: {tail:?}");
-    assert!(n1.wait_exit(Duration::from_secs(3)).is_some_and(|s| s.success()));
+    assert!(
+        tail.iter().any(|(_, m)| m.contains("STOPPING=1")),
+        "STOPPING=1 on shutdown: {tail:?}"
+    );
+    assert!(n1
+        .wait_exit(Duration::from_secs(3))
+        .is_some_and(|s| s.success()));
     assert!(lab.holders(VIP).is_empty(), "address released on stop");
 }
 
 #[test]
 fn status_command_reports_state_peers_and_counters() {
-    let Some(lab) = lab::Lab::new("status", &["n1", "n2"]) else { return };
+    let Some(lab) = floatip_lab::Lab::new("status", &["n1", "n2"]) else {
+        return;
+    };
     let (c1, c2) = (config(&lab, "n1", 300), config(&lab, "n2", 300));
     let _n1 = lab.spawn("n1", &[BIN, "run", "-c", &c1], &[]);
     std::thread::sleep(Duration::from_millis(400));
     let _n2 = lab.spawn("n2", &[BIN, "run", "-c", &c2], &[]);
-    assert_eq!(lab.wait_single_holder(VIP, Duration::from_secs(5)).as_deref(), Some("n1"));
+    assert_eq!(
+        lab.wait_single_holder(VIP, Duration::from_secs(5))
+            .as_deref(),
+        Some("n1")
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     let human = lab.sh_ok("n2", &[BIN, "status", "-c", &c2]);
@@ -91,20 +133,31 @@ fn status_command_reports_state_peers_and_counters() {
     assert_eq!(v["peers"][0]["role"], "BACKUP");
 
     let sock = lab.dir().join("n1.sock");
-    let mode = std::fs::metadata(&sock).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    let mode = std::fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
     assert_eq!(mode.ok(), Some(0o600), "status socket is root-only");
 
-    let missing = lab.run("n1", &[BIN, "status", "--socket", "/nonexistent/floatip.sock"]);
+    let missing = lab.run(
+        "n1",
+        &[BIN, "status", "--socket", "/nonexistent/floatip.sock"],
+    );
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no floatip daemon answers on /nonexistent/floatip.sock"));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains("no floatip daemon answers on /nonexistent/floatip.sock"));
 }
 
 #[test]
 fn sighup_reload_keeps_the_address_and_rejects_bad_files() {
-    let Some(lab) = lab::Lab::new("reload", &["n1"]) else { return };
+    let Some(lab) = floatip_lab::Lab::new("reload", &["n1"]) else {
+        return;
+    };
     let cfg = config(&lab, "n1", 300);
     let n1 = lab.spawn("n1", &[BIN, "run", "-c", &cfg], &[]);
-    assert_eq!(lab.wait_single_holder(VIP, Duration::from_secs(5)).as_deref(), Some("n1"));
+    assert_eq!(
+        lab.wait_single_holder(VIP, Duration::from_secs(5))
+            .as_deref(),
+        Some("n1")
+    );
     let watch = lab.watch(VIP, 9999);
     assert!(watch.wait_answer_from("n1", Duration::from_secs(3)));
 
@@ -112,24 +165,56 @@ fn sighup_reload_keeps_the_address_and_rejects_bad_files() {
     config(&lab, "n1", 600);
     watch.mark("good reload");
     assert!(n1.signal(Signal::SIGHUP));
-    assert!(n1.wait_log("reload: timings and preemption updated", Duration::from_secs(3)), "{}", n1.log());
+    assert!(
+        n1.wait_log(
+            "reload: timings and preemption updated",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        n1.log()
+    );
 
     // A broken file is rejected and the old config kept.
-    lab.write_file("n1.yml", "floating_ip:\n  enabled: true\n  echo:\n    port: 99999\n");
+    lab.write_file(
+        "n1.yml",
+        "floating_ip:\n  enabled: true\n  echo:\n    port: 99999\n",
+    );
     assert!(n1.signal(Signal::SIGHUP));
-    assert!(n1.wait_log("reload rejected, keeping the running config", Duration::from_secs(3)), "{}", n1.log());
+    assert!(
+        n1.wait_log(
+            "reload rejected, keeping the running config",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        n1.log()
+    );
     assert!(n1.log().contains("floating_ip.echo.port"), "{}", n1.log());
 
     // A change of address needs a restart: refused, address kept.
-    lab.write_file("n1.yml", "floating_ip:\n  enabled: true\n  ip: 192.0.2.200\n");
+    lab.write_file(
+        "n1.yml",
+        "floating_ip:\n  enabled: true\n  ip: 192.0.2.200\n",
+    );
     assert!(n1.signal(Signal::SIGHUP));
-    assert!(n1.wait_log("changes ip", Duration::from_secs(3)), "{}", n1.log());
-    assert!(n1.log().contains("restart floatip to apply it"), "{}", n1.log());
+    assert!(
+        n1.wait_log("changes ip", Duration::from_secs(3)),
+        "{}",
+        n1.log()
+    );
+    assert!(
+        n1.log().contains("restart floatip to apply it"),
+        "{}",
+        n1.log()
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     let report = watch.stop();
     assert_eq!(lab.holders(VIP), vec!["n1".to_string()]);
     assert_eq!(report.flips, 0, "{}", report.summary());
-    assert!(report.outage_after("good reload") < Duration::from_millis(100), "{}", report.summary());
+    assert!(
+        report.outage_after("good reload") < Duration::from_millis(100),
+        "{}",
+        report.summary()
+    );
     assert!(n1.is_running());
 }
