@@ -26,7 +26,7 @@ deps:
 
 demo: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces): sudo make demo"; exit 1; }
-	$(CARGO) run --release --quiet --example demo
+	$(CARGO) run --release --quiet -p xtask -- demo
 
 # Unit tests, then the namespace integration tests (they skip with a message when not root).
 test: deps

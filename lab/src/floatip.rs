@@ -148,24 +148,36 @@ pub fn log_lines(p: &Proc, needle: &str) -> Vec<String> {
 }
 
 /// Waits until exactly `node` holds the VIP and nobody else does, and has
-/// done so for `stable`; panics after `timeout` with the holders seen.
-pub fn wait_stable_holder(lab: &Lab, node: &str, stable: Duration, timeout: Duration) {
+/// done so for `stable`; the error names the holders last seen.
+pub fn hold_alone(
+    lab: &Lab,
+    node: &str,
+    stable: Duration,
+    timeout: Duration,
+) -> Result<(), String> {
     let mut since: Option<Instant> = None;
     let mut last = Vec::new();
     let ok = lab.wait_until(timeout, ms(5), || {
         last = lab.holders(VIP);
         if last == [node] {
-            let s = *since.get_or_insert_with(Instant::now);
-            s.elapsed() >= stable
+            since.get_or_insert_with(Instant::now).elapsed() >= stable
         } else {
             since = None;
             false
         }
     });
-    assert!(
-        ok,
-        "{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}"
-    );
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}"))
+    }
+}
+
+/// [`hold_alone`], panicking on failure (for tests).
+pub fn wait_stable_holder(lab: &Lab, node: &str, stable: Duration, timeout: Duration) {
+    if let Err(e) = hold_alone(lab, node, stable, timeout) {
+        panic!("{e}");
+    }
 }
 
 /// Waits for exactly one holder (any node) and returns it with the time taken.

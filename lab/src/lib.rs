@@ -563,7 +563,7 @@ fn usable_ip() -> Option<PathBuf> {
 
 /// Finds an executable in `$PATH`, then in the sbin directories (which a
 /// non-login root shell or CI may not have in `$PATH`).
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let dirs = path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from);
     let extra = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]

@@ -7,15 +7,13 @@
 //!
 //! Needs root (it creates network namespaces). Finds floatip in
 //! `$FLOATIP_BIN`, else `target/release/floatip` (built by `make demo`).
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use floatip_lab::{Lab, Proc};
+use floatip_lab::floatip::{hold_alone, ms, start, VIP, WATCH_PORT};
+use floatip_lab::Lab;
 
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
-const PROBE_PORT: u16 = 9999;
 /// Fast heartbeat for the demo: interval 200 ms, timeout 600 ms (the
 /// defaults are 1000 ms and 10000 ms).
 const CONFIG: &str = "\
@@ -27,7 +25,7 @@ floating_ip:
   echo: {interval_in_ms: 200, timeout_in_ms: 600}
 ";
 
-fn main() -> ExitCode {
+pub fn run() -> ExitCode {
     if !nix::unistd::geteuid().is_root() {
         println!("make demo needs root (it creates network namespaces): sudo make demo");
         return ExitCode::FAILURE;
@@ -49,10 +47,7 @@ fn main() -> ExitCode {
 }
 
 fn floatip_binary() -> Result<String, String> {
-    if let Ok(b) = std::env::var("FLOATIP_BIN") {
-        return Ok(b);
-    }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/floatip");
+    let path = crate::floatip_bin();
     if path.is_file() {
         return Ok(path.to_string_lossy().into_owned());
     }
@@ -72,7 +67,6 @@ fn demo(bin: &str) -> Result<(), String> {
     let lab = Lab::new("demo", &["n1", "n2"])
         .ok_or("cannot create network namespaces (is `ip` installed?)")?;
     let cfg = lab.write_file("gateway.yml", CONFIG);
-    let cfg = cfg.to_str().ok_or("temp path is not UTF-8")?.to_string();
     println!(
         "    gateway.yml on both hosts: `floating_ip: {{enabled: true}}` (zero config: the address"
     );
@@ -92,7 +86,7 @@ fn demo(bin: &str) -> Result<(), String> {
     );
 
     step("The client starts sending a UDP probe to 192.0.2.234 every 2 ms");
-    let watch = lab.watch(VIP, PROBE_PORT);
+    let watch = lab.watch(VIP, WATCH_PORT);
     if !watch.wait_answer_from(&holder, Duration::from_secs(3)) {
         return Err(format!("the client gets no answer from {holder}"));
     }
@@ -134,7 +128,7 @@ fn demo(bin: &str) -> Result<(), String> {
     step(&format!(
         "Unplanned failure: pulling {new}'s cable (its switch port goes down)"
     ));
-    let watch = lab.watch(VIP, PROBE_PORT);
+    let watch = lab.watch(VIP, WATCH_PORT);
     if !watch.wait_answer_from(&new, Duration::from_secs(3)) {
         return Err(format!("the client gets no answer from {new}"));
     }
@@ -167,21 +161,7 @@ fn demo(bin: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn start(lab: &Lab, bin: &str, node: &str, cfg: &str) -> Proc {
-    lab.spawn(node, &[bin, "run", "-c", cfg], &[])
-}
-
 /// Waits until `node` alone holds the VIP.
 fn wait_holder(lab: &Lab, node: &str) -> Result<String, String> {
-    let ok = lab.wait_until(Duration::from_secs(5), Duration::from_millis(2), || {
-        lab.holders(VIP) == [node]
-    });
-    if ok {
-        Ok(node.to_string())
-    } else {
-        Err(format!(
-            "{node} did not take the floating IP; holders {:?}",
-            lab.holders(VIP)
-        ))
-    }
+    hold_alone(lab, node, ms(0), Duration::from_secs(5)).map(|()| node.to_string())
 }
