@@ -9,6 +9,8 @@
 //!   fip-<tag>-client  eth0 192.0.2.100/24
 //! ```
 //!
+//! [`chaos`] is the randomised fault run behind `make chaos`.
+//!
 //! Nothing is created in the host's namespace: each veth pair is created
 //! inside the switch namespace with its peer placed straight into the node's
 //! namespace. Only 192.0.2.0/24 (TEST-NET-1) is used. Everything (programs
@@ -32,8 +34,9 @@
 //! that is the skip convention (one `SKIP:` line is printed).
 //!
 //! Needs the Debian packages `iproute2` (always) and `nftables` (for
-//! [`Lab::partition`] only).
+//! [`Lab::partition`] and [`Lab::cut`] only).
 
+pub mod chaos;
 pub mod floatip;
 mod netns;
 mod proc;
@@ -451,40 +454,19 @@ impl Lab {
     /// connections stall too. Idempotent. Errors if `nft` is missing
     /// (Debian package `nftables`).
     pub fn partition(&self, port: u16, on: bool) -> Result<(), String> {
-        let nft = find_program("nft").ok_or_else(|| {
-            "partition needs the `nft` command: install the Debian package `nftables`".to_string()
-        })?;
         let table = format!("fip_lab_{port}");
         let client = self.ip(CLIENT);
-        let script = if on {
-            format!(
-                "table inet {table} {{}}\n\
-                 delete table inet {table}\n\
-                 table inet {table} {{\n\
-                 \x20 chain input {{\n\
-                 \x20   type filter hook input priority -10; policy accept;\n\
-                 \x20   iifname \"lo\" accept\n\
-                 \x20   ip saddr != {client} meta l4proto {{ tcp, udp }} th dport {port} drop\n\
-                 \x20   ip saddr != {client} meta l4proto {{ tcp, udp }} th sport {port} drop\n\
-                 \x20 }}\n\
-                 }}\n"
-            )
-        } else {
-            format!("table inet {table} {{}}\ndelete table inet {table}\n")
-        };
+        let rules = format!(
+            "\x20 chain input {{\n\
+             \x20   type filter hook input priority -10; policy accept;\n\
+             \x20   iifname \"lo\" accept\n\
+             \x20   ip saddr != {client} meta l4proto {{ tcp, udp }} th dport {port} drop\n\
+             \x20   ip saddr != {client} meta l4proto {{ tcp, udp }} th sport {port} drop\n\
+             \x20 }}\n"
+        );
+        let script = nft_table_script("inet", &table, on.then_some(rules.as_str()));
         for node in &self.nodes {
-            let mut cmd = Command::new(&self.ip_bin);
-            cmd.args(["netns", "exec", &self.ns(node)])
-                .arg(&nft)
-                .args(["-f", "-"]);
-            let out = run_bounded_stdin(cmd, script.as_bytes(), COMMAND_TIMEOUT)
-                .map_err(|e| format!("nft in {node}: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "nft in {node} failed: {}\nscript:\n{script}",
-                    output_text(&out)
-                ));
-            }
+            self.nft(node, &script)?;
         }
         let mut parts = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
         parts.retain(|p| *p != port);
@@ -493,6 +475,57 @@ impl Lab {
         }
         Ok(())
     }
+
+    /// Cuts (`on`) or restores every frame between nodes `a` and `b`, ARP
+    /// included, with an nftables bridge table in the switch namespace that
+    /// drops what the bridge forwards from one's port to the other's. Both
+    /// still reach the other nodes and the client. Idempotent. Errors if
+    /// `nft` is missing (Debian package `nftables`).
+    pub fn cut(&self, a: &str, b: &str, on: bool) -> Result<(), String> {
+        self.ns_checked(a);
+        self.ns_checked(b);
+        let table = format!("fip_cut_{a}_{b}");
+        let rules = format!(
+            "\x20 chain forward {{\n\
+             \x20   type filter hook forward priority -10; policy accept;\n\
+             \x20   iifname \"p-{a}\" oifname \"p-{b}\" drop\n\
+             \x20   iifname \"p-{b}\" oifname \"p-{a}\" drop\n\
+             \x20 }}\n"
+        );
+        self.nft("sw", &nft_table_script("bridge", &table, on.then_some(rules.as_str())))
+    }
+
+    /// Runs the nftables `script` inside `node`'s namespace ("sw" included).
+    fn nft(&self, node: &str, script: &str) -> Result<(), String> {
+        let nft = find_program("nft").ok_or_else(|| {
+            "partitions need the `nft` command: install the Debian package `nftables`".to_string()
+        })?;
+        let mut cmd = Command::new(&self.ip_bin);
+        cmd.args(["netns", "exec", &self.ns(node)])
+            .arg(&nft)
+            .args(["-f", "-"]);
+        let out = run_bounded_stdin(cmd, script.as_bytes(), COMMAND_TIMEOUT)
+            .map_err(|e| format!("nft in {node}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "nft in {node} failed: {}\nscript:\n{script}",
+                output_text(&out)
+            ))
+        }
+    }
+}
+
+/// An nftables script that (re)creates `table` of `family` with `body`, or
+/// only removes it when `body` is `None`; declaring the table first makes
+/// the delete succeed when it does not exist yet.
+fn nft_table_script(family: &str, table: &str, body: Option<&str>) -> String {
+    let mut s = format!("table {family} {table} {{}}\ndelete table {family} {table}\n");
+    if let Some(body) = body {
+        s += &format!("table {family} {table} {{\n{body}}}\n");
+    }
+    s
 }
 
 impl Drop for Lab {

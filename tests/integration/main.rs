@@ -7,6 +7,7 @@
 const BIN: &str = env!("CARGO_BIN_EXE_floatip");
 
 mod bad_config;
+mod chaos;
 mod failover;
 mod hostile_input;
 mod one_holder;

@@ -1,7 +1,8 @@
 //! floatip's developer tasks, run through make (`make bench`, `make demo`,
-//! `make assets`) or directly: `cargo run -p xtask -- <task>`.
+//! `make assets`, `make chaos`) or directly: `cargo run -p xtask -- <task>`.
 mod assets;
 mod bench;
+mod chaos;
 mod demo;
 
 use std::path::PathBuf;
@@ -24,6 +25,16 @@ enum Task {
     Bench,
     /// floatip on a throw-away LAN of network namespaces (root).
     Demo,
+    /// Random faults one at a time against a three-node group, checking
+    /// the one-holder invariants after each (root; see docs/chaos.md).
+    Chaos {
+        /// How long to run.
+        #[arg(long, env = "CHAOS_MINUTES", default_value_t = 5.0)]
+        minutes: f64,
+        /// Seed of the fault sequence (random if not given; printed).
+        #[arg(long, env = "CHAOS_SEED")]
+        seed: Option<u64>,
+    },
     /// The man pages and shell completions for packaging, into OUT_DIR.
     Assets { out_dir: PathBuf },
 }
@@ -32,6 +43,7 @@ fn main() -> ExitCode {
     match Args::parse().task {
         Task::Bench => bench::run(),
         Task::Demo => demo::run(),
+        Task::Chaos { minutes, seed } => chaos::run(minutes, seed),
         Task::Assets { out_dir } => assets::run(&out_dir),
     }
 }
