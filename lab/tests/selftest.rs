@@ -358,3 +358,37 @@ fn partition_blocks_nodes_but_not_the_client() {
     assert!(echo("n1"), "heal did not restore n1 -> n2");
     lab.partition(7000, false).expect("healing twice is fine");
 }
+
+#[test]
+fn cut_separates_two_nodes_arp_included() {
+    let Some(lab) = Lab::new("cut_separates_two_nodes_arp_included", &["n1", "n2", "n3"]) else {
+        return;
+    };
+    let ping = |from: &str, to: &str| {
+        let ip = lab.ip(to).to_string();
+        lab.run(from, &["ping", "-c", "1", "-W", "1", &ip])
+            .status
+            .success()
+    };
+    assert!(ping("n1", "n2"));
+    if let Err(e) = lab.cut("n1", "n2", true) {
+        assert!(e.contains("nftables"), "{e}");
+        eprintln!("SKIP: cut part: {e}");
+        return;
+    }
+    // A fresh ARP request must not cross either: forget what n1 learnt.
+    lab.sh_ok("n1", &["ip", "neigh", "flush", "dev", "eth0"]);
+    assert!(!ping("n1", "n2"), "the cut let n1 reach n2");
+    assert!(!ping("n2", "n1"), "the cut let n2 reach n1");
+    let neigh = lab.sh_ok("n1", &["ip", "neigh", "show", &lab.ip("n2").to_string()]);
+    assert!(!neigh.contains("lladdr"), "ARP crossed the cut: {neigh}");
+    assert!(ping("n1", "n3") && ping("n2", "n3") && ping("client", "n1"));
+    lab.cut("n1", "n2", true).expect("cutting twice is fine");
+    lab.cut("n1", "n2", false).expect("restore");
+    // The failed neighbour entry is retried by the next packets.
+    assert!(
+        (0..5).any(|_| ping("n1", "n2")),
+        "restoring did not reconnect n1 and n2"
+    );
+    lab.cut("n1", "n2", false).expect("restoring twice is fine");
+}

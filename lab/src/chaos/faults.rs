@@ -88,7 +88,7 @@ impl Fault {
             kind,
             targets,
             hold,
-            pause: Duration::from_millis(rng.random_range(200..=1000)),
+            pause: Duration::from_millis(rng.random_range(500..=1000)),
         }
     }
 }

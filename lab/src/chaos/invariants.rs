@@ -13,9 +13,10 @@
 //!   link up); a frozen or cut-off holder still has the address but serves
 //!   nobody, so its loss costs the detection time, which the bound allows.
 //!   Bound: the detection timeout plus 50 ms.
-//! - **resources**: each daemon's open fds, threads and RSS when it was
-//!   last seen steady, against the first time it was seen steady in the
-//!   same role: the holder serves one heartbeat connection (an fd and a
+//! - **resources**: each daemon's open fds, threads and RSS just before
+//!   the last fault, against the first reading in the same role (each taken
+//!   when the group has been steady for 800 ms or more, longer than a
+//!   heartbeat connection outlives a peer that went away): the holder serves one heartbeat connection (an fd and a
 //!   thread) per backup, a backup keeps one to the holder.
 
 use std::time::Duration;

@@ -193,6 +193,11 @@ fn cycle(
     let watch = lab.watch(VIP, WATCH_PORT);
     let mut tl = Timeline::new(&watch);
     std::thread::sleep(fault.pause);
+    // Steady for STEADY + the pause: longer than a heartbeat connection
+    // outlives a peer that went away, so only lasting resources are seen.
+    if let Err(e) = group.read_usage(&holder) {
+        broken.push(format!("resources: {e}"));
+    }
     if let Err(e) = faults::apply(fault, &nodes, lab, group, &mut tl) {
         broken.push(format!("could not apply the fault: {e}"));
     }
@@ -204,10 +209,6 @@ fn cycle(
             None
         }
     };
-    let now_holding = lab.holders(VIP);
-    if let Err(e) = group.read_usage(now_holding.first().map_or("", |h| h.as_str())) {
-        broken.push(format!("resources: {e}"));
-    }
     let events = tl.events;
     let report = watch.stop();
     let timed: Vec<(Duration, Event)> = report
