@@ -492,7 +492,10 @@ impl Lab {
              \x20   iifname \"p-{b}\" oifname \"p-{a}\" drop\n\
              \x20 }}\n"
         );
-        self.nft("sw", &nft_table_script("bridge", &table, on.then_some(rules.as_str())))
+        self.nft(
+            "sw",
+            &nft_table_script("bridge", &table, on.then_some(rules.as_str())),
+        )
     }
 
     /// Runs the nftables `script` inside `node`'s namespace ("sw" included).

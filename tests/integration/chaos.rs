@@ -33,7 +33,11 @@ fn short_run_keeps_every_invariant() {
         );
         return;
     };
-    assert!(outcome.faults >= 10, "only {} faults in a minute", outcome.faults);
+    assert!(
+        outcome.faults >= 10,
+        "only {} faults in a minute",
+        outcome.faults
+    );
     assert!(
         outcome.passed(),
         "broken invariants (replay with CHAOS_SEED={}):\n{}\n{}",

@@ -90,7 +90,9 @@ impl<'a> Group<'a> {
             Some(st) => Err(format!("{node} exited with {st} on SIGTERM")),
             None => {
                 p.kill9();
-                Err(format!("{node} did not exit within {STOP_GRACE:?} of SIGTERM"))
+                Err(format!(
+                    "{node} did not exit within {STOP_GRACE:?} of SIGTERM"
+                ))
             }
         }
     }

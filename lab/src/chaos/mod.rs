@@ -84,7 +84,8 @@ pub fn random_seed() -> u64 {
 /// (to anything but empty, "0" or "false").
 pub fn lab_required() -> bool {
     ["CI", "FLOATIP_REQUIRE_LAB"].iter().any(|k| {
-        std::env::var(k).is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+        std::env::var(k)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
     })
 }
 
@@ -115,7 +116,15 @@ pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
     let mut records: Vec<Record> = Vec::new();
     while started.elapsed() < s.duration && records.len() < MAX_FAULTS {
         let fault = Fault::draw(&mut rng, TIMING);
-        let r = cycle(&lab, &mut group, &fault, records.len() + 1, started, bounds, &mut exits);
+        let r = cycle(
+            &lab,
+            &mut group,
+            &fault,
+            records.len() + 1,
+            started,
+            bounds,
+            &mut exits,
+        );
         println!("{}", r.line());
         broken.extend(
             r.broken
@@ -138,12 +147,23 @@ pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
         }
     }
     broken.extend(exits.iter().cloned());
-    let summary = report::summary(&records, group.lives(), &exits, bounds, s.seed, started.elapsed());
+    let summary = report::summary(
+        &records,
+        group.lives(),
+        &exits,
+        bounds,
+        s.seed,
+        started.elapsed(),
+    );
     println!("\n{summary}");
     if broken.is_empty() {
         println!("chaos: every invariant held (seed {})", s.seed);
     } else {
-        println!("chaos: {} broken invariant(s), seed {}:", broken.len(), s.seed);
+        println!(
+            "chaos: {} broken invariant(s), seed {}:",
+            broken.len(),
+            s.seed
+        );
         for b in &broken {
             println!("  {b}");
         }
@@ -211,12 +231,7 @@ fn cycle(
     };
     let events = tl.events;
     let report = watch.stop();
-    let timed: Vec<(Duration, Event)> = report
-        .marks
-        .iter()
-        .map(|(_, t)| *t)
-        .zip(events)
-        .collect();
+    let timed: Vec<(Duration, Event)> = report.marks.iter().map(|(_, t)| *t).zip(events).collect();
     let stretches = measure(&report.holder_log, &timed, &healthy, report.duration);
     if stretches.dual > bounds.dual {
         broken.push(format!(

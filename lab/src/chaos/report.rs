@@ -75,7 +75,11 @@ pub fn summary(
     for kind in Kind::ALL {
         let of: Vec<&Record> = records.iter().filter(|r| r.kind == kind).collect();
         let worst = |f: fn(&Record) -> Duration| {
-            of.iter().map(|r| f(r)).max().unwrap_or_default().as_millis()
+            of.iter()
+                .map(|r| f(r))
+                .max()
+                .unwrap_or_default()
+                .as_millis()
         };
         let _ = writeln!(
             s,
@@ -90,7 +94,10 @@ pub fn summary(
     }
     let worst = |f: fn(&Record) -> Duration| records.iter().map(f).max().unwrap_or_default();
     let verdict = |ok: bool| if ok { "ok" } else { "BROKEN" };
-    let (dual, none) = (worst(|r| r.stretches.dual), worst(|r| r.stretches.no_holder));
+    let (dual, none) = (
+        worst(|r| r.stretches.dual),
+        worst(|r| r.stretches.no_holder),
+    );
     let _ = writeln!(s, "\n| invariant | worst | bound | |");
     let _ = writeln!(s, "| --- | ---: | ---: | --- |");
     let _ = writeln!(
