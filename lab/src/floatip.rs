@@ -155,11 +155,23 @@ pub fn hold_alone(
     stable: Duration,
     timeout: Duration,
 ) -> Result<(), String> {
+    hold_steady(lab, stable, timeout, |holders| holders == [node])
+        .map_err(|last| format!("{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}"))
+}
+
+/// Waits until `steady(holders of the VIP)` has been true for `stable`,
+/// polling every 5 ms; the error is the holders last seen.
+pub fn hold_steady(
+    lab: &Lab,
+    stable: Duration,
+    timeout: Duration,
+    mut steady: impl FnMut(&[String]) -> bool,
+) -> Result<(), Vec<String>> {
     let mut since: Option<Instant> = None;
     let mut last = Vec::new();
     let ok = lab.wait_until(timeout, ms(5), || {
         last = lab.holders(VIP);
-        if last == [node] {
+        if steady(&last) {
             since.get_or_insert_with(Instant::now).elapsed() >= stable
         } else {
             since = None;
@@ -169,7 +181,7 @@ pub fn hold_alone(
     if ok {
         Ok(())
     } else {
-        Err(format!("{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}"))
+        Err(last)
     }
 }
 

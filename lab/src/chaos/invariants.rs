@@ -192,10 +192,7 @@ impl Life {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    use crate::floatip::ms;
 
     fn s(at: u64, holders: &[&str]) -> HolderSample {
         HolderSample {

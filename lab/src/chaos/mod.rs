@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 
-use crate::floatip::{ms, Timing, VIP, WATCH_PORT};
+use crate::floatip::{hold_steady, ms, Timing, VIP, WATCH_PORT};
 use crate::Lab;
 use faults::{Fault, Role, Timeline};
 use group::Group;
@@ -233,19 +233,15 @@ fn cycle(
     let report = watch.stop();
     let timed: Vec<(Duration, Event)> = report.marks.iter().map(|(_, t)| *t).zip(events).collect();
     let stretches = measure(&report.holder_log, &timed, &healthy, report.duration);
-    if stretches.dual > bounds.dual {
+    let checks = [
+        ("two holders", stretches.dual, bounds.dual),
+        ("no healthy holder", stretches.no_holder, bounds.no_holder),
+    ];
+    for (what, took, bound) in checks.into_iter().filter(|(_, t, b)| t > b) {
         broken.push(format!(
-            "two holders for {} ms after the fault (bound {} ms); holders {}",
-            stretches.dual.as_millis(),
-            bounds.dual.as_millis(),
-            history(&report)
-        ));
-    }
-    if stretches.no_holder > bounds.no_holder {
-        broken.push(format!(
-            "no healthy holder for {} ms (bound {} ms); holders {}",
-            stretches.no_holder.as_millis(),
-            bounds.no_holder.as_millis(),
+            "{what} for {} ms (bound {} ms); holders {}",
+            took.as_millis(),
+            bound.as_millis(),
             history(&report)
         ));
     }
@@ -280,23 +276,9 @@ fn history(r: &crate::Report) -> String {
 /// Waits until every daemon runs and exactly one node has held the address
 /// for [`STEADY`]; unexpected exits are recorded in `exits` (and restarted).
 fn steady(lab: &Lab, group: &mut Group, exits: &mut Vec<String>) -> Result<(), String> {
-    let mut since: Option<Instant> = None;
-    let mut last = Vec::new();
-    let ok = lab.wait_until(STEADY_LIMIT, ms(5), || {
+    hold_steady(lab, STEADY, STEADY_LIMIT, |holders| {
         exits.extend(group.unexpected_exits());
-        last = lab.holders(VIP);
-        if last.len() == 1 && group.all_running() {
-            since.get_or_insert_with(Instant::now).elapsed() >= STEADY
-        } else {
-            since = None;
-            false
-        }
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "not steady within {STEADY_LIMIT:?}: holders {last:?}"
-        ))
-    }
+        holders.len() == 1 && group.all_running()
+    })
+    .map_err(|last| format!("not steady within {STEADY_LIMIT:?}: holders {last:?}"))
 }
