@@ -8,7 +8,7 @@ use sd_notify::NotifyState;
 
 use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
-use crate::net::Host;
+use crate::net::{arp, Host};
 use crate::notify::Notifier;
 use crate::state::{Action, Event, Machine, ProbeOutcome};
 use crate::status::{CheckStatus, Snapshot};
@@ -62,8 +62,10 @@ impl<H: Host> Executor<H> {
                 Ok(false) => {}
                 Err(e) => error!("cannot remove {}: {e}", self.vip),
             },
-            Action::ProbeAddress => {
-                return Outcome::Feedback(Event::Probe(self.host.probe().unwrap_or_else(|e| {
+            Action::ProbeAddress | Action::ProbeHandedOver => {
+                // The holder that handed over already removed the address: a short look will do.
+                let wait = if action == Action::ProbeHandedOver { arp::HANDOVER_PROBE_WAIT } else { arp::PROBE_WAIT };
+                return Outcome::Feedback(Event::Probe(self.host.probe(wait).unwrap_or_else(|e| {
                     // Unable to look means unable to prove the address free: never add it blind.
                     error!("cannot probe {}: {e}; treating it as in use", self.vip);
                     ProbeOutcome::InUse([0; 6])

@@ -8,7 +8,8 @@
 //! - A BACKUP follows the holder through echoes and master announces. Silence for the
 //!   detection time, or the holder's connection closing, or its resignation, schedules a
 //!   take-over, delayed by the node's rank among live backups so only the best one moves.
-//! - Before adding the address the node probes it (ARP). Free: take over. In use by the
+//! - A resignation counts only from the holder followed (same node and boot, still alive).
+//! - Before adding the address the node probes it (ARP), briefly after a hand-over. Free: take over. In use by the
 //!   silent holder we followed: it is frozen or partitioned; take over anyway, it steps
 //!   down when it wakes. In use by anything else: a conflict; FAULT and retry.
 //! - Two masters that meet keep the better one: higher priority, then higher node address.
@@ -132,6 +133,8 @@ pub enum Action {
     RemoveAddress,
     /// Ask the LAN whether anyone answers for the address; reply with [`Event::Probe`].
     ProbeAddress,
+    /// The same, briefly: the holder said it removed the address and handed it to us.
+    ProbeHandedOver,
     SendGarp,
     /// Broadcast our identity and role now.
     Announce,
@@ -566,6 +569,13 @@ impl Machine {
         if from.boot == self.me.boot || repeated {
             return;
         }
+        // Only the holder we follow, still alive, can resign it: anything else (a replay of
+        // an older resignation, a node we never followed) moves nothing.
+        let followed = matches!(self.holder, Holder::Alive { peer, .. } if peer.node == from.node && peer.boot == from.boot);
+        if self.role != Role::Master && !followed {
+            out.push(Action::Note(format!("ignored a resignation from {}: not the holder we follow", from.node)));
+            return;
+        }
         self.last_resign = Some((from.boot, now));
         self.peers.insert(from.node, Seen { peer: Peer { role: Role::Backup, ..from }, at: now });
         match (self.role, &self.fault) {
@@ -581,7 +591,10 @@ impl Machine {
                 self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
             }
             _ if successor == Some(self.me.node) && self.may_take_over() => {
-                self.take_over(now, format!("{} handed the address over to us", from.node), out);
+                // The holder says it removed the address: a brief probe proves it.
+                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+                self.takeover = Some(Takeover { at: now, scheduled: now, cause: Cause::Resigned, ranked: true, probing: true });
+                out.push(Action::ProbeHandedOver);
             }
             _ => {
                 self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
@@ -631,7 +644,7 @@ impl Machine {
                     Cause::Startup => "no holder found at start-up".to_string(),
                     Cause::Lost(Loss::Silence) => self.lost_reason("silent"),
                     Cause::Lost(Loss::Closed) => self.lost_reason("gone"),
-                    Cause::Resigned => "holder resigned".to_string(),
+                    Cause::Resigned => self.lost_reason("resigned"),
                     Cause::Retry => "address free again".to_string(),
                     Cause::Recovered => "service checks pass and no holder is around".to_string(),
                 };

@@ -253,12 +253,40 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
 // ---- resignation ----------------------------------------------------------------
 
 #[test]
-fn handed_over_address_is_taken_at_once_without_probe() {
+fn handed_over_address_is_probed_briefly_then_taken() {
     let mut r = Rig::following(20);
     let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
-    assert!(!a.contains(&Action::ProbeAddress));
+    assert_eq!(a, vec![Action::ProbeHandedOver]);
+    let a = r.at(53, Event::Probe(ProbeOutcome::Free));
     assert!(a.contains(&Action::AddAddress));
     assert_eq!(r.m.role(), Role::Master);
+    let (_, _, reason) = transition(&a).unwrap();
+    assert_eq!(reason, "holder 192.0.2.12 resigned");
+}
+
+#[test]
+fn handed_over_address_still_in_use_is_a_conflict() {
+    let mut r = Rig::following(20);
+    r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    let a = r.at(53, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert!(!a.contains(&Action::AddAddress));
+    assert!(matches!(r.m.fault(), Some(Fault::Conflict(_))));
+}
+
+#[test]
+fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
+    // A replay from an earlier boot of the holder.
+    let mut r = Rig::following(20);
+    let old_boot = Peer { boot: 999, ..peer(N12, 100, Role::Backup) };
+    let a = r.at(50, Event::Resign { from: old_boot, successor: Some(ME) });
+    assert!(!has(&a, &Action::ProbeHandedOver) && !has(&a, &Action::AddAddress), "{a:?}");
+    assert!(matches!(r.m.holder(), Holder::Alive { .. }));
+    // Another node, and a node that just started and follows nobody yet.
+    assert!(r.at(60, Event::Resign { from: peer(N13, 100, Role::Backup), successor: Some(ME) }).iter().all(|a| matches!(a, Action::Note(_))));
+    let mut fresh = Rig::new();
+    let a = fresh.at(10, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(a.iter().all(|a| matches!(a, Action::Note(_))), "{a:?}");
+    assert!(!fresh.run_to(140).contains(&Action::AddAddress));
 }
 
 #[test]
