@@ -24,19 +24,9 @@ use lab::{Lab, Proc};
 use support::*;
 
 const BROADCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
-const KEY: &str = "c2VjcmV0LWtleS1mb3ItdGhlLWhvc3RpbGUtdGVzdC0xMjM0NTY3OA==";
 
 fn node_config(lab: &Lab, node: &str, key_file: &str) -> std::path::PathBuf {
-    let sock = format!("status_socket: {}/{node}.sock", lab.dir().display());
-    let auth = format!("auth: {{key_file: {key_file}}}");
-    write_config(lab, node, &timed_config(Timing::FAST, &[&sock, &auth]))
-}
-
-fn write_key(lab: &Lab) -> String {
-    let p = lab.write_file("key", &format!("{KEY}\n"));
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-    p.display().to_string()
+    group_config(lab, node, Some(key_file), &[])
 }
 
 /// Sockets created inside evil's namespace (a socket stays in the namespace it was made in).

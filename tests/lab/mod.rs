@@ -36,10 +36,12 @@
 
 mod netns;
 mod proc;
+mod stranger;
 mod watch;
 
 pub use netns::in_netns;
 pub use proc::Proc;
+pub use stranger::{noise, Capture, Captured, Flood, Stranger};
 pub use watch::{analyze, Answer, HolderSample, Report, Watch};
 
 use std::net::Ipv4Addr;

@@ -84,6 +84,25 @@ pub fn write_config(lab: &Lab, node: &str, contents: &str) -> PathBuf {
     lab.write_file(&format!("{node}.yml"), contents)
 }
 
+/// A group key for the lab, written as a root-owned 0600 key file; returns its path.
+pub fn write_key(lab: &Lab) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = lab.write_file("key", "c2VjcmV0LWtleS1mb3ItdGhlLWhvc3RpbGUtdGVzdC0xMjM0NTY3OA==\n");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod the lab key");
+    path_str(&p).to_string()
+}
+
+/// A fast config for `node` with a status socket in the lab dir, keyed with `key_file`
+/// unless it is `None`, plus `extra` keys.
+pub fn group_config(lab: &Lab, node: &str, key_file: Option<&str>, extra: &[&str]) -> PathBuf {
+    let sock = format!("status_socket: {}/{node}.sock", lab.dir().display());
+    let auth = key_file.map(|k| format!("auth: {{key_file: {k}}}"));
+    let mut lines: Vec<&str> = vec![&sock];
+    lines.extend(auth.as_deref());
+    lines.extend_from_slice(extra);
+    write_config(lab, node, &timed_config(Timing::FAST, &lines))
+}
+
 /// Starts `floatip run -v -c <cfg>` in `node`.
 pub fn start(lab: &Lab, node: &str, cfg: &Path) -> Proc {
     lab.spawn(node, &[BIN, "-v", "run", "-c", path_str(cfg)], &[])

@@ -1,0 +1,187 @@
+//! A keyless stranger on the LAN ("evil", a lab node that runs no floatip) against a
+//! group at interval 100 ms / timeout 300 ms: forged-source garbage while a partition
+//! heals, a captured Resign replayed after the holder took the address back, slow
+//! connections holding the heartbeat port's slots while a backup restarts, and a phantom
+//! master announce in an unauthenticated group. Each must leave one holder.
+//!
+//! Run: `cargo nextest run --test stranger --no-capture` (as root; skips otherwise).
+
+mod lab;
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use floatip::config::Priority;
+use floatip::state::Role;
+use floatip::wire::{self, Kind, Message};
+use lab::{Flood, Lab, Proc, Stranger};
+use support::*;
+
+const T: Timing = Timing::FAST;
+const BROADCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A priority-254 master claiming to be `node`, in the plain form.
+fn phantom(kind: Kind, node: Ipv4Addr, seq: u64) -> Message {
+    Message {
+        kind,
+        role: Role::Master,
+        priority: Priority(254),
+        preempt_request: false,
+        vip: VIP,
+        node,
+        mac: [2, 0, 0xc0, 0, 2, 0x77],
+        successor: None,
+        boot: 0x0bad_b007,
+        seq,
+    }
+}
+
+/// Garbage for a keyed group claiming to come from `member`: random bytes, and forged
+/// announces in the authenticated form with a wrong key (they pass every check but the tag).
+fn forged_garbage(member: Ipv4Addr) -> impl FnMut(u64) -> Vec<u8> + Send + 'static {
+    let wrong = floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
+    move |i| {
+        if i % 2 == 0 {
+            lab::noise(i)
+        } else {
+            let stamp = wire::Stamp { time_ms: now_ms(), reply_to: None };
+            wire::encode_authenticated(&phantom(Kind::Announce, member, i), &stamp, &wrong).to_vec()
+        }
+    }
+}
+
+/// Starts n1 (with `n1_extra` keys), lets it take the address, then n2, following it.
+fn pair(lab: &Lab, key: Option<&str>, n1_extra: &[&str]) -> (Vec<PathBuf>, Proc, Proc) {
+    let cfgs = vec![group_config(lab, "n1", key, n1_extra), group_config(lab, "n2", key, &[])];
+    let n1 = start(lab, "n1", &cfgs[0]);
+    wait_stable_holder(lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
+    let n2 = start(lab, "n2", &cfgs[1]);
+    std::thread::sleep(T.startup_bound() + T.interval * 3);
+    assert_eq!(lab.holders(VIP), ["n1"], "n2: {:?}", transitions(&n2));
+    (cfgs, n1, n2)
+}
+
+/// Partition the pair until both hold the address, then heal it, with or without the
+/// stranger flooding each member with garbage carrying the other member's address.
+/// Returns the time from the heal until n1 (priority 150) holds alone.
+fn heal(test: &str, with_stranger: bool) -> Option<Duration> {
+    let lab = Lab::new(test, &["n1", "n2", "evil"])?;
+    let key = write_key(&lab);
+    let (_, n1, n2) = pair(&lab, Some(&key), &["priority: 150"]);
+    lab.partition(ECHO_PORT, true).expect("partition (needs nft)");
+    let both = lab.wait_until(T.timeout * 3 + ms(2000), ms(5), || lab.holders(VIP).len() == 2);
+    assert!(both, "the partition did not make two masters: {:?}\nn2: {:?}", lab.holders(VIP), transitions(&n2));
+
+    let evil = Stranger::new(&lab, "evil");
+    let (n1ip, n2ip) = (lab.ip("n1"), lab.ip("n2"));
+    let flood = |from, to| Flood { from, to, port: ECHO_PORT, per_second: 3500, duration: ms(4000), max: 20_000 };
+    let floods = with_stranger.then(|| {
+        let floods =
+            [evil.flood(flood(n2ip, n1ip), forged_garbage(n2ip)), evil.flood(flood(n1ip, n2ip), forged_garbage(n1ip))];
+        std::thread::sleep(ms(500));
+        floods
+    });
+
+    let healed = Instant::now();
+    lab.partition(ECHO_PORT, false).expect("heal the partition");
+    let converged = lab.wait_until(ms(3000), ms(2), || lab.holders(VIP) == ["n1"]);
+    let took = healed.elapsed();
+    // And it stays that way while the garbage goes on.
+    let mut after = Vec::new();
+    while healed.elapsed() < ms(3000) {
+        let h = lab.holders(VIP);
+        if h != ["n1"] {
+            after.push(h);
+        }
+        std::thread::sleep(ms(5));
+    }
+    let flood_elapsed = healed.elapsed() + ms(500);
+    let sent: Vec<u64> = floods.map(|f| f.map(|t| t.join().expect("flood thread")).to_vec()).unwrap_or_default();
+    println!(
+        "SCENARIO heal_{} converged={}ms datagrams_per_member={:?} (~{:?}/s)",
+        if with_stranger { "with_stranger" } else { "without_stranger" },
+        took.as_millis(),
+        sent,
+        sent.iter().map(|n| *n * 1000 / flood_elapsed.as_millis().max(1) as u64).collect::<Vec<_>>()
+    );
+    let mut t = Table::new(test);
+    t.check("one holder after the heal", converged, format!("holders {:?}", lab.holders(VIP)));
+    t.at_most("two masters resolved after the heal", took, T.dual_bound());
+    t.equal("samples with holders != [n1] afterwards", after.len(), 0);
+    if with_stranger {
+        // At least 3,000 datagrams per second toward each member, for the whole run.
+        t.check("garbage rate", sent.iter().all(|n| *n * 1000 >= 3000 * flood_elapsed.as_millis() as u64 * 9 / 10), format!("{sent:?}"));
+    }
+    t.finish(&format!("n1: {:#?}\nn2: {:#?}\nn2 log:\n{}", transitions(&n1), transitions(&n2), n2.log()));
+    Some(took)
+}
+
+#[test]
+fn forged_garbage_does_not_keep_two_masters_after_a_heal() {
+    heal("heal-evil", true);
+}
+
+/// The same heal without the stranger, for comparison.
+#[test]
+fn two_masters_resolve_after_a_heal() {
+    heal("heal-quiet", false);
+}
+
+/// The stranger captures n1's Resign (naming n2) as n1 stops; n2 takes over, n1 comes
+/// back, n2 stops and hands the address back to n1. Then n2 restarts and the stranger
+/// replays n1's old Resign at it (from n1's address, within the clock window) the whole
+/// time n2 starts: nobody may move.
+#[test]
+fn replayed_resign_moves_nothing() {
+    let Some(lab) = Lab::new("replay", &["n1", "n2", "evil"]) else { return };
+    let key = write_key(&lab);
+    let (cfgs, n1, n2) = pair(&lab, Some(&key), &[]);
+    let evil = Stranger::new(&lab, "evil");
+    let capture = evil.capture(ECHO_PORT, ms(20_000), 10_000);
+    assert!(n1.stop().success());
+    wait_stable_holder(&lab, "n2", ms(100), ms(3000));
+    let n1 = start(&lab, "n1", &cfgs[0]);
+    std::thread::sleep(T.startup_bound() + T.interval * 3);
+    assert!(n2.stop().success());
+    wait_stable_holder(&lab, "n1", ms(100), ms(3000));
+    let captured = capture.stop();
+    let n1ip = lab.ip("n1");
+    let resigns: Vec<_> = captured
+        .iter()
+        .filter(|c| *c.from.ip() == n1ip)
+        .filter(|c| wire::decode(&c.bytes).is_ok_and(|d| d.message.kind == Kind::Resign))
+        .cloned()
+        .collect();
+    assert!(!resigns.is_empty(), "no Resign from n1 captured among {} datagrams", captured.len());
+    let resigned_at = resigns[0].at;
+
+    let n2 = start(&lab, "n2", &cfgs[1]);
+    let started = Instant::now();
+    let (mut replays, mut moved) = (0, Vec::new());
+    while started.elapsed() < T.startup_bound() * 2 + ms(1000) {
+        for r in &resigns {
+            for to in [lab.ip("n2"), BROADCAST] {
+                replays += u32::from(evil.replay(r, to).is_ok());
+            }
+        }
+        let h = lab.holders(VIP);
+        if h != ["n1"] {
+            moved.push((started.elapsed(), h));
+        }
+        std::thread::sleep(ms(3));
+    }
+    let age = resigned_at.elapsed();
+    println!("SCENARIO replayed_resign replays={replays} resign_age_at_end={}ms moved_samples={}", age.as_millis(), moved.len());
+    let mut t = Table::new("replayed Resign");
+    t.check("replays within the clock window", age < ms(10_000), format!("{age:?}"));
+    t.equal("samples with holders != [n1]", moved.len(), 0);
+    t.equal("n2 role", last_role(&n2), "BACKUP");
+    t.equal("n1 role", last_role(&n1), "MASTER");
+    t.finish(&format!("moved: {moved:?}\nn2 log:\n{}", n2.log()));
+}
