@@ -185,3 +185,58 @@ fn replayed_resign_moves_nothing() {
     t.equal("n1 role", last_role(&n1), "MASTER");
     t.finish(&format!("moved: {moved:?}\nn2 log:\n{}", n2.log()));
 }
+
+/// The stranger holds every heartbeat connection it can get at the holder (from 40
+/// addresses of its own, trickling a plausible message a byte at a time) while the backup
+/// restarts. The backup must still follow the holder (no FAULT, no MASTER, no "connection
+/// closed" taken as a crash), and a planned stop must still hand the address over.
+#[test]
+fn slow_connections_do_not_blind_a_restarting_backup() {
+    let Some(lab) = Lab::new("slots", &["n1", "n2", "evil"]) else { return };
+    let key = write_key(&lab);
+    let (cfgs, n1, n2) = pair(&lab, Some(&key), &[]);
+    let evil = Stranger::new(&lab, "evil");
+    let sources = evil.take_addresses(&lab, 150, 40);
+    let wrong = floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
+    let stamp = wire::Stamp { time_ms: now_ms(), reply_to: None };
+    let trickle = wire::encode_authenticated(&phantom(Kind::Heartbeat, lab.ip("evil"), 1), &stamp, &wrong).to_vec();
+    let hold = lab::Hold { to: VIP, port: ECHO_PORT, sources, per_source: 4, every: ms(100), trickle, duration: ms(6000) };
+    let holding = evil.hold_connections(hold);
+    std::thread::sleep(ms(1000));
+
+    assert!(n2.stop().success());
+    let n2 = start(&lab, "n2", &cfgs[1]);
+    let restarted = Instant::now();
+    let mut bad = Vec::new();
+    while restarted.elapsed() < T.startup_bound() + ms(2500) {
+        let h = lab.holders(VIP);
+        if h != ["n1"] {
+            bad.push((restarted.elapsed(), h));
+        }
+        std::thread::sleep(ms(5));
+    }
+    let n2_moves = transitions(&n2);
+    let closed = log_lines(&n2, "connection closed");
+
+    // Still under the stranger's connections: a planned stop hands over.
+    let stopped = Instant::now();
+    assert!(n1.stop().success());
+    let handed = lab.wait_until(T.outage_bound(), ms(2), || lab.holders(VIP) == ["n2"]);
+    let hand_over = stopped.elapsed();
+    let held = holding.join().expect("hold thread");
+    println!(
+        "SCENARIO slot_exhaustion opened={} most_at_once={} hand_over={}ms",
+        held.opened,
+        held.most_at_once,
+        hand_over.as_millis()
+    );
+    let mut t = Table::new("slow connections while a backup restarts");
+    let capped = log_lines(&n1, "connection refused");
+    t.check("the stranger ran the holder into its connection caps", !capped.is_empty(), format!("{held:?}"));
+    t.equal("samples with holders != [n1] while n2 restarts", bad.len(), 0);
+    t.equal("n2 transitions before the stop", n2_moves, Vec::<String>::new());
+    t.equal("n2 lines about a closed connection", closed, Vec::<String>::new());
+    t.check("hand-over under the stranger", handed, format!("holders {:?}", lab.holders(VIP)));
+    t.below("hand-over time", hand_over, T.outage_bound());
+    t.finish(&format!("bad: {bad:?}\nn2 log:\n{}\nn1 log:\n{}", n2.log(), n1.log()));
+}

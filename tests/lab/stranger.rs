@@ -5,7 +5,9 @@
 //!   rate, for a bounded time and count (a raw IPv4 socket, the header written by us);
 //! - [`Stranger::capture`]: record the datagrams that reach its port (the bridge floods the
 //!   group's broadcasts to every port), bounded in time and count;
-//! - [`Stranger::replay`]: send a captured datagram again, from its original source.
+//! - [`Stranger::replay`]: send a captured datagram again, from its original source;
+//! - [`Stranger::hold_connections`]: hold TCP connections open from many addresses of its
+//!   own ([`Stranger::take_addresses`]), trickling bytes to keep them busy.
 //!
 //! Every socket is made inside the stranger's namespace, so nothing leaves the lab.
 //!
@@ -21,7 +23,8 @@
 //! let sent = flood.join().unwrap();
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -51,6 +54,29 @@ pub struct Flood {
     pub max: u64,
 }
 
+/// Slow connections: from each of `sources`, `per_source` connections to `to:port`, each
+/// sent the next byte of `trickle` (cycling) every `every`, reopened when closed, for
+/// `duration`.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    pub to: Ipv4Addr,
+    pub port: u16,
+    pub sources: Vec<Ipv4Addr>,
+    pub per_source: usize,
+    pub every: Duration,
+    pub trickle: Vec<u8>,
+    pub duration: Duration,
+}
+
+/// What [`Stranger::hold_connections`] achieved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Held {
+    /// Connections opened in all (reopenings included).
+    pub opened: u64,
+    /// The most connections open at once.
+    pub most_at_once: usize,
+}
+
 /// A capture running in the background; [`Capture::stop`] returns what it saw.
 pub struct Capture {
     on: Arc<AtomicBool>,
@@ -69,6 +95,7 @@ pub struct Stranger {
     raw: Arc<Socket>,
     /// The stranger's own address: its captures leave out what it sent itself.
     own: Ipv4Addr,
+    node: String,
     ns: String,
 }
 
@@ -85,7 +112,47 @@ impl Stranger {
             s.set_broadcast(true).unwrap_or_else(|e| panic!("stranger: SO_BROADCAST: {e}"));
             s
         });
-        Stranger { raw: Arc::new(raw), own: lab.ip(node), ns: lab.ns(node) }
+        Stranger { raw: Arc::new(raw), own: lab.ip(node), node: node.to_string(), ns: lab.ns(node) }
+    }
+
+    /// Adds `n` more addresses (192.0.2.`first`, ...) to the stranger's eth0 and returns them.
+    pub fn take_addresses(&self, lab: &Lab, first: u8, n: u8) -> Vec<Ipv4Addr> {
+        (first..first.saturating_add(n))
+            .map(|last| {
+                let ip = Ipv4Addr::new(192, 0, 2, last);
+                lab.sh_ok(&self.node, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+                ip
+            })
+            .collect()
+    }
+
+    /// Holds slow connections in the background (see [`Hold`]).
+    pub fn hold_connections(&self, h: Hold) -> JoinHandle<Held> {
+        super::netns::spawn_in_netns(&self.ns, "fip-stranger-hold", move || {
+            let start = Instant::now();
+            let slots = h.sources.len() * h.per_source;
+            let mut open: Vec<Option<(TcpStream, usize)>> = (0..slots).map(|_| None).collect();
+            let mut held = Held::default();
+            while start.elapsed() < h.duration {
+                for (i, slot) in open.iter_mut().enumerate() {
+                    if slot.is_none() {
+                        *slot = dial(h.sources[i / h.per_source], SocketAddrV4::new(h.to, h.port)).map(|s| (s, 0));
+                        held.opened += u64::from(slot.is_some());
+                    }
+                    if let Some((s, at)) = slot {
+                        let byte = h.trickle.get(*at % h.trickle.len().max(1)).copied().unwrap_or(0);
+                        if s.write_all(&[byte]).is_ok() {
+                            *at += 1;
+                        } else {
+                            *slot = None;
+                        }
+                    }
+                }
+                held.most_at_once = held.most_at_once.max(open.iter().flatten().count());
+                std::thread::sleep(h.every.min(h.duration));
+            }
+            held
+        })
     }
 
     /// Sends one UDP datagram with a forged source `from` (port `port`, like a member).
@@ -148,6 +215,15 @@ impl Stranger {
         let _ = ready.recv_timeout(Duration::from_secs(5));
         Capture { on, thread }
     }
+}
+
+/// A connection from `source` (any port), or `None` if it is not accepted quickly.
+fn dial(source: Ipv4Addr, to: SocketAddrV4) -> Option<TcpStream> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    s.bind(&SocketAddr::from((source, 0)).into()).ok()?;
+    s.connect_timeout(&SocketAddr::V4(to).into(), Duration::from_millis(50)).ok()?;
+    s.set_tcp_nodelay(true).ok()?;
+    Some(TcpStream::from(s))
 }
 
 /// Random bytes of varied length (1..=300): the simplest garbage payload for [`Stranger::flood`].
