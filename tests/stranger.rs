@@ -240,3 +240,58 @@ fn slow_connections_do_not_blind_a_restarting_backup() {
     t.below("hand-over time", hand_over, T.outage_bound());
     t.finish(&format!("bad: {bad:?}\nn2 log:\n{}\nn1 log:\n{}", n2.log(), n1.log()));
 }
+
+/// `floatip status --json` of `node` (its socket is in the lab dir).
+fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
+    let sock = format!("{}/{node}.sock", lab.dir().display());
+    let out = std::process::Command::new(BIN).args(["status", "--json", "--socket", &sock]).output().expect("run floatip status");
+    assert!(out.status.success(), "status of {node}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+/// An unauthenticated group (the zero-config default): the stranger announces a
+/// priority-254 master from an unused LAN address, from an address off the LAN segment,
+/// and in the backup's name. The real master keeps the address, the backup keeps
+/// following it, and a planned stop still hands over.
+#[test]
+fn phantom_master_moves_nothing_in_an_unauthenticated_group() {
+    let Some(lab) = Lab::new("phantom", &["n1", "n2", "evil"]) else { return };
+    let (_, n1, n2) = pair(&lab, None, &[]);
+    let evil = Stranger::new(&lab, "evil");
+    let unused = Ipv4Addr::new(192, 0, 2, 77);
+    let off_lan = Ipv4Addr::new(198, 51, 100, 7);
+    let claims = [unused, off_lan, lab.ip("n2")];
+    let started = Instant::now();
+    let (mut sent, mut moved, mut seq) = (0u32, Vec::new(), 1);
+    while started.elapsed() < ms(2000) {
+        for node in claims {
+            let b = wire::encode(&phantom(Kind::Announce, node, seq));
+            for to in [BROADCAST, lab.ip("n1"), lab.ip("n2")] {
+                sent += u32::from(evil.send_as(node, to, ECHO_PORT, &b).is_ok());
+            }
+        }
+        seq += 1;
+        let h = lab.holders(VIP);
+        if h != ["n1"] {
+            moved.push((started.elapsed(), h));
+        }
+        std::thread::sleep(ms(20));
+    }
+    let followed = status_json(&lab, "n2")["holder"].clone();
+    let asked = log_lines(&n1, "asking it before stepping down");
+    let off_lan_dropped = log_lines(&n1, "outside the LAN segment");
+    let stopped = Instant::now();
+    assert!(n1.stop().success());
+    let handed = lab.wait_until(T.outage_bound(), ms(2), || lab.holders(VIP) == ["n2"]);
+    let hand_over = stopped.elapsed();
+    println!("SCENARIO phantom sent={sent} moved_samples={} n2_follows={followed} hand_over={}ms", moved.len(), hand_over.as_millis());
+    let mut t = Table::new("phantom master, no key");
+    t.equal("samples with holders != [n1]", moved.len(), 0);
+    t.equal("n1 role while the phantom announced", last_role(&n1), "MASTER");
+    t.check("n1 asked before stepping down", !asked.is_empty(), "no line about asking");
+    t.check("off-LAN announce dropped", !off_lan_dropped.is_empty(), "no line about the LAN segment");
+    t.equal("n2 follows", followed, serde_json::json!(lab.ip("n1").to_string()));
+    t.check("planned stop hands over", handed, format!("holders {:?}", lab.holders(VIP)));
+    t.below("hand-over time", hand_over, T.outage_bound());
+    t.finish(&format!("moved: {moved:?}\nn1 log:\n{}\nn2 log:\n{}", n1.log(), n2.log()));
+}

@@ -1,11 +1,13 @@
 //! Carries out the state machine's actions on the host and the network, and reports to
 //! the service manager. Failures become events; nothing here changes the state.
 
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 use sd_notify::NotifyState;
 
+use super::Input;
 use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::{arp, Host};
@@ -30,10 +32,21 @@ pub struct Executor<H: Host> {
     last_watchdog: Instant,
     status: String,
     notifier: Notifier,
+    /// For answers that come back later (a master confirming its claim).
+    events: SyncSender<Input>,
+    port: u16,
+    dial_timeout: Duration,
 }
 
 impl<H: Host> Executor<H> {
-    pub fn new(host: H, broadcaster: Broadcaster, prober: Prober, local: std::sync::Arc<Local>, config: &Config) -> Self {
+    pub fn new(
+        host: H,
+        broadcaster: Broadcaster,
+        prober: Prober,
+        local: std::sync::Arc<Local>,
+        config: &Config,
+        events: SyncSender<Input>,
+    ) -> Self {
         Executor {
             host,
             broadcaster,
@@ -44,6 +57,9 @@ impl<H: Host> Executor<H> {
             last_watchdog: Instant::now(),
             status: String::new(),
             notifier: Notifier::start(&config.notify, config.vip, config.node_addr, &config.interface),
+            events,
+            port: config.echo.port,
+            dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
         }
     }
 
@@ -87,6 +103,9 @@ impl<H: Host> Executor<H> {
                 self.broadcaster.send(Kind::Resign, successor);
             }
             Action::SetProbing(on) => self.prober.set_enabled(on),
+            Action::ConfirmMaster(node) => {
+                crate::heartbeat::confirm_master(self.local.clone(), node, self.port, self.dial_timeout, self.events.clone());
+            }
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);

@@ -92,7 +92,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Thread)?;
     crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
     let status_requests = tx.clone();
-    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
+    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx.clone());
 
     let me = Me { node: config.node_addr, boot, priority: config.priority };
     let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
@@ -107,7 +107,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         port
     );
     let tracker = Tracker::new(&config.track);
-    let exec = Executor::new(host, broadcaster, prober, local, &config);
+    let exec = Executor::new(host, broadcaster, prober, local, &config, tx);
     let mut daemon = Daemon { machine, exec, config, tracker, health: Health::healthy() };
     daemon.apply(Instant::now(), first);
     if !daemon.tracker.is_empty() {

@@ -16,7 +16,7 @@ use log::warn;
 
 pub use broadcast::{send_released, Broadcaster};
 pub use listener::Listener;
-pub use prober::Prober;
+pub use prober::{confirm_master, Prober};
 
 use crate::auth::{Auth, Replay, ReplayGuard};
 use crate::config::Priority;

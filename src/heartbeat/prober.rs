@@ -147,3 +147,33 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
         _ => None,
     }
 }
+
+/// Asks `node` itself, by one heartbeat exchange on its own short thread, what it is; its
+/// echo comes back as [`Event::MasterConfirmed`]. A claim forged in an unauthenticated
+/// announce (from an address nobody has, or in a real node's name) gets no such echo.
+pub fn confirm_master(local: Arc<Local>, node: std::net::Ipv4Addr, port: u16, timeout: Duration, events: SyncSender<Input>) {
+    let spawned = std::thread::Builder::new().name("fip-confirm".into()).spawn(move || {
+        let deadline = Instant::now() + timeout;
+        let target = SocketAddr::from((node, port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else { return };
+        let _ = stream.set_nodelay(true);
+        let (asked, heartbeat) = local.seal(Kind::Heartbeat, None, None);
+        if stream.write_all(&heartbeat).is_err() {
+            return;
+        }
+        let challenge = Challenge { boot: asked.boot, seq: asked.seq };
+        match read_message(&mut stream, &local, deadline) {
+            Ok(d) if d.message.kind == Kind::Echo
+                && d.message.vip == local.vip
+                && d.message.node == node
+                && d.stamp.map_or(true, |s| s.reply_to == Some(challenge)) =>
+            {
+                let _ = events.send(Input::Machine(Event::MasterConfirmed(peer_of(&d.message))));
+            }
+            _ => log::debug!("{node} did not confirm its claim to be master"),
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot ask {node} to confirm its claim: {e}");
+    }
+}

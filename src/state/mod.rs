@@ -117,6 +117,8 @@ pub enum Event {
     Released(Ipv4Addr),
     /// Outcome of [`Action::ProbeAddress`].
     Probe(ProbeOutcome),
+    /// A node asked by [`Action::ConfirmMaster`] answered a heartbeat, saying this.
+    MasterConfirmed(Peer),
     /// What the interface looks like now (polled by the daemon).
     Observed { link_up: bool, address_present: bool },
     /// An action could not be carried out (e.g. `ifconfig` failed).
@@ -140,6 +142,9 @@ pub enum Action {
     Announce,
     /// Broadcast that we removed the address, naming who should take it.
     Resign { successor: Option<Ipv4Addr> },
+    /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
+    /// an answer comes back as [`Event::MasterConfirmed`], silence as nothing.
+    ConfirmMaster(Ipv4Addr),
     /// The prober should (true) or should not (false) follow the holder.
     SetProbing(bool),
     Transition { from: Role, to: Role, reason: String },
@@ -222,6 +227,8 @@ pub struct Machine {
     counters: Counters,
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
     last_resign: Option<(u64, Instant)>,
+    /// When we last asked a better master to confirm its claim (see [`Timing::confirm_claims`]).
+    confirming: Option<Instant>,
     health: Health,
 }
 
@@ -247,6 +254,7 @@ impl Machine {
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
+            confirming: None,
             health: Health::healthy(),
         };
         let mut m = m;
@@ -330,6 +338,7 @@ impl Machine {
             Event::Resign { from, successor } => self.on_resign(now, from, successor, &mut out),
             Event::Released(from) => self.on_released(now, from, &mut out),
             Event::Probe(outcome) => self.on_probe(now, outcome, &mut out),
+            Event::MasterConfirmed(peer) => self.on_master_confirmed(now, peer, &mut out),
             Event::Observed { link_up, address_present } => self.on_observed(now, link_up, address_present, &mut out),
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
             Event::Health(health) => self.on_health(now, health, &mut out),
@@ -437,6 +446,9 @@ impl Machine {
         }
         match self.role {
             Role::Master => self.two_masters(now, peer, out),
+            // Without a key an announce may be forged: only the holder's echo (or its own
+            // announces) says who holds; a claim from another node does not replace it.
+            Role::Backup if self.timing.confirm_claims && how == "announce" && self.follows_another(now, peer) => {}
             Role::Backup => {
                 self.holder = Holder::Alive { peer, last: now };
                 self.takeover = None;
@@ -542,18 +554,28 @@ impl Machine {
         }
     }
 
+    /// True while a live holder other than `peer` is followed.
+    fn follows_another(&self, now: Instant, peer: Peer) -> bool {
+        matches!(self.holder, Holder::Alive { peer: h, last } if h.node != peer.node && now < last + self.timing.timeout)
+    }
+
     fn two_masters(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
         if self.verifying {
             return;
         }
         if peer.rank_key() > (self.priority(), self.me.node) {
-            let reason = format!(
-                "two masters: {} (priority {}) outranks us ({} priority {})",
-                peer.node, peer.priority, self.me.node, self.priority()
-            );
-            self.step_down(now, Role::Backup, None, None, reason, out);
-            self.holder = Holder::Alive { peer, last: now };
-            self.takeover = None;
+            if self.timing.confirm_claims {
+                if self.confirming.is_none_or(|at| now >= at + self.timing.interval) {
+                    self.confirming = Some(now);
+                    out.push(Action::Note(format!(
+                        "{} announces itself master with priority {}; asking it before stepping down",
+                        peer.node, peer.priority
+                    )));
+                    out.push(Action::ConfirmMaster(peer.node));
+                }
+                return;
+            }
+            self.yield_to(now, peer, "", out);
         } else {
             out.push(Action::Note(format!(
                 "two masters: we ({} priority {}) outrank {} (priority {}); re-announcing",
@@ -561,6 +583,25 @@ impl Machine {
             )));
             out.push(Action::Announce);
             out.push(Action::SendGarp);
+        }
+    }
+
+    /// Steps down for a better master `peer`.
+    fn yield_to(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
+        let reason = format!(
+            "two masters: {} (priority {}{how}) outranks us ({} priority {})",
+            peer.node, peer.priority, self.me.node, self.priority()
+        );
+        self.step_down(now, Role::Backup, None, None, reason, out);
+        self.holder = Holder::Alive { peer, last: now };
+        self.takeover = None;
+    }
+
+    fn on_master_confirmed(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
+        self.confirming = None;
+        let better = peer.role == Role::Master && peer.rank_key() > (self.priority(), self.me.node);
+        if self.role == Role::Master && !self.verifying && better {
+            self.yield_to(now, peer, ", it answered a heartbeat", out);
         }
     }
 

@@ -9,7 +9,7 @@ const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
 const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
 
 fn timing() -> Timing {
-    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None }
+    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None, confirm_claims: false }
 }
 
 fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
@@ -597,6 +597,34 @@ fn pending_checks_defer_the_startup_take_over() {
     assert!(!r.run_to(400).contains(&Action::ProbeAddress), "no take-over before the first verdict");
     assert!(r.m.next_deadline() > r.now, "a blocked take-over must not make the loop spin");
     assert!(r.at(410, healthy()).contains(&Action::ProbeAddress), "the deferred take-over goes ahead at once");
+}
+
+#[test]
+fn without_a_key_a_better_master_must_answer_before_we_step_down() {
+    let mut m = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    assert!(m.run_to(150).contains(&Action::ProbeAddress));
+    m.at(152, Event::Probe(ProbeOutcome::Free));
+    let phantom = peer(N13, 254, Role::Master);
+    let a = m.at(160, Event::Announce(phantom));
+    assert!(has(&a, &Action::ConfirmMaster(N13)) && !has(&a, &Action::RemoveAddress), "{a:?}");
+    // Asked once per interval however many announces come.
+    assert!(!has(&m.at(170, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
+    assert!(has(&m.at(270, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
+    assert_eq!(m.m.role(), Role::Master);
+    // The node answers a heartbeat, as a better master: now we yield.
+    let a = m.at(280, Event::MasterConfirmed(peer(N12, 150, Role::Master)));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    assert_eq!(m.m.role(), Role::Backup);
+}
+
+#[test]
+fn without_a_key_a_backup_keeps_following_the_holder_it_hears_from() {
+    let mut r = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(30, Event::Announce(peer(N13, 254, Role::Master)));
+    assert!(matches!(r.m.holder(), Holder::Alive { peer, .. } if peer.node == N12));
+    // The holder's resignation still counts.
+    assert_eq!(r.at(40, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) }), vec![Action::ProbeHandedOver]);
 }
 
 #[test]
