@@ -71,17 +71,7 @@ fn forged(kind: Kind, node: Ipv4Addr, successor: Option<Ipv4Addr>, seq: u64) -> 
 /// Garbage of every shape: random bytes, truncated, oversized, wrong and future versions,
 /// forged plain messages and forged authenticated ones with a wrong key.
 fn garbage(i: u64, evil: Ipv4Addr, victim: Ipv4Addr) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut rnd = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
+    let rnd = |n: usize| lab::noise_of(i, n);
     let valid = wire::encode(&forged(Kind::Announce, evil, None, i));
     let wrong_key = floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).unwrap());
     let stamp = wire::Stamp { time_ms: now_ms(), reply_to: None };

@@ -23,7 +23,9 @@ const T: Timing = Timing::FAST;
 const BROADCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A priority-254 master claiming to be `node`, in the plain form.
@@ -45,12 +47,16 @@ fn phantom(kind: Kind, node: Ipv4Addr, seq: u64) -> Message {
 /// Garbage for a keyed group claiming to come from `member`: random bytes, and forged
 /// announces in the authenticated form with a wrong key (they pass every check but the tag).
 fn forged_garbage(member: Ipv4Addr) -> impl FnMut(u64) -> Vec<u8> + Send + 'static {
-    let wrong = floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
+    let wrong =
+        floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
     move |i| {
         if i % 2 == 0 {
             lab::noise(i)
         } else {
-            let stamp = wire::Stamp { time_ms: now_ms(), reply_to: None };
+            let stamp = wire::Stamp {
+                time_ms: now_ms(),
+                reply_to: None,
+            };
             wire::encode_authenticated(&phantom(Kind::Announce, member, i), &stamp, &wrong).to_vec()
         }
     }
@@ -58,13 +64,49 @@ fn forged_garbage(member: Ipv4Addr) -> impl FnMut(u64) -> Vec<u8> + Send + 'stat
 
 /// Starts n1 (with `n1_extra` keys), lets it take the address, then n2, following it.
 fn pair(lab: &Lab, key: Option<&str>, n1_extra: &[&str]) -> (Vec<PathBuf>, Proc, Proc) {
-    let cfgs = vec![group_config(lab, "n1", key, n1_extra), group_config(lab, "n2", key, &[])];
+    let cfgs = vec![
+        group_config(lab, "n1", key, n1_extra),
+        group_config(lab, "n2", key, &[]),
+    ];
     let n1 = start(lab, "n1", &cfgs[0]);
     wait_stable_holder(lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
     let n2 = start(lab, "n2", &cfgs[1]);
     std::thread::sleep(T.startup_bound() + T.interval * 3);
     assert_eq!(lab.holders(VIP), ["n1"], "n2: {:?}", transitions(&n2));
     (cfgs, n1, n2)
+}
+
+/// Samples the holders every `pause` for `span`, calling `each` before every sample;
+/// returns the samples (time since the start, holders) where `node` was not alone.
+fn samples_without(
+    lab: &Lab,
+    node: &str,
+    span: Duration,
+    pause: Duration,
+    mut each: impl FnMut(),
+) -> Vec<(Duration, Vec<String>)> {
+    let (start, mut off) = (Instant::now(), Vec::new());
+    while start.elapsed() < span {
+        each();
+        let h = lab.holders(VIP);
+        if h != [node] {
+            off.push((start.elapsed(), h));
+        }
+        std::thread::sleep(pause);
+    }
+    off
+}
+
+/// SIGTERMs the holder `from` and waits until `to` holds alone: whether it did, how long.
+fn planned_stop(lab: &Lab, from: &Proc, to: &str) -> (bool, Duration) {
+    let stopped = Instant::now();
+    assert!(
+        from.stop().success(),
+        "the holder's stop failed:\n{}",
+        from.log()
+    );
+    let handed = lab.wait_until(T.outage_bound(), ms(2), || lab.holders(VIP) == [to]);
+    (handed, stopped.elapsed())
 }
 
 /// Partition the pair until both hold the address, then heal it, with or without the
@@ -74,16 +116,33 @@ fn heal(test: &str, with_stranger: bool) -> Option<Duration> {
     let lab = Lab::new(test, &["n1", "n2", "evil"])?;
     let key = write_key(&lab);
     let (_, n1, n2) = pair(&lab, Some(&key), &["priority: 150"]);
-    lab.partition(ECHO_PORT, true).expect("partition (needs nft)");
-    let both = lab.wait_until(T.timeout * 3 + ms(2000), ms(5), || lab.holders(VIP).len() == 2);
-    assert!(both, "the partition did not make two masters: {:?}\nn2: {:?}", lab.holders(VIP), transitions(&n2));
+    lab.partition(ECHO_PORT, true)
+        .expect("partition (needs nft)");
+    let both = lab.wait_until(T.timeout * 3 + ms(2000), ms(5), || {
+        lab.holders(VIP).len() == 2
+    });
+    assert!(
+        both,
+        "the partition did not make two masters: {:?}\nn2: {:?}",
+        lab.holders(VIP),
+        transitions(&n2)
+    );
 
     let evil = Stranger::new(&lab, "evil");
     let (n1ip, n2ip) = (lab.ip("n1"), lab.ip("n2"));
-    let flood = |from, to| Flood { from, to, port: ECHO_PORT, per_second: 3500, duration: ms(4000), max: 20_000 };
+    let flood = |from, to| Flood {
+        from,
+        to,
+        port: ECHO_PORT,
+        per_second: 3500,
+        duration: ms(4000),
+        max: 20_000,
+    };
     let floods = with_stranger.then(|| {
-        let floods =
-            [evil.flood(flood(n2ip, n1ip), forged_garbage(n2ip)), evil.flood(flood(n1ip, n2ip), forged_garbage(n1ip))];
+        let floods = [
+            evil.flood(flood(n2ip, n1ip), forged_garbage(n2ip)),
+            evil.flood(flood(n1ip, n2ip), forged_garbage(n1ip)),
+        ];
         std::thread::sleep(ms(500));
         floods
     });
@@ -93,32 +152,47 @@ fn heal(test: &str, with_stranger: bool) -> Option<Duration> {
     let converged = lab.wait_until(ms(3000), ms(2), || lab.holders(VIP) == ["n1"]);
     let took = healed.elapsed();
     // And it stays that way while the garbage goes on.
-    let mut after = Vec::new();
-    while healed.elapsed() < ms(3000) {
-        let h = lab.holders(VIP);
-        if h != ["n1"] {
-            after.push(h);
-        }
-        std::thread::sleep(ms(5));
-    }
+    let after = samples_without(&lab, "n1", ms(3000).saturating_sub(took), ms(5), || {});
     let flood_elapsed = healed.elapsed() + ms(500);
-    let sent: Vec<u64> = floods.map(|f| f.map(|t| t.join().expect("flood thread")).to_vec()).unwrap_or_default();
+    let sent: Vec<u64> = floods
+        .map(|f| f.map(|t| t.join().expect("flood thread")).to_vec())
+        .unwrap_or_default();
     println!(
         "SCENARIO heal_{} converged={}ms datagrams_per_member={:?} (~{:?}/s)",
-        if with_stranger { "with_stranger" } else { "without_stranger" },
+        if with_stranger {
+            "with_stranger"
+        } else {
+            "without_stranger"
+        },
         took.as_millis(),
         sent,
-        sent.iter().map(|n| *n * 1000 / flood_elapsed.as_millis().max(1) as u64).collect::<Vec<_>>()
+        sent.iter()
+            .map(|n| *n * 1000 / flood_elapsed.as_millis().max(1) as u64)
+            .collect::<Vec<_>>()
     );
     let mut t = Table::new(test);
-    t.check("one holder after the heal", converged, format!("holders {:?}", lab.holders(VIP)));
+    t.check(
+        "one holder after the heal",
+        converged,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
     t.at_most("two masters resolved after the heal", took, T.dual_bound());
     t.equal("samples with holders != [n1] afterwards", after.len(), 0);
     if with_stranger {
         // At least 3,000 datagrams per second toward each member, for the whole run.
-        t.check("garbage rate", sent.iter().all(|n| *n * 1000 >= 3000 * flood_elapsed.as_millis() as u64 * 9 / 10), format!("{sent:?}"));
+        t.check(
+            "garbage rate",
+            sent.iter()
+                .all(|n| *n * 1000 >= 3000 * flood_elapsed.as_millis() as u64 * 9 / 10),
+            format!("{sent:?}"),
+        );
     }
-    t.finish(&format!("n1: {:#?}\nn2: {:#?}\nn2 log:\n{}", transitions(&n1), transitions(&n2), n2.log()));
+    t.finish(&format!(
+        "n1: {:#?}\nn2: {:#?}\nn2 log:\n{}",
+        transitions(&n1),
+        transitions(&n2),
+        n2.log()
+    ));
     Some(took)
 }
 
@@ -139,7 +213,9 @@ fn two_masters_resolve_after_a_heal() {
 /// time n2 starts: nobody may move.
 #[test]
 fn replayed_resign_moves_nothing() {
-    let Some(lab) = Lab::new("replay", &["n1", "n2", "evil"]) else { return };
+    let Some(lab) = Lab::new("replay", &["n1", "n2", "evil"]) else {
+        return;
+    };
     let key = write_key(&lab);
     let (cfgs, n1, n2) = pair(&lab, Some(&key), &[]);
     let evil = Stranger::new(&lab, "evil");
@@ -158,28 +234,34 @@ fn replayed_resign_moves_nothing() {
         .filter(|c| wire::decode(&c.bytes).is_ok_and(|d| d.message.kind == Kind::Resign))
         .cloned()
         .collect();
-    assert!(!resigns.is_empty(), "no Resign from n1 captured among {} datagrams", captured.len());
+    assert!(
+        !resigns.is_empty(),
+        "no Resign from n1 captured among {} datagrams",
+        captured.len()
+    );
     let resigned_at = resigns[0].at;
 
     let n2 = start(&lab, "n2", &cfgs[1]);
-    let started = Instant::now();
-    let (mut replays, mut moved) = (0, Vec::new());
-    while started.elapsed() < T.startup_bound() * 2 + ms(1000) {
+    let mut replays = 0;
+    let moved = samples_without(&lab, "n1", T.startup_bound() * 2 + ms(1000), ms(3), || {
         for r in &resigns {
             for to in [lab.ip("n2"), BROADCAST] {
                 replays += u32::from(evil.replay(r, to).is_ok());
             }
         }
-        let h = lab.holders(VIP);
-        if h != ["n1"] {
-            moved.push((started.elapsed(), h));
-        }
-        std::thread::sleep(ms(3));
-    }
+    });
     let age = resigned_at.elapsed();
-    println!("SCENARIO replayed_resign replays={replays} resign_age_at_end={}ms moved_samples={}", age.as_millis(), moved.len());
+    println!(
+        "SCENARIO replayed_resign replays={replays} resign_age_at_end={}ms moved_samples={}",
+        age.as_millis(),
+        moved.len()
+    );
     let mut t = Table::new("replayed Resign");
-    t.check("replays within the clock window", age < ms(10_000), format!("{age:?}"));
+    t.check(
+        "replays within the clock window",
+        age < ms(10_000),
+        format!("{age:?}"),
+    );
     t.equal("samples with holders != [n1]", moved.len(), 0);
     t.equal("n2 role", last_role(&n2), "BACKUP");
     t.equal("n1 role", last_role(&n1), "MASTER");
@@ -192,37 +274,42 @@ fn replayed_resign_moves_nothing() {
 /// closed" taken as a crash), and a planned stop must still hand the address over.
 #[test]
 fn slow_connections_do_not_blind_a_restarting_backup() {
-    let Some(lab) = Lab::new("slots", &["n1", "n2", "evil"]) else { return };
+    let Some(lab) = Lab::new("slots", &["n1", "n2", "evil"]) else {
+        return;
+    };
     let key = write_key(&lab);
     let (cfgs, n1, n2) = pair(&lab, Some(&key), &[]);
     let evil = Stranger::new(&lab, "evil");
     let sources = evil.take_addresses(&lab, 150, 40);
-    let wrong = floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
-    let stamp = wire::Stamp { time_ms: now_ms(), reply_to: None };
-    let trickle = wire::encode_authenticated(&phantom(Kind::Heartbeat, lab.ip("evil"), 1), &stamp, &wrong).to_vec();
-    let hold = lab::Hold { to: VIP, port: ECHO_PORT, sources, per_source: 4, every: ms(100), trickle, duration: ms(6000) };
+    let wrong =
+        floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
+    let stamp = wire::Stamp {
+        time_ms: now_ms(),
+        reply_to: None,
+    };
+    let trickle =
+        wire::encode_authenticated(&phantom(Kind::Heartbeat, lab.ip("evil"), 1), &stamp, &wrong)
+            .to_vec();
+    let hold = lab::Hold {
+        to: VIP,
+        port: ECHO_PORT,
+        sources,
+        per_source: 4,
+        every: ms(100),
+        trickle,
+        duration: ms(6000),
+    };
     let holding = evil.hold_connections(hold);
     std::thread::sleep(ms(1000));
 
     assert!(n2.stop().success());
     let n2 = start(&lab, "n2", &cfgs[1]);
-    let restarted = Instant::now();
-    let mut bad = Vec::new();
-    while restarted.elapsed() < T.startup_bound() + ms(2500) {
-        let h = lab.holders(VIP);
-        if h != ["n1"] {
-            bad.push((restarted.elapsed(), h));
-        }
-        std::thread::sleep(ms(5));
-    }
+    let bad = samples_without(&lab, "n1", T.startup_bound() + ms(2500), ms(5), || {});
     let n2_moves = transitions(&n2);
     let closed = log_lines(&n2, "connection closed");
 
     // Still under the stranger's connections: a planned stop hands over.
-    let stopped = Instant::now();
-    assert!(n1.stop().success());
-    let handed = lab.wait_until(T.outage_bound(), ms(2), || lab.holders(VIP) == ["n2"]);
-    let hand_over = stopped.elapsed();
+    let (handed, hand_over) = planned_stop(&lab, &n1, "n2");
     let held = holding.join().expect("hold thread");
     println!(
         "SCENARIO slot_exhaustion opened={} most_at_once={} hand_over={}ms",
@@ -232,20 +319,51 @@ fn slow_connections_do_not_blind_a_restarting_backup() {
     );
     let mut t = Table::new("slow connections while a backup restarts");
     let capped = log_lines(&n1, "connection refused");
-    t.check("the stranger ran the holder into its connection caps", !capped.is_empty(), format!("{held:?}"));
-    t.equal("samples with holders != [n1] while n2 restarts", bad.len(), 0);
-    t.equal("n2 transitions before the stop", n2_moves, Vec::<String>::new());
-    t.equal("n2 lines about a closed connection", closed, Vec::<String>::new());
-    t.check("hand-over under the stranger", handed, format!("holders {:?}", lab.holders(VIP)));
+    t.check(
+        "the stranger ran the holder into its connection caps",
+        !capped.is_empty(),
+        format!("{held:?}"),
+    );
+    t.equal(
+        "samples with holders != [n1] while n2 restarts",
+        bad.len(),
+        0,
+    );
+    t.equal(
+        "n2 transitions before the stop",
+        n2_moves,
+        Vec::<String>::new(),
+    );
+    t.equal(
+        "n2 lines about a closed connection",
+        closed,
+        Vec::<String>::new(),
+    );
+    t.check(
+        "hand-over under the stranger",
+        handed,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
     t.below("hand-over time", hand_over, T.outage_bound());
-    t.finish(&format!("bad: {bad:?}\nn2 log:\n{}\nn1 log:\n{}", n2.log(), n1.log()));
+    t.finish(&format!(
+        "bad: {bad:?}\nn2 log:\n{}\nn1 log:\n{}",
+        n2.log(),
+        n1.log()
+    ));
 }
 
 /// `floatip status --json` of `node` (its socket is in the lab dir).
 fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
     let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN).args(["status", "--json", "--socket", &sock]).output().expect("run floatip status");
-    assert!(out.status.success(), "status of {node}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--json", "--socket", &sock])
+        .output()
+        .expect("run floatip status");
+    assert!(
+        out.status.success(),
+        "status of {node}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
@@ -255,15 +373,16 @@ fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
 /// following it, and a planned stop still hands over.
 #[test]
 fn phantom_master_moves_nothing_in_an_unauthenticated_group() {
-    let Some(lab) = Lab::new("phantom", &["n1", "n2", "evil"]) else { return };
+    let Some(lab) = Lab::new("phantom", &["n1", "n2", "evil"]) else {
+        return;
+    };
     let (_, n1, n2) = pair(&lab, None, &[]);
     let evil = Stranger::new(&lab, "evil");
     let unused = Ipv4Addr::new(192, 0, 2, 77);
     let off_lan = Ipv4Addr::new(198, 51, 100, 7);
     let claims = [unused, off_lan, lab.ip("n2")];
-    let started = Instant::now();
-    let (mut sent, mut moved, mut seq) = (0u32, Vec::new(), 1);
-    while started.elapsed() < ms(2000) {
+    let (mut sent, mut seq) = (0u32, 1);
+    let moved = samples_without(&lab, "n1", ms(2000), ms(20), || {
         for node in claims {
             let b = wire::encode(&phantom(Kind::Announce, node, seq));
             for to in [BROADCAST, lab.ip("n1"), lab.ip("n2")] {
@@ -271,27 +390,47 @@ fn phantom_master_moves_nothing_in_an_unauthenticated_group() {
             }
         }
         seq += 1;
-        let h = lab.holders(VIP);
-        if h != ["n1"] {
-            moved.push((started.elapsed(), h));
-        }
-        std::thread::sleep(ms(20));
-    }
+    });
     let followed = status_json(&lab, "n2")["holder"].clone();
     let asked = log_lines(&n1, "asking it before stepping down");
     let off_lan_dropped = log_lines(&n1, "outside the LAN segment");
-    let stopped = Instant::now();
-    assert!(n1.stop().success());
-    let handed = lab.wait_until(T.outage_bound(), ms(2), || lab.holders(VIP) == ["n2"]);
-    let hand_over = stopped.elapsed();
-    println!("SCENARIO phantom sent={sent} moved_samples={} n2_follows={followed} hand_over={}ms", moved.len(), hand_over.as_millis());
+    let (handed, hand_over) = planned_stop(&lab, &n1, "n2");
+    println!(
+        "SCENARIO phantom sent={sent} moved_samples={} n2_follows={followed} hand_over={}ms",
+        moved.len(),
+        hand_over.as_millis()
+    );
     let mut t = Table::new("phantom master, no key");
     t.equal("samples with holders != [n1]", moved.len(), 0);
-    t.equal("n1 role while the phantom announced", last_role(&n1), "MASTER");
-    t.check("n1 asked before stepping down", !asked.is_empty(), "no line about asking");
-    t.check("off-LAN announce dropped", !off_lan_dropped.is_empty(), "no line about the LAN segment");
-    t.equal("n2 follows", followed, serde_json::json!(lab.ip("n1").to_string()));
-    t.check("planned stop hands over", handed, format!("holders {:?}", lab.holders(VIP)));
+    t.equal(
+        "n1 role while the phantom announced",
+        last_role(&n1),
+        "MASTER",
+    );
+    t.check(
+        "n1 asked before stepping down",
+        !asked.is_empty(),
+        "no line about asking",
+    );
+    t.check(
+        "off-LAN announce dropped",
+        !off_lan_dropped.is_empty(),
+        "no line about the LAN segment",
+    );
+    t.equal(
+        "n2 follows",
+        followed,
+        serde_json::json!(lab.ip("n1").to_string()),
+    );
+    t.check(
+        "planned stop hands over",
+        handed,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
     t.below("hand-over time", hand_over, T.outage_bound());
-    t.finish(&format!("moved: {moved:?}\nn1 log:\n{}\nn2 log:\n{}", n1.log(), n2.log()));
+    t.finish(&format!(
+        "moved: {moved:?}\nn1 log:\n{}\nn2 log:\n{}",
+        n1.log(),
+        n2.log()
+    ));
 }

@@ -565,7 +565,7 @@ impl Machine {
         }
         if peer.rank_key() > (self.priority(), self.me.node) {
             if self.timing.confirm_claims {
-                if self.confirming.is_none_or(|at| now >= at + self.timing.interval) {
+                if !self.confirming.is_some_and(|at| now < at + self.timing.interval) {
                     self.confirming = Some(now);
                     out.push(Action::Note(format!(
                         "{} announces itself master with priority {}; asking it before stepping down",

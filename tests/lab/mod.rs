@@ -41,7 +41,7 @@ mod watch;
 
 pub use netns::in_netns;
 pub use proc::Proc;
-pub use stranger::{noise, Capture, Captured, Flood, Held, Hold, Stranger};
+pub use stranger::{noise, noise_of, Capture, Captured, Flood, Held, Hold, Stranger};
 pub use watch::{analyze, Answer, HolderSample, Report, Watch};
 
 use std::net::Ipv4Addr;

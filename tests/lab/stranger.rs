@@ -107,12 +107,22 @@ impl Stranger {
     pub fn new(lab: &Lab, node: &str) -> Stranger {
         let raw = lab.in_ns(node, || {
             // IPPROTO_RAW: we write the IP header ourselves (IP_HDRINCL), source address included.
-            let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc::IPPROTO_RAW)))
-                .unwrap_or_else(|e| panic!("stranger: raw socket: {e}"));
-            s.set_broadcast(true).unwrap_or_else(|e| panic!("stranger: SO_BROADCAST: {e}"));
+            let s = Socket::new(
+                Domain::IPV4,
+                Type::RAW,
+                Some(Protocol::from(libc::IPPROTO_RAW)),
+            )
+            .unwrap_or_else(|e| panic!("stranger: raw socket: {e}"));
+            s.set_broadcast(true)
+                .unwrap_or_else(|e| panic!("stranger: SO_BROADCAST: {e}"));
             s
         });
-        Stranger { raw: Arc::new(raw), own: lab.ip(node), node: node.to_string(), ns: lab.ns(node) }
+        Stranger {
+            raw: Arc::new(raw),
+            own: lab.ip(node),
+            node: node.to_string(),
+            ns: lab.ns(node),
+        }
     }
 
     /// Adds `n` more addresses (192.0.2.`first`, ...) to the stranger's eth0 and returns them.
@@ -120,7 +130,10 @@ impl Stranger {
         (first..first.saturating_add(n))
             .map(|last| {
                 let ip = Ipv4Addr::new(192, 0, 2, last);
-                lab.sh_ok(&self.node, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+                lab.sh_ok(
+                    &self.node,
+                    &["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"],
+                );
                 ip
             })
             .collect()
@@ -136,11 +149,16 @@ impl Stranger {
             while start.elapsed() < h.duration {
                 for (i, slot) in open.iter_mut().enumerate() {
                     if slot.is_none() {
-                        *slot = dial(h.sources[i / h.per_source], SocketAddrV4::new(h.to, h.port)).map(|s| (s, 0));
+                        *slot = dial(h.sources[i / h.per_source], SocketAddrV4::new(h.to, h.port))
+                            .map(|s| (s, 0));
                         held.opened += u64::from(slot.is_some());
                     }
                     if let Some((s, at)) = slot {
-                        let byte = h.trickle.get(*at % h.trickle.len().max(1)).copied().unwrap_or(0);
+                        let byte = h
+                            .trickle
+                            .get(*at % h.trickle.len().max(1))
+                            .copied()
+                            .unwrap_or(0);
                         if s.write_all(&[byte]).is_ok() {
                             *at += 1;
                         } else {
@@ -156,22 +174,45 @@ impl Stranger {
     }
 
     /// Sends one UDP datagram with a forged source `from` (port `port`, like a member).
-    pub fn send_as(&self, from: Ipv4Addr, to: Ipv4Addr, port: u16, payload: &[u8]) -> std::io::Result<()> {
-        send_raw(&self.raw, SocketAddrV4::new(from, port), SocketAddrV4::new(to, port), payload)
+    pub fn send_as(
+        &self,
+        from: Ipv4Addr,
+        to: Ipv4Addr,
+        port: u16,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        send_raw(
+            &self.raw,
+            SocketAddrV4::new(from, port),
+            SocketAddrV4::new(to, port),
+            payload,
+        )
     }
 
     /// Replays `c` to `to` (an address or the broadcast), from its original source.
     pub fn replay(&self, c: &Captured, to: Ipv4Addr) -> std::io::Result<()> {
-        send_raw(&self.raw, c.from, SocketAddrV4::new(to, c.from.port()), &c.bytes)
+        send_raw(
+            &self.raw,
+            c.from,
+            SocketAddrV4::new(to, c.from.port()),
+            &c.bytes,
+        )
     }
 
     /// Floods in the background; the thread returns how many datagrams went out.
     /// `payload(i)` makes the i-th datagram.
-    pub fn flood(&self, f: Flood, mut payload: impl FnMut(u64) -> Vec<u8> + Send + 'static) -> JoinHandle<u64> {
+    pub fn flood(
+        &self,
+        f: Flood,
+        mut payload: impl FnMut(u64) -> Vec<u8> + Send + 'static,
+    ) -> JoinHandle<u64> {
         let raw = self.raw.clone();
         std::thread::spawn(move || {
             let (start, mut sent) = (Instant::now(), 0u64);
-            let (from, to) = (SocketAddrV4::new(f.from, f.port), SocketAddrV4::new(f.to, f.port));
+            let (from, to) = (
+                SocketAddrV4::new(f.from, f.port),
+                SocketAddrV4::new(f.to, f.port),
+            );
             while sent < f.max && start.elapsed() < f.duration {
                 for _ in 0..BATCH {
                     if send_raw(&raw, from, to, &payload(sent)).is_ok() {
@@ -197,15 +238,21 @@ impl Stranger {
         let thread = super::netns::spawn_in_netns(&self.ns, "fip-stranger-capture", move || {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("stranger: capture socket");
             s.set_reuse_address(true).expect("SO_REUSEADDR");
-            s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into()).expect("stranger: bind capture port");
+            s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())
+                .expect("stranger: bind capture port");
             let sock = UdpSocket::from(s);
-            sock.set_read_timeout(Some(Duration::from_millis(20))).expect("read timeout");
+            sock.set_read_timeout(Some(Duration::from_millis(20)))
+                .expect("read timeout");
             let _ = ready_tx.send(());
             let (start, mut got, mut buf) = (Instant::now(), Vec::new(), [0u8; 2048]);
             while running.load(Ordering::Relaxed) && start.elapsed() < duration && got.len() < max {
                 if let Ok((n, SocketAddr::V4(from))) = sock.recv_from(&mut buf) {
                     if *from.ip() != own {
-                        got.push(Captured { from, at: Instant::now(), bytes: buf[..n].to_vec() });
+                        got.push(Captured {
+                            from,
+                            at: Instant::now(),
+                            bytes: buf[..n].to_vec(),
+                        });
                     }
                 }
             }
@@ -221,15 +268,21 @@ impl Stranger {
 fn dial(source: Ipv4Addr, to: SocketAddrV4) -> Option<TcpStream> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
     s.bind(&SocketAddr::from((source, 0)).into()).ok()?;
-    s.connect_timeout(&SocketAddr::V4(to).into(), Duration::from_millis(50)).ok()?;
+    s.connect_timeout(&SocketAddr::V4(to).into(), Duration::from_millis(50))
+        .ok()?;
     s.set_tcp_nodelay(true).ok()?;
     Some(TcpStream::from(s))
 }
 
 /// Random bytes of varied length (1..=300): the simplest garbage payload for [`Stranger::flood`].
 pub fn noise(i: u64) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..1 + (i % 300) as usize)
+    noise_of(i, 1 + (i % 300) as usize)
+}
+
+/// `n` pseudo-random bytes from `seed` (xorshift: cheap and reproducible).
+pub fn noise_of(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
@@ -241,10 +294,28 @@ pub fn noise(i: u64) -> Vec<u8> {
 
 /// One IPv4 + UDP datagram, header written by hand (the kernel fills the IP checksum and
 /// id; a UDP checksum of 0 means none, which IPv4 allows).
-fn send_raw(raw: &Socket, from: SocketAddrV4, to: SocketAddrV4, payload: &[u8]) -> std::io::Result<()> {
+fn send_raw(
+    raw: &Socket,
+    from: SocketAddrV4,
+    to: SocketAddrV4,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let total = 20 + 8 + payload.len();
     let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     p.extend_from_slice(&from.ip().octets());
     p.extend_from_slice(&to.ip().octets());
     let udp_len = (8 + payload.len()) as u16;
