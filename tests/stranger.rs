@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use floatip::config::Priority;
 use floatip::state::Role;
 use floatip::wire::{self, Kind, Message};
-use lab::{Flood, Lab, Proc, Stranger};
+use lab::{Flood, Lab, Proc, Stranger, CLIENT};
 use support::*;
 
 const T: Timing = Timing::FAST;
@@ -433,4 +433,35 @@ fn phantom_master_moves_nothing_in_an_unauthenticated_group() {
         n1.log(),
         n2.log()
     ));
+}
+
+/// The heartbeat port is bound to the configured interface (eth0): reached from the LAN,
+/// never through another interface (here the node's own loopback stands in for a WAN side).
+#[test]
+fn heartbeat_port_is_reached_only_through_the_configured_interface() {
+    let Some(lab) = Lab::new("bound", &["n1"]) else {
+        return;
+    };
+    let cfg = group_config(&lab, "n1", None, &[]);
+    let n1 = start(&lab, "n1", &cfg);
+    wait_stable_holder(&lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
+    let dial = |node: &str, to: Ipv4Addr| {
+        lab.in_ns(node, move || {
+            std::net::TcpStream::connect_timeout(&(to, ECHO_PORT).into(), ms(500)).is_ok()
+        })
+    };
+    let from_lan = dial(CLIENT, lab.ip("n1"));
+    let from_loopback = dial("n1", Ipv4Addr::LOCALHOST);
+    let mut t = Table::new("heartbeat port bound to eth0");
+    t.check(
+        "reached from the LAN",
+        from_lan,
+        "connect from the client failed",
+    );
+    t.check(
+        "not through another interface",
+        !from_loopback,
+        "connect to 127.0.0.1 succeeded",
+    );
+    t.finish(&n1.log());
 }

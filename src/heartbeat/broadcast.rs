@@ -32,7 +32,7 @@ impl Broadcaster {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
-        s.bind_device(Some(interface.as_bytes()))?;
+        super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         let target = SocketAddrV4::new(lan.broadcast(local.node), port);
         Ok(Broadcaster { socket: s.into(), target, lan, local })

@@ -23,7 +23,7 @@ impl Listener {
     pub fn bind(port: u16, interface: &str) -> std::io::Result<Listener> {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         s.set_reuse_address(true)?;
-        s.bind_device(Some(interface.as_bytes()))?;
+        super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         s.listen(64)?;
         Ok(Listener { socket: s.into(), port })

@@ -80,6 +80,13 @@ fn trouble_of(e: &WireError) -> Trouble {
     }
 }
 
+/// Binds `socket` to `interface`, so that no other interface (a WAN side) reaches the port
+/// (`SO_BINDTOIFINDEX` on Linux, `IP_BOUND_IF` on macOS).
+fn bind_to_interface(socket: &socket2::Socket, interface: &str) -> std::io::Result<()> {
+    let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(index))
+}
+
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
 fn wall_ms() -> u64 {
     let d = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
