@@ -218,6 +218,8 @@ pub struct Machine {
     peers: BTreeMap<Ipv4Addr, Seen>,
     takeover: Option<Takeover>,
     verifying: bool,
+    /// The master's address vanished: re-add it if the probe (under `verifying`) finds it free.
+    restoring: bool,
     last_event: Instant,
     next_announce: Instant,
     garp_followup: Option<Instant>,
@@ -246,6 +248,7 @@ impl Machine {
             peers: BTreeMap::new(),
             takeover: None,
             verifying: false,
+            restoring: false,
             last_event: now,
             next_announce: now + timing.interval,
             garp_followup: None,
@@ -361,6 +364,7 @@ impl Machine {
         self.reason = reason.clone();
         self.preempt_since = None;
         self.verifying = false;
+        self.restoring = false;
         if to != Role::Master {
             self.garp_followup = None;
             self.next_refresh = None;
@@ -667,10 +671,17 @@ impl Machine {
         if self.role == Role::Master {
             if self.verifying {
                 self.verifying = false;
+                let restoring = std::mem::take(&mut self.restoring);
                 match outcome {
+                    ProbeOutcome::Free if restoring => {
+                        out.push(Action::Note("the address vanished from the interface and nobody else has it; restoring it".into()));
+                        out.push(Action::AddAddress);
+                        out.push(Action::SendGarp);
+                    }
                     ProbeOutcome::Free => out.push(Action::Note("still the only holder after the stall".into())),
                     ProbeOutcome::InUse(mac) => {
-                        let reason = format!("view stale after a stall: {} answers for the address", fmt_mac(&mac));
+                        let why = if restoring { "the address vanished" } else { "view stale after a stall" };
+                        let reason = format!("{why}: {} answers for the address", fmt_mac(&mac));
                         self.step_down(now, Role::Backup, None, None, reason, out);
                         self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
                     }
@@ -746,9 +757,10 @@ impl Machine {
         }
         match (self.role, present) {
             (Role::Master, false) if !self.verifying => {
-                out.push(Action::Note("the address vanished from the interface; restoring it".into()));
-                out.push(Action::AddAddress);
-                out.push(Action::SendGarp);
+                // Every add is preceded by a probe: someone may have taken it meanwhile.
+                self.verifying = true;
+                self.restoring = true;
+                out.push(Action::ProbeAddress);
             }
             (Role::Backup | Role::Fault, true) => {
                 out.push(Action::Note("found a copy of the address while not MASTER; removing it".into()));

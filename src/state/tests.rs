@@ -432,11 +432,22 @@ fn reconcile_removes_a_copy_held_while_not_master() {
 }
 
 #[test]
-fn reconcile_restores_a_vanished_address_on_master() {
+fn reconcile_probes_then_restores_a_vanished_address_on_master() {
     let mut m = Rig::master();
     let a = m.at(160, Event::Observed { link_up: true, address_present: false });
+    assert_eq!(a, vec![Action::ProbeAddress]);
+    let a = m.at(162, Event::Probe(ProbeOutcome::Free));
     assert_eq!(a[1..3], [Action::AddAddress, Action::SendGarp]);
     assert!(m.at(170, Event::Observed { link_up: true, address_present: true }).is_empty());
+}
+
+#[test]
+fn vanished_address_answered_by_another_host_is_not_restored() {
+    let mut m = Rig::master();
+    m.at(160, Event::Observed { link_up: true, address_present: false });
+    let a = m.at(162, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert!(!has(&a, &Action::AddAddress), "{a:?}");
+    assert_eq!(m.m.role(), Role::Backup);
 }
 
 // ---- stalls (a frozen process) --------------------------------------------------
