@@ -176,6 +176,8 @@ enum Cause {
     Startup,
     Lost(Loss),
     Resigned,
+    /// The holder resigned naming us (its node address).
+    HandedOver(Ipv4Addr),
     Retry,
     /// Service checks pass again and no holder is known.
     Recovered,
@@ -638,7 +640,8 @@ impl Machine {
             _ if successor == Some(self.me.node) && self.may_take_over() => {
                 // The holder says it removed the address: a brief probe proves it.
                 self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
-                self.takeover = Some(Takeover { at: now, scheduled: now, cause: Cause::Resigned, ranked: true, probing: true });
+                let cause = Cause::HandedOver(from.node);
+                self.takeover = Some(Takeover { at: now, scheduled: now, cause, ranked: true, probing: true });
                 out.push(Action::ProbeHandedOver);
             }
             _ => {
@@ -696,7 +699,8 @@ impl Machine {
                     Cause::Startup => "no holder found at start-up".to_string(),
                     Cause::Lost(Loss::Silence) => self.lost_reason("silent"),
                     Cause::Lost(Loss::Closed) => self.lost_reason("gone"),
-                    Cause::Resigned => self.lost_reason("resigned"),
+                    Cause::Resigned => "holder resigned".to_string(),
+                    Cause::HandedOver(from) => format!("{from} handed the address over to us"),
                     Cause::Retry => "address free again".to_string(),
                     Cause::Recovered => "service checks pass and no holder is around".to_string(),
                 };

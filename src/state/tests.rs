@@ -261,7 +261,7 @@ fn handed_over_address_is_probed_briefly_then_taken() {
     assert!(a.contains(&Action::AddAddress));
     assert_eq!(r.m.role(), Role::Master);
     let (_, _, reason) = transition(&a).unwrap();
-    assert_eq!(reason, "holder 192.0.2.12 resigned");
+    assert_eq!(reason, "192.0.2.12 handed the address over to us");
 }
 
 #[test]
