@@ -126,3 +126,69 @@ pub fn send_released(local: &Local, port: u16, broadcast: Ipv4Addr) -> std::io::
     socket.send_to(&bytes, (broadcast, port))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Auth, Key};
+    use crate::config::Priority;
+    use crate::heartbeat::LocalView;
+    use crate::state::Role;
+    use crate::wire::{Message, Stamp};
+    use std::time::Duration;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+
+    fn local(auth: Option<Auth>) -> Arc<Local> {
+        let view = LocalView { role: Role::Backup, priority: Priority(100), preempt_request: false };
+        Local::new(VIP, ME, [2, 0, 0, 0, 0, 11], 1, view, auth, Duration::from_millis(100))
+    }
+
+    fn announce(node: Ipv4Addr, seq: u64) -> Message {
+        Message {
+            kind: Kind::Announce,
+            role: Role::Master,
+            priority: Priority(100),
+            preempt_request: false,
+            vip: VIP,
+            node,
+            mac: [2, 0, 0, 0, 0, 12],
+            successor: None,
+            boot: 7,
+            seq,
+        }
+    }
+
+    fn from(ip: Ipv4Addr) -> SocketAddr {
+        SocketAddr::from((ip, 61111))
+    }
+
+    #[test]
+    fn forged_datagrams_in_a_members_name_never_spend_its_budget() {
+        let key = Auth::new(Key::new(vec![b'k'; 32]).unwrap());
+        let wrong = Auth::new(Key::new(vec![b'x'; 32]).unwrap());
+        let l = local(Some(key.clone()));
+        let stamp = Stamp { time_ms: crate::heartbeat::wall_ms(), reply_to: None };
+        for seq in 0..10_000 {
+            let forged = wire::encode_authenticated(&announce(PEER, seq), &stamp, &wrong);
+            assert_eq!(to_event(&forged, from(PEER), Netmask::default(), &l), None);
+            assert_eq!(to_event(&[0xff; 40], from(PEER), Netmask::default(), &l), None);
+        }
+        let real = wire::encode_authenticated(&announce(PEER, 1), &stamp, &key);
+        assert!(matches!(to_event(&real, from(PEER), Netmask::default(), &l), Some(Event::Announce(p)) if p.node == PEER));
+        // A replay of it is refused, and spends nothing either.
+        assert_eq!(to_event(&real, from(PEER), Netmask::default(), &l), None);
+        let next = wire::encode_authenticated(&announce(PEER, 2), &stamp, &key);
+        assert!(to_event(&next, from(PEER), Netmask::default(), &l).is_some());
+    }
+
+    #[test]
+    fn senders_off_the_lan_segment_are_not_heard() {
+        let l = local(None);
+        let off = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(to_event(&wire::encode(&announce(off, 1)), from(off), Netmask::default(), &l), None);
+        assert!(to_event(&wire::encode(&announce(PEER, 1)), from(PEER), Netmask::default(), &l).is_some());
+    }
+}
