@@ -122,7 +122,7 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
                 Ok(true) => exited_at = Some(now),
                 Ok(false) => {}
                 Err(e) => {
-                    end_group(&mut child);
+                    let _ = end_group(&mut child);
                     return Ran { exit: Exit::NotStarted(format!("cannot wait for it: {e}")), output: output.text(), took: started.elapsed() };
                 }
             }
