@@ -6,11 +6,13 @@
 //! Run: `cargo test --test bad_input -- --nocapture` (as root; skips otherwise).
 
 mod lab;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use lab::Lab;
+use support::masked;
 
 const BIN: &str = env!("CARGO_BIN_EXE_floatip");
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
@@ -58,19 +60,6 @@ fn which(cmd: &str) -> PathBuf {
         }
     }
     panic!("{cmd} not installed");
-}
-
-/// An argv prefix that runs the rest with each `(source, target)` bind-mounted, in a
-/// private mount namespace (the host's files are untouched).
-fn masked<'a>(binds: &[(&'a str, &'a str)]) -> Vec<&'a str> {
-    let mut argv = vec!["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"];
-    argv.push("while [ \"$1\" != -- ]; do mount --bind \"$1\" \"$2\" || exit 99; shift 2; done; shift; exec \"$@\"");
-    argv.push("sh");
-    for (source, target) in binds {
-        argv.extend([*source, *target]);
-    }
-    argv.push("--");
-    argv
 }
 
 fn addresses(lab: &Lab) -> String {

@@ -171,6 +171,26 @@ fn root_ignores_path() {
     assert!(!calls.exists(), "programs from PATH ran: {}", std::fs::read_to_string(&calls).unwrap_or_default());
 }
 
+/// A hung `ifconfig` is killed at its timeout and the take-over fails into FAULT with the
+/// command in the log line; the loop goes on (a SIGTERM is answered at once).
+#[test]
+fn a_hung_ifconfig_puts_the_node_in_fault() {
+    let _one = serial();
+    let Some(lab) = Lab::new("hungcmd", &["n1"]) else { return };
+    let hang = write_mode(&lab, "hang.sh", "#!/bin/sh\nexec sleep 30\n", 0o755);
+    let ifconfig = floatip::net::Tool::Ifconfig.locate().expect("ifconfig installed").canonicalize().unwrap();
+    let cfg = lab.write_file("n1.yml", &timed_config(Timing::FAST, &[]));
+    let mut argv = masked(&[(path_str(&hang), path_str(&ifconfig))]);
+    argv.extend([BIN, "-v", "run", "-c", path_str(&cfg)]);
+    let daemon = lab.spawn("n1", &argv, &[]);
+    let fault = "MASTER -> FAULT: action failed: `ifconfig eth0:234 192.0.2.234 netmask 255.255.255.0 up` failed: timed out after 2000 ms, killed";
+    assert!(daemon.wait_log(fault, Duration::from_secs(10)), "no {fault:?} in: {}", daemon.log());
+    let t0 = Instant::now();
+    daemon.stop();
+    assert!(t0.elapsed() < Duration::from_secs(5), "stop took {:?}", t0.elapsed());
+    assert!(!addresses(&lab).contains("192.0.2.234"));
+}
+
 /// Every system program floatip needs on Linux is a dependency of its packages.
 #[test]
 fn packages_depend_on_every_system_program() {

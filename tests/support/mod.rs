@@ -102,6 +102,19 @@ pub fn release(lab: &Lab, node: &str, cfg: &Path) -> String {
     text
 }
 
+/// An argv prefix that runs the rest with each `(source, target)` bind-mounted, in a
+/// private mount namespace (the host's files are untouched).
+pub fn masked<'a>(binds: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut argv = vec!["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"];
+    argv.push("while [ \"$1\" != -- ]; do mount --bind \"$1\" \"$2\" || exit 99; shift 2; done; shift; exec \"$@\"");
+    argv.push("sh");
+    for (source, target) in binds {
+        argv.extend([*source, *target]);
+    }
+    argv.push("--");
+    argv
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("lab paths are UTF-8")
 }
