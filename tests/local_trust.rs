@@ -35,7 +35,11 @@ fn write_mode(lab: &Lab, name: &str, contents: &str, mode: u32) -> PathBuf {
 /// `floatip SUB -c cfg` in n1: (exit ok, stdout, stderr).
 fn floatip(lab: &Lab, sub: &str, cfg: &Path) -> (bool, String, String) {
     let out = lab.run("n1", &[BIN, sub, "-c", path_str(cfg)]);
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn addresses(lab: &Lab) -> String {
@@ -64,11 +68,27 @@ fn files_others_can_change_are_refused_by_check_and_run() {
     let key_readable = write_mode(&lab, "key-readable.yml", &inline_key, 0o644);
     let f = |p: &Path| path_str(p).to_string();
     let cases: Vec<(&Path, Vec<String>)> = vec![
-        (&group_writable, vec![format!("{}: refused", f(&group_writable)), format!("mode 0664); run: chmod go-w {}", f(&group_writable))]),
+        (
+            &group_writable,
+            vec![
+                format!("{}: refused", f(&group_writable)),
+                format!("mode 0664); run: chmod go-w {}", f(&group_writable)),
+            ],
+        ),
         (&world_writable, vec![format!("run: chmod go-w {}", f(&world_writable))]),
         (&foreign, vec!["owned by uid 65534".into(), format!("run: chown root {}", f(&foreign))]),
-        (&hook_writable, vec!["floating_ip.notify.any[0]".into(), "runs as root".into(), format!("run: chmod go-w {}", f(&loose_hook))]),
-        (&key_readable, vec!["floating_ip.auth.key".into(), format!("run: chmod 600 {}", f(&key_readable)), "key_file".into()]),
+        (
+            &hook_writable,
+            vec![
+                "floating_ip.notify.any[0]".into(),
+                "runs as root".into(),
+                format!("run: chmod go-w {}", f(&loose_hook)),
+            ],
+        ),
+        (
+            &key_readable,
+            vec!["floating_ip.auth.key".into(), format!("run: chmod 600 {}", f(&key_readable)), "key_file".into()],
+        ),
     ];
     let before = addresses(&lab);
     for (cfg, expect) in &cases {
@@ -107,10 +127,19 @@ fn typos_fail_check_and_warn_in_run() {
     let Some(lab) = Lab::new("typos", &["n1"]) else { return };
     let typos = [
         ("preemt: true", "floating_ip.preemt (did you mean floating_ip.preempt?)"),
-        ("echo: {intervall_in_ms: 5}", "floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)"),
-        ("track: [{tcp: '127.0.0.1:22', falls: 2}]", "floating_ip.track[0].falls (did you mean floating_ip.track[0].fall?)"),
+        (
+            "echo: {intervall_in_ms: 5}",
+            "floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)",
+        ),
+        (
+            "track: [{tcp: '127.0.0.1:22', falls: 2}]",
+            "floating_ip.track[0].falls (did you mean floating_ip.track[0].fall?)",
+        ),
         ("notify: {mastr: [/bin/true]}", "floating_ip.notify.mastr (did you mean floating_ip.notify.master?)"),
-        ("auth: {key_fil: /etc/floatip/key, key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}", "floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)"),
+        (
+            "auth: {key_fil: /etc/floatip/key, key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}",
+            "floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)",
+        ),
     ];
     for (i, (line, named)) in typos.iter().enumerate() {
         let cfg = write_mode(&lab, &format!("typo{i}.yml"), &zero_config(&[line]), 0o600);
@@ -138,7 +167,11 @@ fn typos_fail_check_and_warn_in_run() {
     let daemon = start(&lab, "n1", &cfg);
     let warned = format!("{}: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)", path_str(&cfg));
     assert!(daemon.wait_log("BACKUP -> MASTER", Duration::from_secs(10)), "run did not go on: {}", daemon.log());
-    assert!(daemon.log().lines().any(|l| l.contains(" WARN ") && l.ends_with(&warned)), "no warning {warned:?}: {}", daemon.log());
+    assert!(
+        daemon.log().lines().any(|l| l.contains(" WARN ") && l.ends_with(&warned)),
+        "no warning {warned:?}: {}",
+        daemon.log()
+    );
     daemon.stop();
 }
 
@@ -152,7 +185,12 @@ fn root_ignores_path() {
     std::fs::create_dir_all(&spies).unwrap();
     let calls = lab.dir().join("calls");
     for tool in ["ifconfig", "ip", "ping"] {
-        write_mode(&lab, &format!("spies/{tool}"), &format!("#!/bin/sh\necho {tool} \"$@\" >> {}\nexit 0\n", calls.display()), 0o755);
+        write_mode(
+            &lab,
+            &format!("spies/{tool}"),
+            &format!("#!/bin/sh\necho {tool} \"$@\" >> {}\nexit 0\n", calls.display()),
+            0o755,
+        );
     }
     let cfg = lab.write_file("n1.yml", &timed_config(Timing::FAST, &[]));
     let path = format!("PATH={}", spies.display());
@@ -197,11 +235,13 @@ fn packages_depend_on_every_system_program() {
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let depends = manifest.lines().find(|l| l.starts_with("depends = ")).expect("deb depends");
     let requires = manifest.split("[package.metadata.generate-rpm.requires]").nth(1).expect("rpm requires");
-    let rpm_name = |deb: &'static str| -> &'static str { match deb {
-        "iproute2" => "iproute",
-        "iputils-ping" => "iputils",
-        other => other,
-    } };
+    let rpm_name = |deb: &'static str| -> &'static str {
+        match deb {
+            "iproute2" => "iproute",
+            "iputils-ping" => "iputils",
+            other => other,
+        }
+    };
     for tool in floatip::net::Tool::required(floatip::net::Os::Linux) {
         assert!(depends.contains(tool.package()), "{} ({}) missing from {depends}", tool.name(), tool.package());
         let rpm = rpm_name(tool.package());

@@ -86,7 +86,10 @@ mod tests {
         std::fs::create_dir_all(&second).unwrap();
         let dirs = [first.to_str().unwrap(), second.to_str().unwrap()];
         let missing = Tool::Ip.locate_in(&dirs).unwrap_err();
-        assert_eq!(missing.to_string(), format!("`ip` not found in {}, {}; install the iproute2 package", dirs[0], dirs[1]));
+        assert_eq!(
+            missing.to_string(),
+            format!("`ip` not found in {}, {}; install the iproute2 package", dirs[0], dirs[1])
+        );
         // Not executable, or a directory: skipped.
         std::fs::write(first.join("ip"), "#!/bin/sh\n").unwrap();
         std::fs::create_dir_all(first.join("ping")).unwrap();
