@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 const OUTPUT_CAP: usize = 4096;
 /// After the program ended, how long output from its background children is still read
 /// before the group is killed and the pipes closed.
-pub const OUTPUT_GRACE: Duration = Duration::from_millis(20);
+const OUTPUT_GRACE: Duration = Duration::from_millis(20);
 /// Longest pause between two looks at the child.
 const MAX_PAUSE: Duration = Duration::from_millis(5);
 
