@@ -49,6 +49,14 @@ impl Timing {
         self.interval + ms(100)
     }
 
+    /// Allowed outage after a planned hand-over (SIGTERM, `release`,
+    /// preemption): well under the detection time, so a hand-over that fell
+    /// back to detection fails, and at least 500 ms for a loaded CI machine.
+    /// How fast it really is belongs to the bench.
+    pub fn handover_bound(&self) -> Duration {
+        (self.timeout / 2).max(ms(500))
+    }
+
     /// Allowed outage after an unplanned failure: the timeout plus a CI margin.
     pub fn outage_bound(&self) -> Duration {
         self.timeout + ms(700)

@@ -113,7 +113,10 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        println!("SKIP: systemd-analyze not installed (apt-get install systemd)");
+        floatip_lab::cannot_run(
+            "unit_passes_systemd_analyze_verify",
+            "systemd-analyze not installed (apt-get install systemd)",
+        );
         return;
     }
     let path = unit_for_verify();

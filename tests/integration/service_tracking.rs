@@ -606,17 +606,26 @@ fn hanging_exec_check_is_killed_at_its_timeout() {
     std::thread::sleep(ms(350));
     let killed_log = n1.wait_log("timed out after 300 ms, killed", ms(1000));
     std::fs::remove_file(lab.dir().join("hang-n1")).unwrap();
-    std::thread::sleep(ms(800));
-    let leftover = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-    let sleeps = lab.run(
-        "n1",
-        &[
-            "/bin/sh",
-            "-c",
-            "ps -eo args | grep -c '^sleep 31$' || true",
-        ],
-    );
-    let sleeps = String::from_utf8_lossy(&sleeps.stdout).trim().to_string();
+    // Until the recorded run and every hanging `sleep 31` are gone (bounded).
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let count_sleeps = || {
+        let out = lab.run(
+            "n1",
+            &[
+                "/bin/sh",
+                "-c",
+                "ps -eo args | grep -c '^sleep 31$' || true",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut sleeps = String::new();
+    let mut leftover = true;
+    lab.wait_until(ms(3000), ms(20), || {
+        leftover = pid.is_some_and(alive);
+        sleeps = count_sleeps();
+        !leftover && sleeps == "0"
+    });
 
     println!(
         "MEASURED hanging exec (timeout 300 ms, fall 2): hang -> address on n2 in {} ms",
