@@ -103,11 +103,7 @@ pub fn start(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> Proc {
 /// does after the daemon died); panics unless it exits 0.
 pub fn release(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> String {
     let out = lab.run(node, &[bin, "release", "-c", path_str(cfg)]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::printed(&out);
     assert!(
         out.status.success(),
         "floatip release in {node}: {}: {text}",

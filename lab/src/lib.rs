@@ -714,6 +714,17 @@ fn run_bounded_stdin(mut cmd: Command, input: &[u8], timeout: Duration) -> Resul
     })
 }
 
+/// What a command printed, stdout then stderr, trimmed.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_string()
+}
+
 fn output_text(out: &Output) -> String {
     format!(
         "{}; stdout: {}; stderr: {}",

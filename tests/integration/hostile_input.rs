@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::BIN;
+use crate::{status_json, BIN};
 use floatip::config::Priority;
 use floatip::state::Role;
 use floatip::wire::{self, Kind, Message};
@@ -162,20 +162,6 @@ struct Figures {
     tcp_garbage: AtomicU64,
     half_open: AtomicU64,
     half_open_tried: AtomicU64,
-}
-
-fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
-    let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", "--socket", &sock])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status of {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

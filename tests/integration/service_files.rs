@@ -127,11 +127,7 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .unwrap();
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = floatip_lab::printed(&out);
     assert!(
         out.status.success(),
         "systemd-analyze verify failed:\n{text}"

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::BIN;
+use crate::{status_json, BIN};
 use floatip_lab::floatip::*;
 use floatip_lab::{Lab, CLIENT};
 
@@ -194,20 +194,6 @@ fn node_config(lab: &Lab, node: &str, extra: &[&str]) -> PathBuf {
     let mut lines = vec![priority.as_str(), socket.as_str()];
     lines.extend_from_slice(extra);
     write_config(lab, node, &timed_config(T, &lines))
-}
-
-fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
-    let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", "--socket", &sock])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status of {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
 fn status_text(lab: &Lab, node: &str) -> String {
