@@ -6,17 +6,17 @@
 //! The namespace tests need root (they skip otherwise, and fail in CI); the leak test runs
 //! in this process.
 //!
-//! Run: `cargo nextest run --test local_trust`
-mod lab;
-mod support;
+//! Run: `cargo nextest run --test integration -E 'test(local_trust::)'`
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use lab::Lab;
-use support::*;
+use floatip_lab::floatip::*;
+use floatip_lab::Lab;
+
+use crate::BIN;
 
 /// The leak test counts this process's threads and fds: no other test of this file runs
 /// beside it, even under `cargo test`'s threads.
@@ -52,11 +52,28 @@ fn addresses(lab: &Lab) -> String {
 #[test]
 fn files_others_can_change_are_refused_by_check_and_run() {
     let _one = serial();
-    let Some(lab) = Lab::new("trust", &["n1"]) else { return };
+    let Some(lab) = Lab::new("trust", &["n1"]) else {
+        return;
+    };
     let ran = lab.dir().join("hook-ran");
-    let hook = write_mode(&lab, "hook.sh", &format!("#!/bin/sh\ntouch {}\n", ran.display()), 0o755);
-    let loose_hook = write_mode(&lab, "loose-hook.sh", &format!("#!/bin/sh\ntouch {}\n", ran.display()), 0o775);
-    let with_hook = |h: &Path| timed_config(Timing::FAST, &[&format!("notify: {{any: [{}]}}", path_str(h))]);
+    let hook = write_mode(
+        &lab,
+        "hook.sh",
+        &format!("#!/bin/sh\ntouch {}\n", ran.display()),
+        0o755,
+    );
+    let loose_hook = write_mode(
+        &lab,
+        "loose-hook.sh",
+        &format!("#!/bin/sh\ntouch {}\n", ran.display()),
+        0o775,
+    );
+    let with_hook = |h: &Path| {
+        timed_config(
+            Timing::FAST,
+            &[&format!("notify: {{any: [{}]}}", path_str(h))],
+        )
+    };
     let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     let inline_key = timed_config(Timing::FAST, &[&format!("auth: {{key: {key}}}")]);
 
@@ -75,8 +92,17 @@ fn files_others_can_change_are_refused_by_check_and_run() {
                 format!("mode 0664); run: chmod go-w {}", f(&group_writable)),
             ],
         ),
-        (&world_writable, vec![format!("run: chmod go-w {}", f(&world_writable))]),
-        (&foreign, vec!["owned by uid 65534".into(), format!("run: chown root {}", f(&foreign))]),
+        (
+            &world_writable,
+            vec![format!("run: chmod go-w {}", f(&world_writable))],
+        ),
+        (
+            &foreign,
+            vec![
+                "owned by uid 65534".into(),
+                format!("run: chown root {}", f(&foreign)),
+            ],
+        ),
         (
             &hook_writable,
             vec![
@@ -87,7 +113,11 @@ fn files_others_can_change_are_refused_by_check_and_run() {
         ),
         (
             &key_readable,
-            vec!["floating_ip.auth.key".into(), format!("run: chmod 600 {}", f(&key_readable)), "key_file".into()],
+            vec![
+                "floating_ip.auth.key".into(),
+                format!("run: chmod 600 {}", f(&key_readable)),
+                "key_file".into(),
+            ],
         ),
     ];
     let before = addresses(&lab);
@@ -97,10 +127,18 @@ fn files_others_can_change_are_refused_by_check_and_run() {
             let (ok, _, stderr) = floatip(&lab, sub, cfg);
             let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
             assert!(!ok, "{sub} {}: exit 0: {stderr}", cfg.display());
-            assert!(t0.elapsed() < Duration::from_secs(10), "{sub} did not stop at once");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{sub} did not stop at once"
+            );
             assert_eq!(errors.len(), 1, "{sub} {}: {stderr}", cfg.display());
             for want in expect {
-                assert!(errors[0].contains(want.as_str()), "{sub} {}: lacks {want:?}: {}", cfg.display(), errors[0]);
+                assert!(
+                    errors[0].contains(want.as_str()),
+                    "{sub} {}: lacks {want:?}: {}",
+                    cfg.display(),
+                    errors[0]
+                );
             }
         }
     }
@@ -114,7 +152,11 @@ fn files_others_can_change_are_refused_by_check_and_run() {
     std::fs::set_permissions(&key_readable, std::fs::Permissions::from_mode(0o600)).unwrap();
     for cfg in [&group_writable, &world_writable, &key_readable] {
         let (ok, stdout, stderr) = floatip(&lab, "check", cfg);
-        assert!(ok && stdout.ends_with("ok\n"), "{}: {stdout}{stderr}", cfg.display());
+        assert!(
+            ok && stdout.ends_with("ok\n"),
+            "{}: {stdout}{stderr}",
+            cfg.display()
+        );
     }
 }
 
@@ -124,9 +166,14 @@ fn files_others_can_change_are_refused_by_check_and_run() {
 #[test]
 fn typos_fail_check_and_warn_in_run() {
     let _one = serial();
-    let Some(lab) = Lab::new("typos", &["n1"]) else { return };
+    let Some(lab) = Lab::new("typos", &["n1"]) else {
+        return;
+    };
     let typos = [
-        ("preemt: true", "floating_ip.preemt (did you mean floating_ip.preempt?)"),
+        (
+            "preemt: true",
+            "floating_ip.preemt (did you mean floating_ip.preempt?)",
+        ),
         (
             "echo: {intervall_in_ms: 5}",
             "floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)",
@@ -135,7 +182,10 @@ fn typos_fail_check_and_warn_in_run() {
             "track: [{tcp: '127.0.0.1:22', falls: 2}]",
             "floating_ip.track[0].falls (did you mean floating_ip.track[0].fall?)",
         ),
-        ("notify: {mastr: [/bin/true]}", "floating_ip.notify.mastr (did you mean floating_ip.notify.master?)"),
+        (
+            "notify: {mastr: [/bin/true]}",
+            "floating_ip.notify.mastr (did you mean floating_ip.notify.master?)",
+        ),
         (
             "auth: {key_fil: /etc/floatip/key, key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=}",
             "floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)",
@@ -148,14 +198,24 @@ fn typos_fail_check_and_warn_in_run() {
         assert!(!ok, "check passed with {line:?}: {stderr}");
         assert_eq!(errors.len(), 1, "{stderr}");
         let want = format!("{}: unknown key {named}", path_str(&cfg));
-        assert!(errors[0].ends_with(&want), "{line:?}: {} lacks {want:?}", errors[0]);
+        assert!(
+            errors[0].ends_with(&want),
+            "{line:?}: {} lacks {want:?}",
+            errors[0]
+        );
     }
     // A typo of `enabled` in a disabled file is the typo that matters most.
     let cfg = lab.write_file("disabled.yml", "floating_ip:\n  enabeld: true\n");
     let (ok, _, stderr) = floatip(&lab, "check", &cfg);
-    assert!(!ok && stderr.contains("floating_ip.enabeld (did you mean floating_ip.enabled?)"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("floating_ip.enabeld (did you mean floating_ip.enabled?)"),
+        "{stderr}"
+    );
     // Sections outside floating_ip are not read.
-    let cfg = lab.write_file("other.yml", &format!("other:\n  preemt: 1\n{}", timed_config(Timing::FAST, &[])));
+    let cfg = lab.write_file(
+        "other.yml",
+        &format!("other:\n  preemt: 1\n{}", timed_config(Timing::FAST, &[])),
+    );
     let (ok, stdout, stderr) = floatip(&lab, "check", &cfg);
     assert!(ok, "{stdout}{stderr}");
     assert!(
@@ -163,12 +223,25 @@ fn typos_fail_check_and_warn_in_run() {
         "{stdout}"
     );
 
-    let cfg = lab.write_file("run-typo.yml", &timed_config(Timing::FAST, &["preemt: true"]));
-    let daemon = start(&lab, "n1", &cfg);
-    let warned = format!("{}: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)", path_str(&cfg));
-    assert!(daemon.wait_log("BACKUP -> MASTER", Duration::from_secs(10)), "run did not go on: {}", daemon.log());
+    let cfg = lab.write_file(
+        "run-typo.yml",
+        &timed_config(Timing::FAST, &["preemt: true"]),
+    );
+    let daemon = start(&lab, BIN, "n1", &cfg);
+    let warned = format!(
+        "{}: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)",
+        path_str(&cfg)
+    );
     assert!(
-        daemon.log().lines().any(|l| l.contains(" WARN ") && l.ends_with(&warned)),
+        daemon.wait_log("BACKUP -> MASTER", Duration::from_secs(10)),
+        "run did not go on: {}",
+        daemon.log()
+    );
+    assert!(
+        daemon
+            .log()
+            .lines()
+            .any(|l| l.contains(" WARN ") && l.ends_with(&warned)),
         "no warning {warned:?}: {}",
         daemon.log()
     );
@@ -180,7 +253,9 @@ fn typos_fail_check_and_warn_in_run() {
 #[test]
 fn root_ignores_path() {
     let _one = serial();
-    let Some(lab) = Lab::new("nopath", &["n1"]) else { return };
+    let Some(lab) = Lab::new("nopath", &["n1"]) else {
+        return;
+    };
     let spies = lab.dir().join("spies");
     std::fs::create_dir_all(&spies).unwrap();
     let calls = lab.dir().join("calls");
@@ -188,25 +263,67 @@ fn root_ignores_path() {
         write_mode(
             &lab,
             &format!("spies/{tool}"),
-            &format!("#!/bin/sh\necho {tool} \"$@\" >> {}\nexit 0\n", calls.display()),
+            &format!(
+                "#!/bin/sh\necho {tool} \"$@\" >> {}\nexit 0\n",
+                calls.display()
+            ),
             0o755,
         );
     }
     let cfg = lab.write_file("n1.yml", &timed_config(Timing::FAST, &[]));
     let path = format!("PATH={}", spies.display());
-    let with_spies = |sub: &str| lab.run("n1", &["env", "-i", &path, BIN, sub, "-c", path_str(&cfg)]);
+    let with_spies =
+        |sub: &str| lab.run("n1", &["env", "-i", &path, BIN, sub, "-c", path_str(&cfg)]);
     let check = with_spies("check");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    assert!(String::from_utf8_lossy(&check.stdout).contains("no answer to ping (free)"), "the real ping ran");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("no answer to ping (free)"),
+        "the real ping ran"
+    );
     // An alias copy (removed by ifconfig) and an unlabeled one (removed by ip).
-    lab.sh_ok("n1", &["ip", "addr", "add", "192.0.2.234/24", "dev", "eth0", "label", "eth0:234"]);
+    lab.sh_ok(
+        "n1",
+        &[
+            "ip",
+            "addr",
+            "add",
+            "192.0.2.234/24",
+            "dev",
+            "eth0",
+            "label",
+            "eth0:234",
+        ],
+    );
     let release = with_spies("release");
-    assert!(release.status.success(), "{}", String::from_utf8_lossy(&release.stderr));
-    lab.sh_ok("n1", &["ip", "addr", "add", "192.0.2.234/24", "dev", "eth0"]);
+    assert!(
+        release.status.success(),
+        "{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    lab.sh_ok(
+        "n1",
+        &["ip", "addr", "add", "192.0.2.234/24", "dev", "eth0"],
+    );
     let release = with_spies("release");
-    assert!(release.status.success(), "{}", String::from_utf8_lossy(&release.stderr));
-    assert!(!addresses(&lab).contains("192.0.2.234"), "the real ifconfig and ip removed it: {}", addresses(&lab));
-    assert!(!calls.exists(), "programs from PATH ran: {}", std::fs::read_to_string(&calls).unwrap_or_default());
+    assert!(
+        release.status.success(),
+        "{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    assert!(
+        !addresses(&lab).contains("192.0.2.234"),
+        "the real ifconfig and ip removed it: {}",
+        addresses(&lab)
+    );
+    assert!(
+        !calls.exists(),
+        "programs from PATH ran: {}",
+        std::fs::read_to_string(&calls).unwrap_or_default()
+    );
 }
 
 /// A hung `ifconfig` is killed at its timeout and the take-over fails into FAULT with the
@@ -214,27 +331,48 @@ fn root_ignores_path() {
 #[test]
 fn a_hung_ifconfig_puts_the_node_in_fault() {
     let _one = serial();
-    let Some(lab) = Lab::new("hungcmd", &["n1"]) else { return };
+    let Some(lab) = Lab::new("hungcmd", &["n1"]) else {
+        return;
+    };
     let hang = write_mode(&lab, "hang.sh", "#!/bin/sh\nexec sleep 30\n", 0o755);
-    let ifconfig = floatip::net::Tool::Ifconfig.locate().expect("ifconfig installed").canonicalize().unwrap();
+    let ifconfig = floatip::net::Tool::Ifconfig
+        .locate()
+        .expect("ifconfig installed")
+        .canonicalize()
+        .unwrap();
     let cfg = lab.write_file("n1.yml", &timed_config(Timing::FAST, &[]));
     let mut argv = masked(&[(path_str(&hang), path_str(&ifconfig))]);
     argv.extend([BIN, "-v", "run", "-c", path_str(&cfg)]);
     let daemon = lab.spawn("n1", &argv, &[]);
     let fault = "MASTER -> FAULT: action failed: `ifconfig eth0:234 192.0.2.234 netmask 255.255.255.0 up` failed: timed out after 2000 ms, killed";
-    assert!(daemon.wait_log(fault, Duration::from_secs(10)), "no {fault:?} in: {}", daemon.log());
+    assert!(
+        daemon.wait_log(fault, Duration::from_secs(10)),
+        "no {fault:?} in: {}",
+        daemon.log()
+    );
     let t0 = Instant::now();
     daemon.stop();
-    assert!(t0.elapsed() < Duration::from_secs(5), "stop took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t0.elapsed()
+    );
     assert!(!addresses(&lab).contains("192.0.2.234"));
 }
 
 /// Every system program floatip needs on Linux is a dependency of its packages.
 #[test]
 fn packages_depend_on_every_system_program() {
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
-    let depends = manifest.lines().find(|l| l.starts_with("depends = ")).expect("deb depends");
-    let requires = manifest.split("[package.metadata.generate-rpm.requires]").nth(1).expect("rpm requires");
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let depends = manifest
+        .lines()
+        .find(|l| l.starts_with("depends = "))
+        .expect("deb depends");
+    let requires = manifest
+        .split("[package.metadata.generate-rpm.requires]")
+        .nth(1)
+        .expect("rpm requires");
     let rpm_name = |deb: &'static str| -> &'static str {
         match deb {
             "iproute2" => "iproute",
@@ -243,9 +381,19 @@ fn packages_depend_on_every_system_program() {
         }
     };
     for tool in floatip::net::Tool::required(floatip::net::Os::Linux) {
-        assert!(depends.contains(tool.package()), "{} ({}) missing from {depends}", tool.name(), tool.package());
+        assert!(
+            depends.contains(tool.package()),
+            "{} ({}) missing from {depends}",
+            tool.name(),
+            tool.package()
+        );
         let rpm = rpm_name(tool.package());
-        assert!(requires.lines().any(|l| l.starts_with(&format!("{rpm} = "))), "{rpm} missing from the rpm requires");
+        assert!(
+            requires
+                .lines()
+                .any(|l| l.starts_with(&format!("{rpm} = "))),
+            "{rpm} missing from the rpm requires"
+        );
     }
 }
 
@@ -255,8 +403,10 @@ fn count(dir: &str) -> usize {
 
 /// A live process (a zombie is dead: only its parent's reaping is left).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 /// A hook that leaves a sleeping grandchild holding its output pipes, run 1,000 times:
@@ -265,12 +415,23 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn a_hook_leaving_a_sleeping_grandchild_leaks_nothing() {
     let _one = serial();
-    let hook: Vec<String> = ["/bin/sh", "-c", "sleep 600 & echo $!"].iter().map(|s| s.to_string()).collect();
+    let hook: Vec<String> = ["/bin/sh", "-c", "sleep 600 & echo $!"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let once = || {
         let ran = floatip::exec::run(&hook, &[], Duration::from_secs(5));
         assert!(ran.success(), "{:?}", ran.exit);
-        assert!(ran.took < Duration::from_secs(1), "a run took {:?}", ran.took);
-        let pid: i32 = ran.output.trim().parse().unwrap_or_else(|_| panic!("no pid in {:?}", ran.output));
+        assert!(
+            ran.took < Duration::from_secs(1),
+            "a run took {:?}",
+            ran.took
+        );
+        let pid: i32 = ran
+            .output
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no pid in {:?}", ran.output));
         let deadline = Instant::now() + Duration::from_secs(2);
         while alive(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
