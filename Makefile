@@ -26,22 +26,24 @@ deps:
 
 demo: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces): sudo make demo"; exit 1; }
-	$(CARGO) run --release --quiet --example demo
+	$(CARGO) run --release --quiet -p xtask -- demo
 
 # Unit tests, then the namespace integration tests (they skip with a message when not root).
 test: deps
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --no-fail-fast --test-threads 2; \
+	  $(CARGO) nextest run --workspace --no-fail-fast --test-threads 2; \
 	else \
 	  echo "cargo-nextest not found, using cargo test (install: cargo install --locked cargo-nextest)"; \
-	  $(CARGO) test --no-fail-fast -- --test-threads 2; \
+	  $(CARGO) test --workspace --no-fail-fast -- --test-threads 2; \
 	fi
 
 unit:
 	$(CARGO) test --lib
 
+# What CI checks before the tests: clippy on every crate and target, and rustfmt.
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
 
 clean:
 	$(CARGO) clean

@@ -1,8 +1,8 @@
 # `make bench`: floatip against keepalived and ucarp in network namespaces
-# (examples/bench.rs). Writes target/bench/results.json, docs/benchmarks.md
-# and docs/benchmarks.svg. Needs root. About 15 minutes; a 1-repetition
-# smoke run: `BENCH_QUICK=1 make bench`; more or fewer repetitions:
-# `BENCH_REPS=10 make bench`.
+# (xtask/src/bench/, run as `cargo run --release -p xtask -- bench`). Writes
+# target/bench/results.json, docs/benchmarks.md and docs/benchmarks.svg.
+# Needs root. About 15 minutes; a 1-repetition smoke run:
+# `BENCH_QUICK=1 make bench`; more or fewer repetitions: `BENCH_REPS=10 make bench`.
 CARGO ?= cargo
 # Commands the bench runs, with the Debian package that provides each.
 BENCH_APT_NEEDS := keepalived:keepalived ucarp:ucarp ip:iproute2 nft:nftables
@@ -24,5 +24,5 @@ bench-deps:
 	fi
 
 bench: bench-deps
-	$(CARGO) build --release
-	$(CARGO) run --release --example bench
+	$(CARGO) build --release -p floatip
+	$(CARGO) run --release -p xtask -- bench

@@ -8,7 +8,7 @@ ASSETS_DIR ?= target/assets
 .PHONY: assets release-bin deb rpm cargo-deb cargo-generate-rpm
 
 assets:
-	$(CARGO) run --quiet --example gen-assets -- $(ASSETS_DIR)
+	$(CARGO) run --quiet -p xtask -- assets $(ASSETS_DIR)
 
 release-bin:
 	$(CARGO) build --release --locked

@@ -218,19 +218,6 @@ impl ProcInner {
         self.wait_exit(Duration::from_secs(10))
             .unwrap_or_else(|| panic!("{} (pid {}) survived SIGKILL for 10 s", self.name, self.pid))
     }
-
-    pub(crate) fn describe(&self) -> String {
-        format!(
-            "{} (pid {}, log {})",
-            self.name,
-            self.pid,
-            self.log.display()
-        )
-    }
-
-    pub(crate) fn log_path(&self) -> &Path {
-        &self.log
-    }
 }
 
 /// True if `/proc/<pid>/stat` says the process is a zombie (exited, not reaped).

@@ -1,33 +1,39 @@
-//! Writes the man page and shell completions for packaging:
-//! `cargo run --example gen-assets -- target/assets` (or `make assets`).
+//! `make assets`: the man page and shell completions for packaging.
 //!
 //! Output: `floatip.8` and one `floatip-SUBCOMMAND.8` per subcommand (the main page
 //! refers to them), `floatip.bash`, `_floatip` (zsh), `floatip.fish`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use floatip::cli::Cli;
 
-fn main() -> std::io::Result<()> {
-    let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: gen-assets OUT_DIR");
-        std::process::exit(2);
-    };
-    std::fs::create_dir_all(&dir)?;
+pub fn run(dir: &Path) -> ExitCode {
+    match write_all(dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("assets: {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_all(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
     let mut cmd = Cli::command();
 
     cmd.build();
-    write_man_page(&dir, cmd.clone())?;
+    write_man_page(dir, cmd.clone())?;
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         // clap names are `&'static str` without its "string" feature; a one-shot tool may leak.
         let name: &'static str = format!("floatip-{}", sub.get_name()).leak();
-        write_man_page(&dir, sub.clone().name(name))?;
+        write_man_page(dir, sub.clone().name(name))?;
     }
 
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let path = clap_complete::generate_to(shell, &mut cmd, "floatip", &dir)?;
+        let path = clap_complete::generate_to(shell, &mut cmd, "floatip", dir)?;
         println!("{}", path.display());
     }
     Ok(())

@@ -4,20 +4,18 @@
 //! connections holding the heartbeat port's slots while a backup restarts, and a phantom
 //! master announce in an unauthenticated group. Each must leave one holder.
 //!
-//! Run: `cargo nextest run --test stranger --no-capture` (as root; skips otherwise).
-
-mod lab;
-mod support;
+//! Run: `cargo nextest run --test integration -E 'test(stranger::)' --no-capture` (as root).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::{status_json, BIN};
 use floatip::config::Priority;
 use floatip::state::Role;
 use floatip::wire::{self, Kind, Message};
-use lab::{Flood, Lab, Proc, Stranger, CLIENT};
-use support::*;
+use floatip_lab::floatip::*;
+use floatip_lab::{Flood, Hold, Lab, Proc, Stranger, CLIENT};
 
 const T: Timing = Timing::FAST;
 const BROADCAST: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
@@ -51,7 +49,7 @@ fn forged_garbage(member: Ipv4Addr) -> impl FnMut(u64) -> Vec<u8> + Send + 'stat
         floatip::auth::Auth::new(floatip::auth::Key::new(vec![b'x'; 32]).expect("a 32-byte key"));
     move |i| {
         if i % 2 == 0 {
-            lab::noise(i)
+            floatip_lab::noise(i)
         } else {
             let stamp = wire::Stamp {
                 time_ms: now_ms(),
@@ -68,9 +66,9 @@ fn pair(lab: &Lab, key: Option<&str>, n1_extra: &[&str]) -> (Vec<PathBuf>, Proc,
         group_config(lab, "n1", key, n1_extra),
         group_config(lab, "n2", key, &[]),
     ];
-    let n1 = start(lab, "n1", &cfgs[0]);
+    let n1 = start(lab, BIN, "n1", &cfgs[0]);
     wait_stable_holder(lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
-    let n2 = start(lab, "n2", &cfgs[1]);
+    let n2 = start(lab, BIN, "n2", &cfgs[1]);
     std::thread::sleep(T.startup_bound() + T.interval * 3);
     assert_eq!(lab.holders(VIP), ["n1"], "n2: {:?}", transitions(&n2));
     (cfgs, n1, n2)
@@ -222,7 +220,7 @@ fn replayed_resign_moves_nothing() {
     let capture = evil.capture(ECHO_PORT, ms(20_000), 10_000);
     assert!(n1.stop().success());
     wait_stable_holder(&lab, "n2", ms(100), ms(3000));
-    let n1 = start(&lab, "n1", &cfgs[0]);
+    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
     std::thread::sleep(T.startup_bound() + T.interval * 3);
     assert!(n2.stop().success());
     wait_stable_holder(&lab, "n1", ms(100), ms(3000));
@@ -241,7 +239,7 @@ fn replayed_resign_moves_nothing() {
     );
     let resigned_at = resigns[0].at;
 
-    let n2 = start(&lab, "n2", &cfgs[1]);
+    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
     let mut replays = 0;
     let moved = samples_without(&lab, "n1", T.startup_bound() * 2 + ms(1000), ms(3), || {
         for r in &resigns {
@@ -290,7 +288,7 @@ fn slow_connections_do_not_blind_a_restarting_backup() {
     let trickle =
         wire::encode_authenticated(&phantom(Kind::Heartbeat, lab.ip("evil"), 1), &stamp, &wrong)
             .to_vec();
-    let hold = lab::Hold {
+    let hold = Hold {
         to: VIP,
         port: ECHO_PORT,
         sources,
@@ -303,7 +301,7 @@ fn slow_connections_do_not_blind_a_restarting_backup() {
     std::thread::sleep(ms(1000));
 
     assert!(n2.stop().success());
-    let n2 = start(&lab, "n2", &cfgs[1]);
+    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
     let bad = samples_without(&lab, "n1", T.startup_bound() + ms(2500), ms(5), || {});
     let n2_moves = transitions(&n2);
     let closed = log_lines(&n2, "connection closed");
@@ -350,21 +348,6 @@ fn slow_connections_do_not_blind_a_restarting_backup() {
         n2.log(),
         n1.log()
     ));
-}
-
-/// `floatip status --json` of `node` (its socket is in the lab dir).
-fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
-    let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", "--socket", &sock])
-        .output()
-        .expect("run floatip status");
-    assert!(
-        out.status.success(),
-        "status of {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
 /// An unauthenticated group (the zero-config default): the stranger announces a
@@ -443,7 +426,7 @@ fn heartbeat_port_is_reached_only_through_the_configured_interface() {
         return;
     };
     let cfg = group_config(&lab, "n1", None, &[]);
-    let n1 = start(&lab, "n1", &cfg);
+    let n1 = start(&lab, BIN, "n1", &cfg);
     wait_stable_holder(&lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
     let dial = |node: &str, to: Ipv4Addr| {
         lab.in_ns(node, move || {

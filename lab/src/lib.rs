@@ -1,5 +1,6 @@
 //! The namespace test lab: a small LAN of network namespaces for floatip's
-//! integration tests. Use it with `mod lab;` at the top of a test file.
+//! integration tests and its bench. [`floatip`] holds what is specific to
+//! the daemon (configs, starting it, reading its log, result tables).
 //!
 //! ```text
 //!   fip-<tag>-sw      bridge br0 with ports p-n1, p-n2, ..., p-client
@@ -15,7 +16,7 @@
 //! drop, also when the test panics.
 //!
 //! ```ignore
-//! let Some(lab) = lab::Lab::new("failover", &["n1", "n2"]) else { return };
+//! let Some(lab) = floatip_lab::Lab::new("failover", &["n1", "n2"]) else { return };
 //! let cfg = lab.write_file("gateway.yml", "floating_ip:\n  enabled: true\n");
 //! let n1 = lab.spawn("n1", &[BIN, "--config", cfg.to_str().unwrap()], &[("RUST_LOG", "debug")]);
 //! let vip = "192.0.2.234".parse().unwrap();
@@ -27,13 +28,14 @@
 //! assert!(report.outage_after("kill") < Duration::from_secs(3), "{}", report.summary());
 //! ```
 //!
-//! A test that is not run as root, or without `ip`, gets `None` and returns:
-//! that is the skip convention (one `SKIP:` line is printed).
+//! A test that is not run as root, or without `ip`, gets `None` and returns
+//! after one `SKIP:` line, unless the lab is [`required`] (CI): then
+//! [`Lab::new`] panics, so a test that cannot run fails instead of passing.
 //!
 //! Needs the Debian packages `iproute2` (always) and `nftables` (for
 //! [`Lab::partition`] only).
-#![allow(dead_code, unused_imports)]
 
+pub mod floatip;
 mod netns;
 mod proc;
 mod stranger;
@@ -62,6 +64,23 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// True when a test that cannot run must fail rather than skip:
+/// `FLOATIP_REQUIRE_LAB=1` (set by `.ci/run`) or `CI=true`.
+pub fn required() -> bool {
+    std::env::var("FLOATIP_REQUIRE_LAB").as_deref() == Ok("1")
+        || std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Reports that `test` cannot run because of `why`: one `SKIP:` line, or a
+/// panic when the lab is [`required`].
+pub fn cannot_run(test: &str, why: &str) {
+    assert!(
+        !required(),
+        "{test} cannot run: {why} (FLOATIP_REQUIRE_LAB=1 or CI=true: a test that cannot run fails)"
+    );
+    eprintln!("SKIP: {test}: {why}");
+}
+
 /// A LAN of namespaces; see the module docs.
 pub struct Lab {
     test: String,
@@ -81,12 +100,12 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the LAN with `nodes` (names of at most 6 characters, not
-    /// "client" or "sw") plus the client. Returns `None`, after printing
-    /// one `SKIP:` line, when not root or `ip` is missing. Panics (after
-    /// cleaning up) if building fails for any other reason.
+    /// "client" or "sw") plus the client. When not root or `ip` is missing,
+    /// returns `None` after [`cannot_run`] (which panics in CI). Panics
+    /// (after cleaning up) if building fails for any other reason.
     pub fn new(test_name: &str, nodes: &[&str]) -> Option<Lab> {
         let Some(ip_bin) = usable_ip() else {
-            eprintln!("SKIP: {test_name}: needs root and iproute2 (ip netns)");
+            cannot_run(test_name, "needs root and iproute2 (ip netns)");
             return None;
         };
         assert!(
@@ -564,7 +583,7 @@ fn usable_ip() -> Option<PathBuf> {
 
 /// Finds an executable in `$PATH`, then in the sbin directories (which a
 /// non-login root shell or CI may not have in `$PATH`).
-fn find_program(name: &str) -> Option<PathBuf> {
+pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let dirs = path.split(':').filter(|d| !d.is_empty()).map(PathBuf::from);
     let extra = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
@@ -695,6 +714,17 @@ fn run_bounded_stdin(mut cmd: Command, input: &[u8], timeout: Duration) -> Resul
         stdout: out_t.join().unwrap_or_default(),
         stderr: err_t.join().unwrap_or_default(),
     })
+}
+
+/// What a command printed, stdout then stderr, trimmed.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_string()
 }
 
 fn output_text(out: &Output) -> String {

@@ -1,4 +1,4 @@
-//! Acceptance tests of issue "floatip 6/6": the address follows the service, not just
+//! Service tracking: the address follows the service, not just
 //! the host. Each node runs a small HTTP "gateway" on port 8000 (a listener thread
 //! created inside the node's namespace); floatip tracks it with tcp, http or exec checks;
 //! a client in the client namespace sends requests to the floating IP every 10 ms and
@@ -7,9 +7,7 @@
 //! Fast heartbeat setting (interval 100 ms, timeout 300 ms) everywhere. n1 has priority
 //! 150 and n2 100, so n1 holds the address first.
 //!
-//! Run: `cargo test --test track -- --nocapture --test-threads=2`
-mod lab;
-mod support;
+//! Run: `cargo nextest run --test integration -E 'test(service_tracking::)' --no-capture`
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lab::{Lab, CLIENT};
-use support::*;
+use crate::{status_json, BIN};
+use floatip_lab::floatip::*;
+use floatip_lab::{Lab, CLIENT};
 
 /// The gateway's port on every node.
 const SERVICE_PORT: u16 = 8000;
@@ -41,7 +40,9 @@ impl Service {
         let listener = lab
             .in_ns(node, || TcpListener::bind(("0.0.0.0", SERVICE_PORT)))
             .unwrap_or_else(|e| panic!("service on {node}: {e}"));
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let name = node.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -53,13 +54,19 @@ impl Service {
                         let _ = c.set_read_timeout(Some(ms(200)));
                         let mut buf = [0u8; 1024];
                         let _ = c.read(&mut buf);
-                        let _ = c.write_all(format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{name}\n").as_bytes());
+                        let _ = c.write_all(
+                            format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{name}\n")
+                                .as_bytes(),
+                        );
                     }
                     Err(_) => std::thread::sleep(ms(1)),
                 }
             }
         });
-        Service { stop, thread: Some(thread) }
+        Service {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     fn stop(&mut self) {
@@ -96,7 +103,7 @@ impl Client {
         let log: AnswerLog = Arc::new(Mutex::new(Vec::new()));
         let (flag, record) = (stop.clone(), log.clone());
         let thread = std::thread::spawn(move || {
-            lab::in_netns(&ns, move || {
+            floatip_lab::in_netns(&ns, move || {
                 while !flag.load(Ordering::SeqCst) {
                     let started = Instant::now();
                     let answer = request();
@@ -105,12 +112,21 @@ impl Client {
                 }
             })
         });
-        Client { stop, log, thread: Some(thread) }
+        Client {
+            stop,
+            log,
+            thread: Some(thread),
+        }
     }
 
     /// When `node` first answered a request sent at or after `after`.
     fn first_answer_from(&self, node: &str, after: Instant) -> Option<Instant> {
-        self.log.lock().unwrap().iter().find(|(t, a)| *t >= after && a.as_deref() == Some(node)).map(|(t, _)| *t)
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, a)| *t >= after && a.as_deref() == Some(node))
+            .map(|(t, _)| *t)
     }
 
     fn wait_answer_from(&self, node: &str, after: Instant, timeout: Duration) -> Option<Duration> {
@@ -180,30 +196,29 @@ fn node_config(lab: &Lab, node: &str, extra: &[&str]) -> PathBuf {
     write_config(lab, node, &timed_config(T, &lines))
 }
 
-fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
-    let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN).args(["status", "--json", "--socket", &sock]).output().unwrap();
-    assert!(out.status.success(), "status of {node}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("status JSON")
-}
-
 fn status_text(lab: &Lab, node: &str) -> String {
     let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN).args(["status", "--socket", &sock]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--socket", &sock])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts n1 and n2 with their configs and waits until n1 holds the address alone,
 /// the client reaches its service, and n2 has been heard as a healthy backup.
-fn start_pair(lab: &Lab, extra: &[&str]) -> (lab::Proc, lab::Proc, Client) {
+fn start_pair(lab: &Lab, extra: &[&str]) -> (floatip_lab::Proc, floatip_lab::Proc, Client) {
     let c1 = node_config(lab, "n1", extra);
     let c2 = node_config(lab, "n2", extra);
-    let n1 = start(lab, "n1", &c1);
-    let n2 = start(lab, "n2", &c2);
+    let n1 = start(lab, BIN, "n1", &c1);
+    let n2 = start(lab, BIN, "n2", &c2);
     wait_stable_holder(lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
     let client = Client::start(lab);
     let now = Instant::now();
-    assert!(client.wait_answer_from("n1", now, ms(3000)).is_some(), "the client never reached n1's service");
+    assert!(
+        client.wait_answer_from("n1", now, ms(3000)).is_some(),
+        "the client never reached n1's service"
+    );
     (n1, n2, client)
 }
 
@@ -214,7 +229,9 @@ fn start_pair(lab: &Lab, extra: &[&str]) -> (lab::Proc, lab::Proc, Client) {
 /// service again; restarting the service does not move the address back (no flapping).
 #[test]
 fn service_death_moves_the_address_and_restart_does_not_flap() {
-    let Some(lab) = Lab::new("track_tcp", &["n1", "n2"]) else { return };
+    let Some(lab) = Lab::new("track_tcp", &["n1", "n2"]) else {
+        return;
+    };
     let mut s1 = Service::start(&lab, "n1");
     let _s2 = Service::start(&lab, "n2");
     let (check_interval, fall, rise) = (ms(100), 3u32, 3u32);
@@ -252,34 +269,84 @@ fn service_death_moves_the_address_and_restart_does_not_flap() {
         move_time.as_millis(),
         check_interval.as_millis()
     );
-    scenario_line("track_service_death", report.outage_after("service stopped"), report.dual_holder, report.flips, "");
+    scenario_line(
+        "track_service_death",
+        report.outage_after("service stopped"),
+        report.dual_holder,
+        report.flips,
+        "",
+    );
     let mut table = Table::new("tcp check: service death hands over, restart does not flap");
-    table.check("address moved to n2", moved, format!("holders {:?}", lab.holders(VIP)));
+    table.check(
+        "address moved to n2",
+        moved,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
     table.at_most("service death -> address on n2", move_time, bound);
-    table.at_most("service death -> client answered by n2", reach, bound + ms(100));
-    table.check("n1 logged MASTER -> FAULT", fault, transitions(&n1).join(" | "));
+    table.at_most(
+        "service death -> client answered by n2",
+        reach,
+        bound + ms(100),
+    );
+    table.check(
+        "n1 logged MASTER -> FAULT",
+        fault,
+        transitions(&n1).join(" | "),
+    );
     table.check(
         "it was a planned hand-over to n2",
-        n1.log().contains("handing the address over to healthy backup 192.0.2.12"),
+        n1.log()
+            .contains("handing the address over to healthy backup 192.0.2.12"),
         log_lines(&n1, "MASTER -> FAULT").join(" | "),
     );
-    table.check("n2 took it as named successor", n2.log().contains("handed the address over to us"), transitions(&n2).join(" | "));
-    table.check("n1 back to BACKUP after restart", back, transitions(&n1).join(" | "));
-    table.at_most("restart -> n1 BACKUP", back_time, check_interval * (rise + 1) + ms(500));
-    table.equal("answers after restart", after_restart, vec!["n2".to_string()]);
+    table.check(
+        "n2 took it as named successor",
+        n2.log().contains("handed the address over to us"),
+        transitions(&n2).join(" | "),
+    );
+    table.check(
+        "n1 back to BACKUP after restart",
+        back,
+        transitions(&n1).join(" | "),
+    );
+    table.at_most(
+        "restart -> n1 BACKUP",
+        back_time,
+        check_interval * (rise + 1) + ms(500),
+    );
+    table.equal(
+        "answers after restart",
+        after_restart,
+        vec!["n2".to_string()],
+    );
     table.equal("failed requests after restart", failed_after_restart, 0);
-    table.equal("holders after restart", holders_after(&report, "service restarted"), vec!["n2".to_string()]);
+    table.equal(
+        "holders after restart",
+        holders_after(&report, "service restarted"),
+        vec!["n2".to_string()],
+    );
     table.equal("dual-holder time", report.dual_holder, Duration::ZERO);
-    table.equal("n1 status: check state", status["checks"][0]["state"].as_str(), Some("up"));
+    table.equal(
+        "n1 status: check state",
+        status["checks"][0]["state"].as_str(),
+        Some("up"),
+    );
     table.equal("n1 status: state", status["state"].as_str(), Some("BACKUP"));
-    table.finish(&format!("{}\nn1: {:?}\nn2: {:?}", report.summary(), transitions(&n1), transitions(&n2)));
+    table.finish(&format!(
+        "{}\nn1: {:?}\nn2: {:?}",
+        report.summary(),
+        transitions(&n1),
+        transitions(&n2)
+    ));
 }
 
 /// A weighted http check lowers priority instead of forcing FAULT: n1 (150, weight 60)
 /// falls to 90 < n2's 100 and hands over, staying BACKUP; `floatip status` shows it.
 #[test]
 fn weighted_http_check_lowers_priority_and_hands_over() {
-    let Some(lab) = Lab::new("track_weight", &["n1", "n2"]) else { return };
+    let Some(lab) = Lab::new("track_weight", &["n1", "n2"]) else {
+        return;
+    };
     let mut s1 = Service::start(&lab, "n1");
     let _s2 = Service::start(&lab, "n2");
     let track = "track: [{name: gateway-http, http: 'http://127.0.0.1:8000/health', interval_in_ms: 100, timeout_in_ms: 100, rise: 2, fall: 2, weight: 60}]";
@@ -296,38 +363,110 @@ fn weighted_http_check_lowers_priority_and_hands_over() {
     let degraded = status_json(&lab, "n1");
     let text = status_text(&lab, "n1");
     client.stop();
-    println!("MEASURED weighted http: service death -> clients reach n2: {:?}", reached.map(|d| d.as_millis()));
+    println!(
+        "MEASURED weighted http: service death -> clients reach n2: {:?}",
+        reached.map(|d| d.as_millis())
+    );
     println!("floatip status of n1:\n{text}");
 
     let mut table = Table::new("weighted http check");
-    table.equal("n1 status before: health", before["health"].as_str(), Some("healthy"));
-    table.equal("n1 status before: priority", before["priority"].as_u64(), Some(150));
-    table.equal("n1 status before: last result", before["checks"][0]["last_result"].as_str(), Some("HTTP 200"));
-    table.check("address moved to n2", moved, format!("holders {:?}", lab.holders(VIP)));
-    table.at_most("service death -> address on n2", move_time, ms(100) * 3 + ms(300));
-    table.check("client answered by n2", reached.is_some(), format!("{reached:?}"));
-    table.check("n1 went MASTER -> BACKUP (not FAULT)", n1.log().contains("MASTER -> BACKUP: priority lowered to 90"), transitions(&n1).join(" | "));
-    table.check("n1 never FAULT", !n1.log().contains("-> FAULT"), transitions(&n1).join(" | "));
-    table.equal("n1 status: state", degraded["state"].as_str(), Some("BACKUP"));
-    table.equal("n1 status: priority", degraded["priority"].as_u64(), Some(90));
-    table.equal("n1 status: configured priority", degraded["configured_priority"].as_u64(), Some(150));
-    table.equal("n1 status: check state", degraded["checks"][0]["state"].as_str(), Some("down"));
-    table.equal("n1 status: check effect", degraded["checks"][0]["effect"].as_str(), Some("priority -60"));
+    table.equal(
+        "n1 status before: health",
+        before["health"].as_str(),
+        Some("healthy"),
+    );
+    table.equal(
+        "n1 status before: priority",
+        before["priority"].as_u64(),
+        Some(150),
+    );
+    table.equal(
+        "n1 status before: last result",
+        before["checks"][0]["last_result"].as_str(),
+        Some("HTTP 200"),
+    );
+    table.check(
+        "address moved to n2",
+        moved,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
+    table.at_most(
+        "service death -> address on n2",
+        move_time,
+        ms(100) * 3 + ms(300),
+    );
+    table.check(
+        "client answered by n2",
+        reached.is_some(),
+        format!("{reached:?}"),
+    );
+    table.check(
+        "n1 went MASTER -> BACKUP (not FAULT)",
+        n1.log()
+            .contains("MASTER -> BACKUP: priority lowered to 90"),
+        transitions(&n1).join(" | "),
+    );
+    table.check(
+        "n1 never FAULT",
+        !n1.log().contains("-> FAULT"),
+        transitions(&n1).join(" | "),
+    );
+    table.equal(
+        "n1 status: state",
+        degraded["state"].as_str(),
+        Some("BACKUP"),
+    );
+    table.equal(
+        "n1 status: priority",
+        degraded["priority"].as_u64(),
+        Some(90),
+    );
+    table.equal(
+        "n1 status: configured priority",
+        degraded["configured_priority"].as_u64(),
+        Some(150),
+    );
+    table.equal(
+        "n1 status: check state",
+        degraded["checks"][0]["state"].as_str(),
+        Some("down"),
+    );
+    table.equal(
+        "n1 status: check effect",
+        degraded["checks"][0]["effect"].as_str(),
+        Some("priority -60"),
+    );
     table.check(
         "n1 status: last result names the failure",
-        degraded["checks"][0]["last_result"].as_str().is_some_and(|r| r.contains("refused")),
+        degraded["checks"][0]["last_result"]
+            .as_str()
+            .is_some_and(|r| r.contains("refused")),
         format!("{}", degraded["checks"][0]),
     );
-    table.check("status text lists the check", text.contains("check \"gateway-http\" http http://127.0.0.1:8000/health: down"), text.clone());
-    table.equal("n2 status: sees n1 at priority 90", status_json(&lab, "n2")["peers"][0]["priority"].as_u64(), Some(90));
-    table.finish(&format!("n1: {:?}\nn2: {:?}", transitions(&n1), transitions(&n2)));
+    table.check(
+        "status text lists the check",
+        text.contains("check \"gateway-http\" http http://127.0.0.1:8000/health: down"),
+        text.clone(),
+    );
+    table.equal(
+        "n2 status: sees n1 at priority 90",
+        status_json(&lab, "n2")["peers"][0]["priority"].as_u64(),
+        Some(90),
+    );
+    table.finish(&format!(
+        "n1: {:?}\nn2: {:?}",
+        transitions(&n1),
+        transitions(&n2)
+    ));
 }
 
 /// Both services dead: the address stays where it is (a master only resigns to a healthy
 /// backup); when the backup's service returns, the master hands over to it.
 #[test]
 fn both_unhealthy_keeps_the_address_until_a_healthy_backup_appears() {
-    let Some(lab) = Lab::new("track_both", &["n1", "n2"]) else { return };
+    let Some(lab) = Lab::new("track_both", &["n1", "n2"]) else {
+        return;
+    };
     let mut s1 = Service::start(&lab, "n1");
     let mut s2 = Service::start(&lab, "n2");
     let track = "track: [{tcp: '127.0.0.1:8000', interval_in_ms: 100, timeout_in_ms: 100, rise: 2, fall: 2}]";
@@ -352,28 +491,82 @@ fn both_unhealthy_keeps_the_address_until_a_healthy_backup_appears() {
     let reached = client.wait_answer_from("n2", back_at, ms(3000));
     client.stop();
     let report = watch.stop();
-    println!("MEASURED both dead, n2's service back -> clients reach n2: {:?} ms", reached.map(|d| d.as_millis()));
+    println!(
+        "MEASURED both dead, n2's service back -> clients reach n2: {:?} ms",
+        reached.map(|d| d.as_millis())
+    );
 
     let mut table = Table::new("both unhealthy");
-    table.check("n2 FAULT when its service died", n2_fault, transitions(&n2).join(" | "));
-    table.check("n1 keeps the address, says why", kept_note, log_lines(&n1, "keeping").join(" | "));
-    table.equal("holders while both dead", holders_both_dead, vec!["n1".to_string()]);
-    table.equal("holders after both died (until n2 back)", report.holder_log.iter().filter(|s| s.at >= report.mark("both dead") && s.at < report.mark("n2 service back")).all(|s| s.holders == ["n1"]), true);
-    table.equal("n1 status while both dead: state", master_status["state"].as_str(), Some("MASTER"));
-    table.equal("n1 status while both dead: health", master_status["health"].as_str(), Some("failing"));
-    table.check("address moved to n2 once healthy", moved, format!("holders {:?}", lab.holders(VIP)));
-    table.at_most("n2 service back -> address on n2", move_time, ms(100) * 3 + ms(400));
-    table.check("client answered by n2", reached.is_some(), format!("{reached:?}"));
-    table.check("n1 went MASTER -> FAULT", n1.log().contains("MASTER -> FAULT"), transitions(&n1).join(" | "));
+    table.check(
+        "n2 FAULT when its service died",
+        n2_fault,
+        transitions(&n2).join(" | "),
+    );
+    table.check(
+        "n1 keeps the address, says why",
+        kept_note,
+        log_lines(&n1, "keeping").join(" | "),
+    );
+    table.equal(
+        "holders while both dead",
+        holders_both_dead,
+        vec!["n1".to_string()],
+    );
+    table.equal(
+        "holders after both died (until n2 back)",
+        report
+            .holder_log
+            .iter()
+            .filter(|s| s.at >= report.mark("both dead") && s.at < report.mark("n2 service back"))
+            .all(|s| s.holders == ["n1"]),
+        true,
+    );
+    table.equal(
+        "n1 status while both dead: state",
+        master_status["state"].as_str(),
+        Some("MASTER"),
+    );
+    table.equal(
+        "n1 status while both dead: health",
+        master_status["health"].as_str(),
+        Some("failing"),
+    );
+    table.check(
+        "address moved to n2 once healthy",
+        moved,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
+    table.at_most(
+        "n2 service back -> address on n2",
+        move_time,
+        ms(100) * 3 + ms(400),
+    );
+    table.check(
+        "client answered by n2",
+        reached.is_some(),
+        format!("{reached:?}"),
+    );
+    table.check(
+        "n1 went MASTER -> FAULT",
+        n1.log().contains("MASTER -> FAULT"),
+        transitions(&n1).join(" | "),
+    );
     table.equal("dual-holder time", report.dual_holder, Duration::ZERO);
-    table.finish(&format!("{}\nn1: {:?}\nn2: {:?}", report.summary(), transitions(&n1), transitions(&n2)));
+    table.finish(&format!(
+        "{}\nn1: {:?}\nn2: {:?}",
+        report.summary(),
+        transitions(&n1),
+        transitions(&n2)
+    ));
 }
 
 /// An exec check that hangs is killed at its timeout (the whole process group), counts
 /// as a failure, and the address moves.
 #[test]
 fn hanging_exec_check_is_killed_at_its_timeout() {
-    let Some(lab) = Lab::new("track_exec", &["n1", "n2"]) else { return };
+    let Some(lab) = Lab::new("track_exec", &["n1", "n2"]) else {
+        return;
+    };
     let dir = lab.dir().display().to_string();
     // Hangs (records its PID first) while <lab>/hang-<node> exists.
     let mk = |node: &str| {
@@ -383,43 +576,94 @@ fn hanging_exec_check_is_killed_at_its_timeout() {
     };
     let c1 = node_config(&lab, "n1", &[&mk("n1")]);
     let c2 = node_config(&lab, "n2", &[&mk("n2")]);
-    let n1 = start(&lab, "n1", &c1);
-    let n2 = start(&lab, "n2", &c2);
+    let n1 = start(&lab, BIN, "n1", &c1);
+    let n2 = start(&lab, BIN, "n2", &c2);
     wait_stable_holder(&lab, "n1", T.interval * 3, T.startup_bound() * 2 + ms(3000));
 
     let hang_at = Instant::now();
     lab.write_file("hang-n1", "");
     let moved = lab.wait_until(ms(4000), ms(2), || lab.holders(VIP) == ["n2"]);
     let move_time = hang_at.elapsed();
-    let pid: Option<u32> = std::fs::read_to_string(lab.dir().join("pid-n1")).ok().and_then(|p| p.trim().parse().ok());
+    let pid: Option<u32> = std::fs::read_to_string(lab.dir().join("pid-n1"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
     // The hanging run was killed at 300 ms; the next one hangs again, so look right after
     // a run ended: the recorded PID must be gone within one timeout.
     std::thread::sleep(ms(350));
     let killed_log = n1.wait_log("timed out after 300 ms, killed", ms(1000));
     std::fs::remove_file(lab.dir().join("hang-n1")).unwrap();
-    std::thread::sleep(ms(800));
-    let leftover = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-    let sleeps = lab.run("n1", &["/bin/sh", "-c", "ps -eo args | grep -c '^sleep 31$' || true"]);
-    let sleeps = String::from_utf8_lossy(&sleeps.stdout).trim().to_string();
+    // Until the recorded run and every hanging `sleep 31` are gone (bounded).
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let count_sleeps = || {
+        let out = lab.run(
+            "n1",
+            &[
+                "/bin/sh",
+                "-c",
+                "ps -eo args | grep -c '^sleep 31$' || true",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut sleeps = String::new();
+    let mut leftover = true;
+    lab.wait_until(ms(3000), ms(20), || {
+        leftover = pid.is_some_and(alive);
+        sleeps = count_sleeps();
+        !leftover && sleeps == "0"
+    });
 
-    println!("MEASURED hanging exec (timeout 300 ms, fall 2): hang -> address on n2 in {} ms", move_time.as_millis());
+    println!(
+        "MEASURED hanging exec (timeout 300 ms, fall 2): hang -> address on n2 in {} ms",
+        move_time.as_millis()
+    );
     let mut table = Table::new("hanging exec check");
-    table.check("address moved to n2", moved, format!("holders {:?}", lab.holders(VIP)));
+    table.check(
+        "address moved to n2",
+        moved,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
     // Two runs time out (2 x 300 ms, each started at most 100 ms apart) plus a margin.
-    table.at_most("hang -> address on n2", move_time, ms(100) + ms(300) * 2 + ms(400));
-    table.check("a hanging run recorded its PID", pid.is_some(), format!("{pid:?}"));
-    table.check("n1 logged the kill", killed_log, log_lines(&n1, "timed out").join(" | "));
-    table.check("the killed check process is gone", !leftover, format!("pid {pid:?}"));
+    table.at_most(
+        "hang -> address on n2",
+        move_time,
+        ms(100) + ms(300) * 2 + ms(400),
+    );
+    table.check(
+        "a hanging run recorded its PID",
+        pid.is_some(),
+        format!("{pid:?}"),
+    );
+    table.check(
+        "n1 logged the kill",
+        killed_log,
+        log_lines(&n1, "timed out").join(" | "),
+    );
+    table.check(
+        "the killed check process is gone",
+        !leftover,
+        format!("pid {pid:?}"),
+    );
     table.equal("sleep 31 processes left", sleeps.as_str(), "0");
-    table.check("n1 returns as BACKUP", n1.wait_log("FAULT -> BACKUP", ms(2000)), transitions(&n1).join(" | "));
-    table.finish(&format!("n1: {:?}\nn2: {:?}", transitions(&n1), transitions(&n2)));
+    table.check(
+        "n1 returns as BACKUP",
+        n1.wait_log("FAULT -> BACKUP", ms(2000)),
+        transitions(&n1).join(" | "),
+    );
+    table.finish(&format!(
+        "n1: {:?}\nn2: {:?}",
+        transitions(&n1),
+        transitions(&n2)
+    ));
 }
 
 /// Hooks run in transition order with the right arguments and environment; a hook that
 /// overruns its timeout is killed; a slow hook never delays a take-over.
 #[test]
 fn hooks_run_in_order_and_a_slow_hook_does_not_delay_take_over() {
-    let Some(lab) = Lab::new("track_hooks", &["n1", "n2"]) else { return };
+    let Some(lab) = Lab::new("track_hooks", &["n1", "n2"]) else {
+        return;
+    };
     let _s1 = Service::start(&lab, "n1");
     let mut s2 = Service::start(&lab, "n2");
     let dir = lab.dir().display().to_string();
@@ -435,29 +679,69 @@ fn hooks_run_in_order_and_a_slow_hook_does_not_delay_take_over() {
     // then n1 stops and hands over: BACKUP -> MASTER, all while the fault hook still runs.
     let fault_at = Instant::now();
     s2.stop();
-    assert!(n2.wait_log("BACKUP -> FAULT", ms(2000)), "{:?}", transitions(&n2));
+    assert!(
+        n2.wait_log("BACKUP -> FAULT", ms(2000)),
+        "{:?}",
+        transitions(&n2)
+    );
     let _s2 = Service::start(&lab, "n2");
-    assert!(n2.wait_log("FAULT -> BACKUP", ms(2000)), "{:?}", transitions(&n2));
+    assert!(
+        n2.wait_log("FAULT -> BACKUP", ms(2000)),
+        "{:?}",
+        transitions(&n2)
+    );
     std::thread::sleep(T.interval * 2);
     let stop_at = Instant::now();
     let stop_status = n1.stop();
     let took_over = lab.wait_until(ms(2000), ms(2), || lab.holders(VIP) == ["n2"]);
     let take_over = stop_at.elapsed();
-    let hook_lines_at_take_over = std::fs::read_to_string(&n2_file).unwrap_or_default().lines().count();
+    let hook_lines_at_take_over = std::fs::read_to_string(&n2_file)
+        .unwrap_or_default()
+        .lines()
+        .count();
     let reached = client.wait_answer_from("n2", stop_at, ms(2000));
-    let done = lab.wait_until(ms(5000), ms(20), || std::fs::read_to_string(&n2_file).unwrap_or_default().lines().count() >= 3);
+    let done = lab.wait_until(ms(5000), ms(20), || {
+        std::fs::read_to_string(&n2_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 3
+    });
     let first_line_after = fault_at.elapsed();
     client.stop();
     let lines = std::fs::read_to_string(&n2_file).unwrap_or_default();
     let n1_lines = std::fs::read_to_string(&n1_file).unwrap_or_default();
 
-    println!("MEASURED take-over with a hook still running: {} ms; n2 hooks:\n{lines}", take_over.as_millis());
+    println!(
+        "MEASURED take-over with a hook still running: {} ms; n2 hooks:\n{lines}",
+        take_over.as_millis()
+    );
     let mut table = Table::new("notify hooks");
-    table.check("n1 exits 0", stop_status.success(), format!("{stop_status}"));
-    table.check("n2 took over", took_over, format!("holders {:?}", lab.holders(VIP)));
-    table.below("stop -> address on n2 (fault hook still sleeping)", take_over, ms(500));
-    table.equal("n2 hook lines written at take-over (queue blocked by the sleeping hook)", hook_lines_at_take_over, 0);
-    table.check("client answered by n2", reached.is_some(), format!("{reached:?}"));
+    table.check(
+        "n1 exits 0",
+        stop_status.success(),
+        format!("{stop_status}"),
+    );
+    table.check(
+        "n2 took over",
+        took_over,
+        format!("holders {:?}", lab.holders(VIP)),
+    );
+    table.below(
+        "stop -> address on n2 (fault hook still sleeping)",
+        take_over,
+        ms(500),
+    );
+    table.equal(
+        "n2 hook lines written at take-over (queue blocked by the sleeping hook)",
+        hook_lines_at_take_over,
+        0,
+    );
+    table.check(
+        "client answered by n2",
+        reached.is_some(),
+        format!("{reached:?}"),
+    );
     table.check("all hooks ran", done, lines.clone());
     table.equal(
         "n2 hook lines (seq previous state vip $1)",
@@ -468,12 +752,26 @@ fn hooks_run_in_order_and_a_slow_hook_does_not_delay_take_over() {
             "3 BACKUP MASTER 192.0.2.234 MASTER".to_string(),
         ],
     );
-    table.check("the first line waited for the killed fault hook", first_line_after >= ms(2000), format!("{first_line_after:?}"));
+    table.check(
+        "the first line waited for the killed fault hook",
+        first_line_after >= ms(2000),
+        format!("{first_line_after:?}"),
+    );
     table.check(
         "n2 logged the fault hook's kill",
-        n2.log().contains("notify.fault (seq 1, FAULT) failed after") && n2.log().contains("timed out after 2000 ms, killed"),
+        n2.log()
+            .contains("notify.fault (seq 1, FAULT) failed after")
+            && n2.log().contains("timed out after 2000 ms, killed"),
         log_lines(&n2, "notify.").join(" | "),
     );
-    table.equal("n1 hook lines", n1_lines.lines().map(str::to_string).collect::<Vec<_>>(), vec!["1 BACKUP MASTER 192.0.2.234 MASTER".to_string()]);
-    table.finish(&format!("n1: {:?}\nn2: {:?}", transitions(&n1), transitions(&n2)));
+    table.equal(
+        "n1 hook lines",
+        n1_lines.lines().map(str::to_string).collect::<Vec<_>>(),
+        vec!["1 BACKUP MASTER 192.0.2.234 MASTER".to_string()],
+    );
+    table.finish(&format!(
+        "n1: {:?}\nn2: {:?}",
+        transitions(&n1),
+        transitions(&n2)
+    ));
 }

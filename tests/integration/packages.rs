@@ -22,14 +22,19 @@ fn manifest_dir() -> &'static Path {
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest_dir().join("target"), PathBuf::from)
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest_dir().join("target"), PathBuf::from)
 }
 
 /// Runs a command, panicking with its output unless it succeeds.
 fn run(program: &str, args: &[&str]) -> String {
     let out = output(program, args);
     let text = describe(&out);
-    assert!(out.status.success(), "{program} {} failed:\n{text}", args.join(" "));
+    assert!(
+        out.status.success(),
+        "{program} {} failed:\n{text}",
+        args.join(" ")
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -65,7 +70,10 @@ fn build_package(target: &str, dir: &str, ext: &str) -> PathBuf {
 
 fn assert_lists(listing: &str, paths: &[&str]) {
     for path in paths {
-        assert!(listing.lines().any(|l| l.trim() == *path), "{path} missing from:\n{listing}");
+        assert!(
+            listing.lines().any(|l| l.trim() == *path),
+            "{path} missing from:\n{listing}"
+        );
     }
 }
 
@@ -78,7 +86,10 @@ impl Installed {
             output("dpkg", &["-s", "floatip"]).status.code() != Some(0),
             "floatip is already installed; remove it first"
         );
-        assert!(!Path::new("/etc/floatip").exists(), "/etc/floatip exists; the test would overwrite or read it");
+        assert!(
+            !Path::new("/etc/floatip").exists(),
+            "/etc/floatip exists; the test would overwrite or read it"
+        );
         let guard = Installed;
         run("dpkg", &["-i", path.to_str().unwrap()]);
         guard
@@ -101,13 +112,22 @@ fn deb_installs_runs_and_purges() {
     }
     let deb = build_package("deb", "debian", "deb");
     let depends = run("dpkg-deb", &["-f", deb.to_str().unwrap(), "Depends"]);
-    assert!(depends.contains("net-tools") && depends.contains("iputils-ping"), "Depends: {depends}");
+    assert!(
+        depends.contains("net-tools") && depends.contains("iputils-ping"),
+        "Depends: {depends}"
+    );
 
     let installed = Installed::deb(&deb);
     let version = run("/usr/sbin/floatip", &["--version"]);
-    assert!(version.starts_with(&format!("floatip {}", env!("CARGO_PKG_VERSION"))), "{version}");
+    assert!(
+        version.starts_with(&format!("floatip {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
     let check = run("/usr/sbin/floatip", &["check"]);
-    assert!(check.contains("disabled"), "the shipped config must be disabled: {check}");
+    assert!(
+        check.contains("disabled"),
+        "the shipped config must be disabled: {check}"
+    );
 
     let files = run("dpkg", &["-L", "floatip"]);
     assert_lists(
@@ -124,16 +144,28 @@ fn deb_installs_runs_and_purges() {
         ],
     );
     let conffiles = run("dpkg-query", &["-W", "-f=${Conffiles}", "floatip"]);
-    assert!(conffiles.contains("/etc/floatip/gateway.yml"), "not a conffile: {conffiles}");
+    assert!(
+        conffiles.contains("/etc/floatip/gateway.yml"),
+        "not a conffile: {conffiles}"
+    );
     // Removal must stop the service while the binary exists, so ExecStopPost releases the address.
-    let prerm = std::fs::read_to_string("/var/lib/dpkg/info/floatip.prerm").expect("no prerm script");
-    assert!(prerm.contains("stop floatip.service"), "prerm does not stop the service:\n{prerm}");
+    let prerm =
+        std::fs::read_to_string("/var/lib/dpkg/info/floatip.prerm").expect("no prerm script");
+    assert!(
+        prerm.contains("stop floatip.service"),
+        "prerm does not stop the service:\n{prerm}"
+    );
     let unit = std::fs::read_to_string("/usr/lib/systemd/system/floatip.service").unwrap();
-    assert_eq!(unit, include_str!("../systemd/floatip.service"));
+    assert_eq!(unit, include_str!("../../systemd/floatip.service"));
 
     drop(installed);
-    assert!(output("dpkg", &["-s", "floatip"]).status.code() != Some(0), "still installed after purge");
-    assert!(!Path::new("/usr/sbin/floatip").exists() && !Path::new("/etc/floatip/gateway.yml").exists());
+    assert!(
+        output("dpkg", &["-s", "floatip"]).status.code() != Some(0),
+        "still installed after purge"
+    );
+    assert!(
+        !Path::new("/usr/sbin/floatip").exists() && !Path::new("/etc/floatip/gateway.yml").exists()
+    );
 }
 
 #[test]
@@ -155,6 +187,12 @@ fn rpm_lists_files_and_requirements() {
     );
     assert_lists(&run("rpm", &["-qcp", rpm]), &["/etc/floatip/gateway.yml"]);
     let requires = run("rpm", &["-qRp", rpm]);
-    assert!(requires.lines().any(|l| l.trim() == "net-tools"), "{requires}");
-    assert!(requires.lines().any(|l| l.trim() == "iputils"), "{requires}");
+    assert!(
+        requires.lines().any(|l| l.trim() == "net-tools"),
+        "{requires}"
+    );
+    assert!(
+        requires.lines().any(|l| l.trim() == "iputils"),
+        "{requires}"
+    );
 }

@@ -7,19 +7,13 @@
 //!
 //! Needs root (it creates network namespaces). Finds floatip in
 //! `$FLOATIP_BIN`, else `target/release/floatip` (built by `make demo`).
-#[path = "../tests/lab/mod.rs"]
-#[allow(dead_code)]
-mod lab;
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use lab::{Lab, Proc};
+use floatip_lab::floatip::{hold_alone, ms, start, VIP, WATCH_PORT};
+use floatip_lab::Lab;
 
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
-const PROBE_PORT: u16 = 9999;
 /// Fast heartbeat for the demo: interval 200 ms, timeout 600 ms (the
 /// defaults are 1000 ms and 10000 ms).
 const CONFIG: &str = "\
@@ -31,7 +25,7 @@ floating_ip:
   echo: {interval_in_ms: 200, timeout_in_ms: 600}
 ";
 
-fn main() -> ExitCode {
+pub fn run() -> ExitCode {
     if !nix::unistd::geteuid().is_root() {
         println!("make demo needs root (it creates network namespaces): sudo make demo");
         return ExitCode::FAILURE;
@@ -53,10 +47,7 @@ fn main() -> ExitCode {
 }
 
 fn floatip_binary() -> Result<String, String> {
-    if let Ok(b) = std::env::var("FLOATIP_BIN") {
-        return Ok(b);
-    }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/floatip");
+    let path = crate::floatip_bin();
     if path.is_file() {
         return Ok(path.to_string_lossy().into_owned());
     }
@@ -73,10 +64,12 @@ fn step(text: &str) {
 fn demo(bin: &str) -> Result<(), String> {
     let started = Instant::now();
     step("Building a LAN in network namespaces: hosts n1 (192.0.2.11) and n2 (192.0.2.12), a client (192.0.2.100), one switch");
-    let lab = Lab::new("demo", &["n1", "n2"]).ok_or("cannot create network namespaces (is `ip` installed?)")?;
+    let lab = Lab::new("demo", &["n1", "n2"])
+        .ok_or("cannot create network namespaces (is `ip` installed?)")?;
     let cfg = lab.write_file("gateway.yml", CONFIG);
-    let cfg = cfg.to_str().ok_or("temp path is not UTF-8")?.to_string();
-    println!("    gateway.yml on both hosts: `floating_ip: {{enabled: true}}` (zero config: the address");
+    println!(
+        "    gateway.yml on both hosts: `floating_ip: {{enabled: true}}` (zero config: the address"
+    );
     println!("    is x.y.z.234 of the subnet, the interface is found automatically), plus a fast heartbeat");
     println!("    for this demo: every 200 ms, a host is declared dead after 600 ms of silence");
 
@@ -87,17 +80,22 @@ fn demo(bin: &str) -> Result<(), String> {
     let holder = lab
         .wait_single_holder(VIP, Duration::from_secs(10))
         .ok_or("nobody took the floating IP within 10 s")?;
-    println!("    {holder} holds {VIP} (after {} ms); the other host is its backup", t0.elapsed().as_millis());
+    println!(
+        "    {holder} holds {VIP} (after {} ms); the other host is its backup",
+        t0.elapsed().as_millis()
+    );
 
     step("The client starts sending a UDP probe to 192.0.2.234 every 2 ms");
-    let watch = lab.watch(VIP, PROBE_PORT);
+    let watch = lab.watch(VIP, WATCH_PORT);
     if !watch.wait_answer_from(&holder, Duration::from_secs(3)) {
         return Err(format!("the client gets no answer from {holder}"));
     }
     println!("    answered by {holder}");
     std::thread::sleep(Duration::from_millis(500));
 
-    step(&format!("Planned stop: `systemctl stop floatip` on {holder} (SIGTERM)"));
+    step(&format!(
+        "Planned stop: `systemctl stop floatip` on {holder} (SIGTERM)"
+    ));
     let other = if holder == "n1" { "n2" } else { "n1" };
     watch.mark("stop");
     let stopped = if holder == "n1" { n1.take() } else { n2.take() };
@@ -115,7 +113,9 @@ fn demo(bin: &str) -> Result<(), String> {
         first.outage_after("stop").as_millis()
     );
 
-    step(&format!("Starting floatip on {holder} again: it joins as backup (no preemption by default)"));
+    step(&format!(
+        "Starting floatip on {holder} again: it joins as backup (no preemption by default)"
+    ));
     let restarted = start(&lab, bin, &holder, &cfg);
     if holder == "n1" {
         n1 = Some(restarted);
@@ -125,8 +125,10 @@ fn demo(bin: &str) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(1500));
     println!("    holders now: {:?}", lab.holders(VIP));
 
-    step(&format!("Unplanned failure: pulling {new}'s cable (its switch port goes down)"));
-    let watch = lab.watch(VIP, PROBE_PORT);
+    step(&format!(
+        "Unplanned failure: pulling {new}'s cable (its switch port goes down)"
+    ));
+    let watch = lab.watch(VIP, WATCH_PORT);
     if !watch.wait_answer_from(&new, Duration::from_secs(3)) {
         return Err(format!("the client gets no answer from {new}"));
     }
@@ -142,28 +144,24 @@ fn demo(bin: &str) -> Result<(), String> {
     println!(
         "    {new} lost its link and dropped the address; {after} took over 600 ms after the last heartbeat it heard:"
     );
-    println!("    the client waited {} ms", second.outage_after("cut").as_millis());
+    println!(
+        "    the client waited {} ms",
+        second.outage_after("cut").as_millis()
+    );
 
     step("Tearing down (stopping floatip, deleting the namespaces)");
     drop((n1, n2));
     drop(lab);
-    println!("\ndone in {:.1} s: planned stop {} ms, pulled cable {} ms of client-visible outage",
+    println!(
+        "\ndone in {:.1} s: planned stop {} ms, pulled cable {} ms of client-visible outage",
         started.elapsed().as_secs_f64(),
         first.outage_after("stop").as_millis(),
-        second.outage_after("cut").as_millis());
+        second.outage_after("cut").as_millis()
+    );
     Ok(())
-}
-
-fn start(lab: &Lab, bin: &str, node: &str, cfg: &str) -> Proc {
-    lab.spawn(node, &[bin, "run", "-c", cfg], &[])
 }
 
 /// Waits until `node` alone holds the VIP.
 fn wait_holder(lab: &Lab, node: &str) -> Result<String, String> {
-    let ok = lab.wait_until(Duration::from_secs(5), Duration::from_millis(2), || lab.holders(VIP) == [node]);
-    if ok {
-        Ok(node.to_string())
-    } else {
-        Err(format!("{node} did not take the floating IP; holders {:?}", lab.holders(VIP)))
-    }
+    hold_alone(lab, node, ms(0), Duration::from_secs(5)).map(|()| node.to_string())
 }

@@ -1,18 +1,14 @@
-//! floatip-specific helpers shared by the namespace integration tests
-//! (`tests/failover.rs`, `tests/one_holder.rs`): configuration files, starting
-//! daemons in lab nodes, reading their logs, and printing measured numbers.
-//!
-//! Use with `mod lab; mod support;` at the top of a test file.
-#![allow(dead_code)]
+//! What the integration tests and the bench know about floatip: configuration
+//! files, starting the daemon in lab nodes, reading its log, and printing
+//! measured numbers. The binary is always passed in (`bin`): the tests use the
+//! one cargo built for them, the bench the release build.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::lab::{Lab, Proc, Report};
+use crate::{Lab, Proc, Report};
 
-/// The daemon under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_floatip");
 /// The zero-config floating IP of the lab's 192.0.2.0/24: x.y.z.234.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
 /// The default heartbeat port.
@@ -32,9 +28,15 @@ pub struct Timing {
 
 impl Timing {
     /// What zero config gives: interval 1000 ms, timeout 10000 ms.
-    pub const DEFAULT: Timing = Timing { interval: ms(1000), timeout: ms(10_000) };
+    pub const DEFAULT: Timing = Timing {
+        interval: ms(1000),
+        timeout: ms(10_000),
+    };
     /// The fast setting: interval 100 ms, timeout 300 ms.
-    pub const FAST: Timing = Timing { interval: ms(100), timeout: ms(300) };
+    pub const FAST: Timing = Timing {
+        interval: ms(100),
+        timeout: ms(300),
+    };
 
     /// A node listens 1.5 intervals at start before it may take over; the
     /// ARP probe and `ifconfig` add a few ms, 200 ms covers them generously.
@@ -45,6 +47,14 @@ impl Timing {
     /// Allowed dual-holder time: one interval plus a CI margin.
     pub fn dual_bound(&self) -> Duration {
         self.interval + ms(100)
+    }
+
+    /// Allowed outage after a planned hand-over (SIGTERM, `release`,
+    /// preemption): well under the detection time, so a hand-over that fell
+    /// back to detection fails, and at least 500 ms for a loaded CI machine.
+    /// How fast it really is belongs to the bench.
+    pub fn handover_bound(&self) -> Duration {
+        (self.timeout / 2).max(ms(500))
     }
 
     /// Allowed outage after an unplanned failure: the timeout plus a CI margin.
@@ -87,8 +97,12 @@ pub fn write_config(lab: &Lab, node: &str, contents: &str) -> PathBuf {
 /// A group key for the lab, written as a root-owned 0600 key file; returns its path.
 pub fn write_key(lab: &Lab) -> String {
     use std::os::unix::fs::PermissionsExt;
-    let p = lab.write_file("key", "c2VjcmV0LWtleS1mb3ItdGhlLWhvc3RpbGUtdGVzdC0xMjM0NTY3OA==\n");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod the lab key");
+    let p = lab.write_file(
+        "key",
+        "c2VjcmV0LWtleS1mb3ItdGhlLWhvc3RpbGUtdGVzdC0xMjM0NTY3OA==\n",
+    );
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the lab key");
     path_str(&p).to_string()
 }
 
@@ -103,22 +117,43 @@ pub fn group_config(lab: &Lab, node: &str, key_file: Option<&str>, extra: &[&str
     write_config(lab, node, &timed_config(Timing::FAST, &lines))
 }
 
-/// Starts `floatip run -v -c <cfg>` in `node`.
-pub fn start(lab: &Lab, node: &str, cfg: &Path) -> Proc {
-    lab.spawn(node, &[BIN, "-v", "run", "-c", path_str(cfg)], &[])
+/// Starts `<bin> -v run -c <cfg>` in `node`.
+pub fn start(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> Proc {
+    lab.spawn(node, &[bin, "-v", "run", "-c", path_str(cfg)], &[])
 }
 
 /// Runs `floatip release -c <cfg>` in `node` (what systemd's ExecStopPost
 /// does after the daemon died); panics unless it exits 0.
-pub fn release(lab: &Lab, node: &str, cfg: &Path) -> String {
-    let out = lab.run(node, &[BIN, "release", "-c", path_str(cfg)]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+pub fn release(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> String {
+    let out = lab.run(node, &[bin, "release", "-c", path_str(cfg)]);
+    let text = crate::printed(&out);
+    assert!(
+        out.status.success(),
+        "floatip release in {node}: {}: {text}",
+        out.status
     );
-    assert!(out.status.success(), "floatip release in {node}: {}: {text}", out.status);
     text
+}
+
+/// An argv prefix that runs the rest with each `(source, target)` bind-mounted, in a
+/// private mount namespace (the host's files are untouched).
+pub fn masked<'a>(binds: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut argv = vec![
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+    ];
+    argv.push("while [ \"$1\" != -- ]; do mount --bind \"$1\" \"$2\" || exit 99; shift 2; done; shift; exec \"$@\"");
+    argv.push("sh");
+    for (source, target) in binds {
+        argv.extend([*source, *target]);
+    }
+    argv.push("--");
+    argv
 }
 
 pub fn path_str(p: &Path) -> &str {
@@ -141,7 +176,9 @@ pub fn transitions(p: &Proc) -> Vec<String> {
 /// The role a daemon last logged (its start counts as BACKUP).
 pub fn last_role(p: &Proc) -> &'static str {
     let t = transitions(p);
-    let Some(last) = t.last() else { return "BACKUP" };
+    let Some(last) = t.last() else {
+        return "BACKUP";
+    };
     let after = last.split(" -> ").nth(1).unwrap_or_default();
     ["BACKUP", "MASTER", "FAULT"]
         .into_iter()
@@ -151,33 +188,55 @@ pub fn last_role(p: &Proc) -> &'static str {
 
 /// Lines of a daemon's log containing `needle` (for the report).
 pub fn log_lines(p: &Proc, needle: &str) -> Vec<String> {
-    p.log().lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
+    p.log()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Waits until exactly `node` holds the VIP and nobody else does, and has
-/// done so for `stable`; panics after `timeout` with the holders seen.
-pub fn wait_stable_holder(lab: &Lab, node: &str, stable: Duration, timeout: Duration) {
+/// done so for `stable`; the error names the holders last seen.
+pub fn hold_alone(
+    lab: &Lab,
+    node: &str,
+    stable: Duration,
+    timeout: Duration,
+) -> Result<(), String> {
     let mut since: Option<Instant> = None;
     let mut last = Vec::new();
     let ok = lab.wait_until(timeout, ms(5), || {
         last = lab.holders(VIP);
         if last == [node] {
-            let s = *since.get_or_insert_with(Instant::now);
-            s.elapsed() >= stable
+            since.get_or_insert_with(Instant::now).elapsed() >= stable
         } else {
             since = None;
             false
         }
     });
-    assert!(ok, "{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}");
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{node} did not hold {VIP} alone for {stable:?} within {timeout:?}; holders now {last:?}"))
+    }
+}
+
+/// [`hold_alone`], panicking on failure (for tests).
+pub fn wait_stable_holder(lab: &Lab, node: &str, stable: Duration, timeout: Duration) {
+    if let Err(e) = hold_alone(lab, node, stable, timeout) {
+        panic!("{e}");
+    }
 }
 
 /// Waits for exactly one holder (any node) and returns it with the time taken.
 pub fn wait_one_holder(lab: &Lab, timeout: Duration) -> (String, Duration) {
     let t0 = Instant::now();
-    let holder = lab
-        .wait_single_holder(VIP, timeout)
-        .unwrap_or_else(|| panic!("no single holder of {VIP} within {timeout:?}; holders {:?}", lab.holders(VIP)));
+    let holder = lab.wait_single_holder(VIP, timeout).unwrap_or_else(|| {
+        panic!(
+            "no single holder of {VIP} within {timeout:?}; holders {:?}",
+            lab.holders(VIP)
+        )
+    });
     (holder, t0.elapsed())
 }
 
@@ -215,7 +274,13 @@ pub fn flips_after(r: &Report, label: &str) -> usize {
 
 /// Prints the one-line scenario summary operators and the report quote:
 /// `SCENARIO <name> outage=23ms dual=0ms flips=1` (then `extra`, if any).
-pub fn scenario_line(name: &str, outage: Duration, dual: Duration, flips: usize, extra: &str) -> String {
+pub fn scenario_line(
+    name: &str,
+    outage: Duration,
+    dual: Duration,
+    flips: usize,
+    extra: &str,
+) -> String {
     let mut line = format!(
         "SCENARIO {name} outage={}ms dual={}ms flips={flips}",
         outage.as_millis(),
@@ -256,25 +321,48 @@ fn cell(s: &str) -> String {
 
 impl Table {
     pub fn new(title: &str) -> Table {
-        Table { title: title.to_string(), rows: Vec::new() }
+        Table {
+            title: title.to_string(),
+            rows: Vec::new(),
+        }
     }
 
     /// Records `measured <= bound`.
     pub fn at_most(&mut self, what: &str, measured: Duration, bound: Duration) -> bool {
         let ok = measured <= bound;
-        self.row(what, format!("{} ms", measured.as_millis()), format!("<= {} ms", bound.as_millis()), ok)
+        self.row(
+            what,
+            format!("{} ms", measured.as_millis()),
+            format!("<= {} ms", bound.as_millis()),
+            ok,
+        )
     }
 
     /// Records `measured < bound`.
     pub fn below(&mut self, what: &str, measured: Duration, bound: Duration) -> bool {
         let ok = measured < bound;
-        self.row(what, format!("{} ms", measured.as_millis()), format!("< {} ms", bound.as_millis()), ok)
+        self.row(
+            what,
+            format!("{} ms", measured.as_millis()),
+            format!("< {} ms", bound.as_millis()),
+            ok,
+        )
     }
 
     /// Records an equality.
-    pub fn equal<T: std::fmt::Debug + PartialEq>(&mut self, what: &str, measured: T, expected: T) -> bool {
+    pub fn equal<T: std::fmt::Debug + PartialEq>(
+        &mut self,
+        what: &str,
+        measured: T,
+        expected: T,
+    ) -> bool {
         let ok = measured == expected;
-        self.row(what, format!("{measured:?}"), format!("== {expected:?}"), ok)
+        self.row(
+            what,
+            format!("{measured:?}"),
+            format!("== {expected:?}"),
+            ok,
+        )
     }
 
     /// Records a yes/no fact.
@@ -283,13 +371,30 @@ impl Table {
     }
 
     fn row(&mut self, what: &str, measured: String, bound: String, ok: bool) -> bool {
-        self.rows.push(Row { what: what.to_string(), measured, bound, ok });
+        self.rows.push(Row {
+            what: what.to_string(),
+            measured,
+            bound,
+            ok,
+        });
         ok
     }
 
     pub fn print(&self) {
-        let w = self.rows.iter().map(|r| r.what.len()).max().unwrap_or(0).max(5);
-        let m = self.rows.iter().map(|r| cell(&r.measured).chars().count()).max().unwrap_or(0).max(8);
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.what.len())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let m = self
+            .rows
+            .iter()
+            .map(|r| cell(&r.measured).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(8);
         let mut s = format!("----- {} -----\n", self.title);
         s += &format!("{:<w$}  {:<m$}  {:<12}  ok\n", "check", "measured", "bound");
         for r in &self.rows {
@@ -313,6 +418,10 @@ impl Table {
             .filter(|r| !r.ok)
             .map(|r| format!("{}: {} (want {})", r.what, r.measured, r.bound))
             .collect();
-        assert!(failed.is_empty(), "{}: failed checks: {failed:#?}\n{context}", self.title);
+        assert!(
+            failed.is_empty(),
+            "{}: failed checks: {failed:#?}\n{context}",
+            self.title
+        );
     }
 }

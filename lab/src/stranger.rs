@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::Lab;
+use crate::Lab;
 
 /// A datagram the stranger received: who sent it (as the IP header says) and its payload.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ impl Stranger {
 
     /// Holds slow connections in the background (see [`Hold`]).
     pub fn hold_connections(&self, h: Hold) -> JoinHandle<Held> {
-        super::netns::spawn_in_netns(&self.ns, "fip-stranger-hold", move || {
+        crate::netns::spawn_in_netns(&self.ns, "fip-stranger-hold", move || {
             let start = Instant::now();
             let slots = h.sources.len() * h.per_source;
             let mut open: Vec<Option<(TcpStream, usize)>> = (0..slots).map(|_| None).collect();
@@ -235,7 +235,7 @@ impl Stranger {
         let (on, own) = (Arc::new(AtomicBool::new(true)), self.own);
         let running = on.clone();
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let thread = super::netns::spawn_in_netns(&self.ns, "fip-stranger-capture", move || {
+        let thread = crate::netns::spawn_in_netns(&self.ns, "fip-stranger-capture", move || {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, None).expect("stranger: capture socket");
             s.set_reuse_address(true).expect("SO_REUSEADDR");
             s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())

@@ -1,0 +1,268 @@
+//! Starting floatip, keepalived and ucarp in lab nodes, and the partition
+//! that cuts their heartbeats.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use floatip_lab::floatip::{ECHO_PORT, VIP};
+use floatip_lab::{printed, Lab, Proc};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::model::{Daemon, Setting};
+
+/// Priorities: n1 is preferred.
+const PRIO_N1: u8 = 150;
+const PRIO_N2: u8 = 100;
+
+pub struct Tools {
+    pub floatip: PathBuf,
+    pub keepalived: Option<PathBuf>,
+    pub ucarp: Option<PathBuf>,
+    pub ip: PathBuf,
+    pub nft: PathBuf,
+}
+
+impl Tools {
+    pub fn has(&self, d: Daemon) -> bool {
+        match d {
+            Daemon::Floatip => self.floatip.is_file(),
+            Daemon::Keepalived => self.keepalived.is_some(),
+            Daemon::Ucarp => self.ucarp.is_some(),
+        }
+    }
+}
+
+pub fn priority(node: &str) -> u8 {
+    if node == "n1" {
+        PRIO_N1
+    } else {
+        PRIO_N2
+    }
+}
+
+pub fn floatip_config(s: Setting, node: &str, status_socket: &str) -> String {
+    format!(
+        "floating_ip:\n  enabled: true\n  priority: {}\n  status_socket: {status_socket}\n  echo:\n    interval_in_ms: {}\n    timeout_in_ms: {}\n",
+        priority(node),
+        s.interval().as_millis(),
+        s.detection().as_millis()
+    )
+}
+
+pub fn keepalived_config(s: Setting, node: &str) -> String {
+    let version = match s {
+        Setting::OneSec => "",
+        Setting::Fast => "    version 3\n",
+    };
+    format!(
+        "global_defs {{\n    router_id {node}\n}}\n\
+         vrrp_instance VIP {{\n\
+         \x20   state BACKUP\n\
+         \x20   nopreempt\n\
+         \x20   interface eth0\n\
+         \x20   virtual_router_id 51\n\
+         {version}\
+         \x20   priority {}\n\
+         \x20   advert_int {}\n\
+         \x20   virtual_ipaddress {{\n\
+         \x20       {VIP}/24 dev eth0\n\
+         \x20   }}\n\
+         }}\n",
+        priority(node),
+        s.keepalived_advert()
+    )
+}
+
+pub fn ucarp_args(node_ip: Ipv4Addr, node: &str, up: &str, down: &str) -> Vec<String> {
+    let skew = if node == "n1" { 0 } else { 100 };
+    [
+        "--interface=eth0".to_string(),
+        format!("--srcip={node_ip}"),
+        "--vhid=1".into(),
+        "--pass=fipbench".into(),
+        format!("--addr={VIP}"),
+        "--advbase=1".into(),
+        format!("--advskew={skew}"),
+        format!("--upscript={up}"),
+        format!("--downscript={down}"),
+        "--shutdown".into(),
+        "--facility=none".into(),
+    ]
+    .to_vec()
+}
+
+pub fn ucarp_scripts(ip: &Path) -> (String, String) {
+    let ip = ip.display();
+    (
+        format!("#!/bin/sh\n# ucarp up: $1 = interface, $2 = VIP\nexec {ip} addr add \"$2\"/24 dev \"$1\"\n"),
+        format!("#!/bin/sh\n# ucarp down: $1 = interface, $2 = VIP\n{ip} addr del \"$2\"/24 dev \"$1\" 2>/dev/null\nexit 0\n"),
+    )
+}
+
+/// Config files and commands of one setting, for the docs.
+pub fn configs_for_docs(s: Setting, tools: &Tools) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for node in ["n1", "n2"] {
+        m.insert(
+            format!("{}/floatip/{node}.yml", s.name()),
+            floatip_config(s, node, &format!("<lab dir>/{node}.sock")),
+        );
+        m.insert(
+            format!("{}/floatip/command", s.name()),
+            "floatip run -c <node>.yml".to_string(),
+        );
+        m.insert(
+            format!("{}/keepalived/{node}.conf", s.name()),
+            keepalived_config(s, node),
+        );
+        m.insert(
+            format!("{}/keepalived/command", s.name()),
+            "keepalived --dont-fork --log-console --no-syslog --vrrp -f <node>.conf -p <dir>/<node>.pid -r <dir>/<node>-vrrp.pid -c <dir>/<node>-check.pid".to_string(),
+        );
+        if s.supports(Daemon::Ucarp) {
+            let ip = if node == "n1" {
+                "192.0.2.11"
+            } else {
+                "192.0.2.12"
+            };
+            let args = ucarp_args(ip.parse().unwrap(), node, "<dir>/up.sh", "<dir>/down.sh");
+            m.insert(
+                format!("{}/ucarp/{node}.command", s.name()),
+                format!("ucarp {}", args.join(" ")),
+            );
+        }
+    }
+    if s.supports(Daemon::Ucarp) {
+        let (up, down) = ucarp_scripts(&tools.ip);
+        m.insert(format!("{}/ucarp/up.sh", s.name()), up);
+        m.insert(format!("{}/ucarp/down.sh", s.name()), down);
+    }
+    m
+}
+
+/// Starts `d` on `node` of `lab`; returns the process and (floatip) its config.
+pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Proc, PathBuf) {
+    let dir = lab.dir().to_path_buf();
+    let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    match d {
+        Daemon::Floatip => {
+            let cfg = lab.write_file(
+                &format!("{node}.yml"),
+                &floatip_config(s, node, &p(&format!("{node}.sock"))),
+            );
+            let bin = tools.floatip.to_string_lossy().into_owned();
+            // BENCH_FLOATIP_VERBOSE=1: debug logs (kept with FIP_LAB_KEEP=1).
+            let verbose = std::env::var("BENCH_FLOATIP_VERBOSE").as_deref() == Ok("1");
+            let cfg_s = cfg.to_string_lossy().into_owned();
+            let mut argv = vec![bin.as_str()];
+            if verbose {
+                argv.push("-v");
+            }
+            argv.extend(["run", "-c", cfg_s.as_str()]);
+            let proc = lab.spawn(node, &argv, &[]);
+            (proc, cfg)
+        }
+        Daemon::Keepalived => {
+            let cfg = lab.write_file(&format!("{node}.conf"), &keepalived_config(s, node));
+            let bin = tools
+                .keepalived
+                .as_ref()
+                .expect("keepalived")
+                .to_string_lossy()
+                .into_owned();
+            let argv = [
+                bin,
+                "--dont-fork".into(),
+                "--log-console".into(),
+                "--no-syslog".into(),
+                "--vrrp".into(),
+                "-f".into(),
+                cfg.to_string_lossy().into_owned(),
+                "-p".into(),
+                p(&format!("{node}.pid")),
+                "-r".into(),
+                p(&format!("{node}-vrrp.pid")),
+                "-c".into(),
+                p(&format!("{node}-check.pid")),
+            ];
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            (lab.spawn(node, &argv, &[]), cfg)
+        }
+        Daemon::Ucarp => {
+            let (up, down) = ucarp_scripts(&tools.ip);
+            let up_path = lab.write_file("up.sh", &up);
+            let down_path = lab.write_file("down.sh", &down);
+            for f in [&up_path, &down_path] {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod script");
+            }
+            let bin = tools
+                .ucarp
+                .as_ref()
+                .expect("ucarp")
+                .to_string_lossy()
+                .into_owned();
+            let mut argv = vec![bin];
+            argv.extend(ucarp_args(
+                lab.ip(node),
+                node,
+                &up_path.to_string_lossy(),
+                &down_path.to_string_lossy(),
+            ));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            (lab.spawn(node, &argv, &[]), up_path)
+        }
+    }
+}
+
+/// Blocks (or unblocks) the daemons' heartbeat traffic between n1 and n2
+/// in the switch: an nftables `bridge` table in the switch namespace drops
+/// it when it is forwarded from one node's port to the other's (the client's
+/// port is not affected, nor is anything else: ARP, ICMP and the client's
+/// probes pass). floatip's heartbeat is TCP/UDP port 61111, VRRP (keepalived)
+/// and CARP (ucarp) are IP protocol 112.
+///
+/// Why not the lab's [`Lab::partition`] (an input rule in each node)? ucarp
+/// receives its adverts with libpcap, which sees packets before the input
+/// hook (and before any ingress hook): a node-side rule does not partition
+/// ucarp at all. Dropping in the switch is a real partition for all three.
+pub fn partition(lab: &Lab, tools: &Tools, d: Daemon, on: bool) -> Result<(), String> {
+    let table = "fip_bench_partition";
+    let what = match d {
+        Daemon::Floatip => format!("meta l4proto {{ tcp, udp }} th dport {ECHO_PORT} drop\n    meta l4proto {{ tcp, udp }} th sport {ECHO_PORT} drop"),
+        Daemon::Keepalived | Daemon::Ucarp => "ip protocol 112 drop".to_string(),
+    };
+    let script = if on {
+        format!(
+            "table bridge {table} {{}}\ndelete table bridge {table}\n\
+             table bridge {table} {{\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n\
+             \x20   iifname {{ \"p-n1\", \"p-n2\" }} oifname {{ \"p-n1\", \"p-n2\" }} ether type ip jump heartbeat\n  }}\n\
+             \x20 chain heartbeat {{\n    {what}\n  }}\n}}\n"
+        )
+    } else {
+        format!("table bridge {table} {{}}\ndelete table bridge {table}\n")
+    };
+    let file = lab.write_file(
+        &format!("partition-{}.nft", if on { "on" } else { "off" }),
+        &script,
+    );
+    let out = lab.run(
+        "sw",
+        &[&tools.nft.to_string_lossy(), "-f", &file.to_string_lossy()],
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "nft in the switch: {}\nscript:\n{script}",
+            printed(&out)
+        ));
+    }
+    Ok(())
+}
+
+pub fn signal_group(p: &Proc, sig: Signal) {
+    // The process leads its own group and is not reaped while we hold it.
+    let _ = killpg(Pid::from_raw(p.pid() as i32), sig);
+}

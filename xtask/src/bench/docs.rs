@@ -1,0 +1,453 @@
+//! docs/benchmarks.md and docs/benchmarks.svg from the results.
+
+use std::fmt::Write as _;
+
+use super::model::{msf, stat, Cell, Daemon, Idle, Results, Scenario, Setting, Stat};
+
+/// The hand-written part of docs/benchmarks.md; `{{...}}` are filled in.
+const TEMPLATE: &str = include_str!("../../templates/benchmarks.md");
+/// Interpretation of the last full run, written by hand after reading it
+/// (update it when the numbers change).
+const FINDINGS: &str = include_str!("../../templates/findings.md");
+
+fn cell(r: &Results, d: Daemon, s: Setting, sc: Scenario) -> Option<&Cell> {
+    r.cells
+        .iter()
+        .find(|c| (c.daemon, c.setting, c.scenario) == (d, s, sc))
+}
+
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn med_max(st: &Stat) -> String {
+    format!("{} / {}", fmt_ms(st.median), fmt_ms(st.max))
+}
+
+fn outage_table(r: &Results, s: Setting) -> String {
+    let mut t = String::new();
+    let daemons: Vec<Daemon> = Daemon::ALL.into_iter().filter(|d| s.supports(*d)).collect();
+    let _ = write!(t, "| scenario |");
+    for d in &daemons {
+        let _ = write!(t, " {} outage ms (median / max) |", d.name());
+    }
+    let _ = writeln!(t, " floatip / keepalived (median) |");
+    let _ = write!(t, "| --- |");
+    for _ in &daemons {
+        let _ = write!(t, " ---: |");
+    }
+    let _ = writeln!(t, " ---: |");
+    for sc in Scenario::ALL {
+        let _ = write!(t, "| {} |", sc.title());
+        for &d in &daemons {
+            let v = match cell(r, d, s, sc) {
+                Some(c) => med_max(&c.outage_ms),
+                None if !sc.applies(d) => "n/a (no equivalent)".into(),
+                None => "not run".into(),
+            };
+            let _ = write!(t, " {v} |");
+        }
+        let ka = cell(
+            r,
+            Daemon::Keepalived,
+            s,
+            if sc == Scenario::SigkillRelease {
+                Scenario::Sigkill
+            } else {
+                sc
+            },
+        );
+        let ratio = match (cell(r, Daemon::Floatip, s, sc), ka) {
+            (Some(f), Some(k)) if k.outage_ms.median > 0.0 => {
+                let vs = if sc == Scenario::SigkillRelease {
+                    " (vs. plain SIGKILL)"
+                } else {
+                    ""
+                };
+                format!("{:.2}{vs}", f.outage_ms.median / k.outage_ms.median)
+            }
+            _ => "–".into(),
+        };
+        let _ = writeln!(t, " {ratio} |");
+    }
+    t
+}
+
+fn detail_table(r: &Results, s: Setting) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| scenario | daemon | outage while faulty ms | outage after restore ms | dual-holder ms, whole run | dual-holder ms after restore | flips (median / max) | holder at the end (runs) | client unanswered at the end (runs) | VIP left on the crashed node |");
+    let _ = writeln!(
+        t,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+    );
+    for sc in Scenario::ALL {
+        for d in Daemon::ALL {
+            let Some(c) = cell(r, d, s, sc) else { continue };
+            let restore = c.outage_restore_ms.as_ref().map_or("–".into(), med_max);
+            let faulty: Vec<f64> = r
+                .runs
+                .iter()
+                .filter(|x| (x.daemon, x.setting, x.scenario) == (d, s, sc))
+                .filter_map(|x| x.outage_fault_ms)
+                .collect();
+            let faulty = if faulty.is_empty() {
+                "–".into()
+            } else {
+                med_max(&stat(&faulty))
+            };
+            let dual_restore = c.dual_restore_ms.as_ref().map_or("–".into(), med_max);
+            let holders: Vec<String> = c
+                .final_holders
+                .iter()
+                .map(|(h, n)| format!("{h} ×{n}"))
+                .collect();
+            let left = if matches!(sc, Scenario::Sigkill | Scenario::SigkillRelease) {
+                format!("{} of {}", c.left_behind, c.outage_ms.n)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {faulty} | {restore} | {} | {dual_restore} | {} / {} | {} | {} | {left} |",
+                sc.title(),
+                d.name(),
+                med_max(&c.dual_ms),
+                c.flips_median,
+                c.flips_max,
+                holders.join(", "),
+                c.unanswered_at_end
+            );
+        }
+    }
+    t
+}
+
+fn idle_table(r: &Results) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| setting | daemon | node (role) | processes | RSS KiB | CPU ticks | CPU % (ticks) | CPU % (schedstat) |");
+    let _ = writeln!(t, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |");
+    for i in &r.idle {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} ({}) | {} | {} | {} | {:.3} | {} |",
+            i.setting.name(),
+            i.daemon.name(),
+            i.node,
+            i.role,
+            i.processes.join(", "),
+            i.rss_kib,
+            i.cpu_ticks,
+            i.cpu_percent,
+            i.cpu_percent_schedstat
+                .map_or("–".into(), |v| format!("{v:.4}"))
+        );
+    }
+    t
+}
+
+fn targets_table(r: &Results) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| target | measured (floatip, max over runs unless noted) | met |"
+    );
+    let _ = writeln!(t, "| --- | --- | --- |");
+    let mut row = |what: String, measured: String, ok: Option<bool>| {
+        let mark = match ok {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(t, "| {what} | {measured} | {mark} |");
+    };
+    for s in Setting::ALL {
+        let det = msf(s.detection());
+        if let Some(f) = cell(r, Daemon::Floatip, s, Scenario::LinkCut) {
+            let bound = det + 20.0;
+            let fo = r
+                .runs
+                .iter()
+                .filter(|x| {
+                    x.daemon == Daemon::Floatip && x.setting == s && x.scenario == Scenario::LinkCut
+                })
+                .filter_map(|x| x.outage_fault_ms)
+                .collect::<Vec<_>>();
+            let st = stat(&fo);
+            row(
+                format!(
+                    "link cut outage ≤ detection + 20 ms = {bound:.0} ms ({})",
+                    s.name()
+                ),
+                format!(
+                    "median {} / max {} ms (gap while the link is down)",
+                    fmt_ms(st.median),
+                    fmt_ms(st.max)
+                ),
+                Some(st.max <= bound),
+            );
+            if let Some(k) = cell(r, Daemon::Keepalived, s, Scenario::LinkCut) {
+                row(
+                    format!("link cut outage ≤ keepalived's ({})", s.name()),
+                    format!(
+                        "median {} vs {} ms",
+                        fmt_ms(f.outage_ms.median),
+                        fmt_ms(k.outage_ms.median)
+                    ),
+                    Some(f.outage_ms.median <= k.outage_ms.median),
+                );
+            }
+        }
+        if let Some(f) = cell(r, Daemon::Floatip, s, Scenario::SigkillRelease) {
+            row(
+                format!("SIGKILL + release outage ≤ 50 ms ({})", s.name()),
+                format!("{} ms", med_max(&f.outage_ms)),
+                Some(f.outage_ms.max <= 50.0),
+            );
+        }
+        if let Some(f) = cell(r, Daemon::Floatip, s, Scenario::Sigterm) {
+            row(
+                format!("SIGTERM outage ≤ 20 ms ({})", s.name()),
+                format!("{} ms", med_max(&f.outage_ms)),
+                Some(f.outage_ms.max <= 20.0),
+            );
+        }
+        // While a node is frozen or cut off by a partition it cannot give
+        // the address up, so for those the bound applies once the fault is
+        // undone; for the others to the whole run.
+        let bound = msf(s.interval());
+        let worst = r
+            .cells
+            .iter()
+            .filter(|c| c.daemon == Daemon::Floatip && c.setting == s)
+            .map(|c| {
+                (
+                    c.dual_restore_ms.as_ref().unwrap_or(&c.dual_ms).max,
+                    c.scenario,
+                )
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some((v, sc)) = worst {
+            row(
+                format!("dual-holder ≤ one interval = {bound:.0} ms ({}; freeze, partition, link cut: after the fault is undone)", s.name()),
+                format!("worst {} ms ({})", fmt_ms(v), sc.name()),
+                Some(v <= bound),
+            );
+        }
+    }
+    let idle: Vec<&Idle> = r
+        .idle
+        .iter()
+        .filter(|i| i.daemon == Daemon::Floatip && i.setting == Setting::OneSec)
+        .collect();
+    if !idle.is_empty() {
+        let rss = idle.iter().map(|i| i.rss_kib).max().unwrap_or(0);
+        row(
+            "idle RSS ≤ 4 MiB (1 s)".into(),
+            format!("{rss} KiB (largest of holder and backup)"),
+            Some(rss <= 4096),
+        );
+        let cpu = idle
+            .iter()
+            .map(|i| i.cpu_percent_schedstat.unwrap_or(i.cpu_percent))
+            .fold(0.0, f64::max);
+        row(
+            "idle CPU ≤ 0.05 % (1 s)".into(),
+            format!("{cpu:.4} % (schedstat, worse of holder and backup)"),
+            Some(cpu <= 0.05),
+        );
+    }
+    t
+}
+
+fn configs_section(r: &Results) -> String {
+    let mut t = String::new();
+    for (name, text) in &r.configs {
+        let lang = if name.ends_with(".yml") {
+            "yaml"
+        } else if name.ends_with(".sh") {
+            "sh"
+        } else {
+            "text"
+        };
+        let _ = writeln!(t, "`{name}`:\n\n```{lang}\n{}\n```\n", text.trim_end());
+    }
+    t
+}
+
+pub fn write_docs(r: &Results) {
+    let mut tables = String::new();
+    for s in Setting::ALL {
+        if !r.cells.iter().any(|c| c.setting == s) {
+            continue;
+        }
+        let _ = writeln!(tables, "### Client-visible outage — {}\n", s.title());
+        let _ = writeln!(tables, "{}", outage_table(r, s));
+        let _ = writeln!(
+            tables,
+            "### Dual holders, flips, final holder — {}\n",
+            s.title()
+        );
+        let _ = writeln!(tables, "{}", detail_table(r, s));
+    }
+    if !r.failures.is_empty() {
+        let _ = writeln!(tables, "### Runs that could not be measured\n");
+        for f in &r.failures {
+            let first = f.error.lines().next().unwrap_or("");
+            let _ = writeln!(
+                tables,
+                "- {} {} {} rep {}: {first}",
+                f.daemon.name(),
+                f.setting.name(),
+                f.scenario.name(),
+                f.rep
+            );
+        }
+        let _ = writeln!(tables);
+    }
+    let m = &r.machine;
+    let machine = format!(
+        "- CPU: {} × {} (nproc {})\n- kernel: {}\n- {}\n- {}\n- floatip: {}\n",
+        m.nproc, m.cpu_model, m.nproc, m.kernel, m.keepalived, m.ucarp, m.floatip
+    );
+    let run = format!(
+        "`{}` — {} repetitions per cell, {} runs, finished in {:.1} min{}.",
+        r.command,
+        r.reps,
+        r.runs.len(),
+        r.duration_s / 60.0,
+        if r.quick {
+            " (a smoke run: one repetition; not for quoting)"
+        } else {
+            ""
+        }
+    );
+    let text = TEMPLATE
+        .replace("{{RUN}}", &run)
+        .replace("{{MACHINE}}", &machine)
+        .replace("{{TARGETS}}", &targets_table(r))
+        .replace("{{FINDINGS}}", FINDINGS)
+        .replace("{{TABLES}}", &tables)
+        .replace("{{IDLE}}", &idle_table(r))
+        .replace(
+            "{{IDLE_WINDOW}}",
+            &format!("{:.0}", r.idle.first().map_or(0.0, |i| i.window_s)),
+        )
+        .replace("{{CONFIGS}}", &configs_section(r));
+    let docs = crate::workspace_root().join("docs");
+    std::fs::create_dir_all(&docs).expect("create docs/");
+    std::fs::write(docs.join("benchmarks.md"), text).expect("write docs/benchmarks.md");
+    std::fs::write(docs.join("benchmarks.svg"), svg(r)).expect("write docs/benchmarks.svg");
+    eprintln!("bench: wrote docs/benchmarks.md and docs/benchmarks.svg");
+}
+
+/// Bars of the median outage per scenario and daemon, one panel per setting.
+fn svg(r: &Results) -> String {
+    let settings: Vec<Setting> = Setting::ALL
+        .into_iter()
+        .filter(|s| r.cells.iter().any(|c| c.setting == *s))
+        .collect();
+    let (w, panel_h, top, left) = (900.0, 300.0, 40.0, 60.0);
+    let h = top + panel_h * settings.len() as f64 + 30.0;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">Client-visible outage after the fault, median of {} runs (ms; whisker = max)</text>"#,
+        r.reps
+    );
+    for (i, d) in Daemon::ALL.iter().enumerate() {
+        let x = w - 300.0 + i as f64 * 95.0;
+        let _ = writeln!(
+            o,
+            r#"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{}</text>"#,
+            d.color(),
+            x + 14.0,
+            d.name()
+        );
+    }
+    for (pi, &s) in settings.iter().enumerate() {
+        let y0 = top + pi as f64 * panel_h;
+        let base = y0 + panel_h - 50.0;
+        let plot_h = panel_h - 90.0;
+        let max = r
+            .cells
+            .iter()
+            .filter(|c| c.setting == s)
+            .map(|c| c.outage_ms.max)
+            .fold(1.0, f64::max);
+        let _ = writeln!(
+            o,
+            r#"<text x="{left}" y="{}" font-size="13" font-weight="bold">{}</text>"#,
+            y0 + 22.0,
+            s.title()
+        );
+        let _ = writeln!(
+            o,
+            r#"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="black"/>"#,
+            w - 20.0
+        );
+        for frac in [0.0, 0.5, 1.0] {
+            let y = base - plot_h * frac;
+            let _ = writeln!(
+                o,
+                r##"<text x="{}" y="{}" text-anchor="end" fill="#555">{:.0}</text><line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#ddd"/>"##,
+                left - 4.0,
+                y + 4.0,
+                max * frac,
+                w - 20.0
+            );
+        }
+        let group_w = (w - left - 20.0) / Scenario::ALL.len() as f64;
+        for (si, sc) in Scenario::ALL.iter().enumerate() {
+            let gx = left + si as f64 * group_w;
+            let bar_w = (group_w - 20.0) / 3.0;
+            for (di, d) in Daemon::ALL.iter().enumerate() {
+                let Some(c) = cell(r, *d, s, *sc) else {
+                    continue;
+                };
+                let x = gx + 10.0 + di as f64 * bar_w;
+                let bh = plot_h * c.outage_ms.median / max;
+                let mh = plot_h * c.outage_ms.max / max;
+                let _ = writeln!(
+                    o,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="{}"/>"#,
+                    base - bh,
+                    bar_w - 3.0,
+                    d.color()
+                );
+                let cx = x + (bar_w - 3.0) / 2.0;
+                let _ = writeln!(
+                    o,
+                    r#"<line x1="{cx:.1}" y1="{:.1}" x2="{cx:.1}" y2="{:.1}" stroke="black"/>"#,
+                    base - bh,
+                    base - mh
+                );
+                let _ = writeln!(
+                    o,
+                    r#"<text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
+                    base - mh - 3.0,
+                    fmt_ms(c.outage_ms.median)
+                );
+            }
+            let label = sc.name().replace('_', " ");
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{}" text-anchor="middle">{label}</text>"#,
+                gx + group_w / 2.0,
+                base + 16.0
+            );
+        }
+    }
+    let _ = writeln!(o, "</svg>");
+    o
+}

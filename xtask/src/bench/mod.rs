@@ -1,0 +1,289 @@
+//! `make bench` (`cargo run --release -p xtask -- bench`): floatip against keepalived (VRRP) and ucarp (CARP), side by
+//! side, in the namespace lab of the integration tests (the `floatip-lab` crate).
+//!
+//! For every daemon, setting (1 s adverts, fast) and fault scenario it starts
+//! the daemon on n1 (preferred) and n2, waits for n1 to hold the VIP alone,
+//! starts a [`floatip_lab::Watch`] (a UDP probe to the VIP every 2 ms from the client,
+//! holders sampled every 5 ms), injects the fault and records what the client
+//! saw. Then it measures each daemon's idle RSS and CPU, and writes
+//! `target/bench/results.json`, `docs/benchmarks.md` and
+//! `docs/benchmarks.svg`.
+//!
+//! Environment:
+//! - `BENCH_REPS` (default 5): repetitions per cell;
+//! - `BENCH_QUICK=1`: one repetition, a 10 s idle window (a smoke run);
+//! - `BENCH_IDLE_SECS` (default 60): the idle window;
+//! - `BENCH_ONLY=<daemon>[,<daemon>]`, `BENCH_SCENARIOS=<s>[,<s>]`,
+//!   `BENCH_SETTINGS=1s|fast`: run a subset (development);
+//! - `BENCH_RENDER_ONLY=1`: re-render the docs from `target/bench/results.json`;
+//! - `FLOATIP_BIN`: the floatip binary (default `target/release/floatip`).
+//!
+//! Needs root, `ip` (iproute2), `nft` (nftables), `keepalived`, `ucarp`.
+mod daemons;
+mod docs;
+mod idle;
+mod model;
+mod scenario;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use floatip_lab::{find_program, printed};
+
+use daemons::{configs_for_docs, Tools};
+use docs::write_docs;
+use idle::measure_idle;
+use model::{cells, Daemon, Failure, Machine, Results, Scenario, Setting};
+use scenario::run_once;
+
+/// How many times a run whose start-up was not clean is retried.
+const RUN_ATTEMPTS: usize = 3;
+
+pub fn run() -> ExitCode {
+    let results_path = crate::workspace_root().join("target/bench/results.json");
+    if std::env::var("BENCH_RENDER_ONLY").as_deref() == Ok("1") {
+        let text = std::fs::read_to_string(&results_path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", results_path.display()));
+        let results: Results = serde_json::from_str(&text).expect("parse results.json");
+        write_docs(&results);
+        return ExitCode::SUCCESS;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("bench: needs root (it creates network namespaces): sudo make bench");
+        return ExitCode::FAILURE;
+    }
+    let started = Instant::now();
+    let quick = std::env::var("BENCH_QUICK").as_deref() == Ok("1");
+    let reps = if quick {
+        1
+    } else {
+        env_usize("BENCH_REPS", 5).max(1)
+    };
+    let idle_window =
+        Duration::from_secs(env_usize("BENCH_IDLE_SECS", if quick { 10 } else { 60 }) as u64);
+    let tools = Tools {
+        floatip: crate::floatip_bin(),
+        keepalived: find_program("keepalived"),
+        ucarp: find_program("ucarp"),
+        ip: find_program("ip").expect("ip (iproute2) is needed"),
+        nft: find_program("nft").expect("nft (nftables) is needed"),
+    };
+    if !tools.floatip.is_file() {
+        eprintln!(
+            "bench: {} not found: run `cargo build --release` first or set FLOATIP_BIN",
+            tools.floatip.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    for d in Daemon::ALL {
+        if !tools.has(d) {
+            eprintln!(
+                "bench: {} not installed: its rows are skipped (apt-get install -y {})",
+                d.name(),
+                d.name()
+            );
+        }
+    }
+    let daemons: Vec<Daemon> = Daemon::ALL
+        .into_iter()
+        .filter(|d| tools.has(*d) && selected("BENCH_ONLY", d.name()))
+        .collect();
+    let scenarios: Vec<Scenario> = Scenario::ALL
+        .into_iter()
+        .filter(|s| selected("BENCH_SCENARIOS", s.name()))
+        .collect();
+    let settings: Vec<Setting> = Setting::ALL
+        .into_iter()
+        .filter(|s| selected("BENCH_SETTINGS", s.name()))
+        .collect();
+
+    let mut plan = Vec::new();
+    for &s in &settings {
+        for &sc in &scenarios {
+            for &d in &daemons {
+                if s.supports(d) && sc.applies(d) {
+                    plan.push((d, s, sc));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "bench: {} cells × {reps} reps ({} runs), then a {}s idle window{}",
+        plan.len(),
+        plan.len() * reps,
+        idle_window.as_secs(),
+        if quick {
+            " (BENCH_QUICK=1: a smoke run)"
+        } else {
+            ""
+        }
+    );
+    let mut runs = Vec::new();
+    let mut failures = Vec::new();
+    let total = plan.len() * reps;
+    let mut i = 0;
+    // Repetitions are the outer loop so that a slow drift of the machine
+    // spreads over all cells alike.
+    for rep in 1..=reps {
+        for &(d, s, sc) in &plan {
+            i += 1;
+            let t = Instant::now();
+            let mut last_err = String::new();
+            let mut done = false;
+            for attempt in 1..=RUN_ATTEMPTS {
+                match run_once(&tools, d, s, sc, rep) {
+                    Ok(mut r) => {
+                        r.attempts = attempt;
+                        eprintln!(
+                            "[{i:>3}/{total}] {:<10} {:<4} {:<15} rep {rep}: outage {:>8.1} ms  dual {:>7.1} ms  flips {}  final {:?}{}  ({:.1}s)",
+                            d.name(),
+                            s.name(),
+                            sc.name(),
+                            r.outage_ms,
+                            r.dual_ms,
+                            r.flips,
+                            r.final_holders,
+                            r.outage_restore_ms.map_or(String::new(), |o| format!("  after restore {o:.1} ms")),
+                            t.elapsed().as_secs_f64()
+                        );
+                        runs.push(r);
+                        done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "[{i:>3}/{total}] {} {} {} rep {rep} attempt {attempt}: {e}",
+                            d.name(),
+                            s.name(),
+                            sc.name()
+                        );
+                        last_err = e;
+                    }
+                }
+            }
+            if !done {
+                failures.push(Failure {
+                    daemon: d,
+                    setting: s,
+                    scenario: sc,
+                    rep,
+                    error: last_err,
+                });
+            }
+        }
+    }
+    eprintln!(
+        "bench: idle window {}s for every daemon and setting at once",
+        idle_window.as_secs()
+    );
+    let (idle, problems) = measure_idle(&tools, &daemons, &settings, idle_window);
+    for p in &problems {
+        eprintln!("bench: {p}");
+    }
+    let mut configs = BTreeMap::new();
+    for &s in &settings {
+        configs.extend(configs_for_docs(s, &tools));
+    }
+    let results = Results {
+        command: if quick {
+            "BENCH_QUICK=1 make bench".into()
+        } else if reps == 5 {
+            "make bench".into()
+        } else {
+            format!("BENCH_REPS={reps} make bench")
+        },
+        reps,
+        quick,
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .saturating_sub(started.elapsed().as_secs()),
+        duration_s: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        machine: machine(&tools),
+        configs,
+        cells: cells(&runs, &failures),
+        runs,
+        failures,
+        idle,
+    };
+    std::fs::create_dir_all(results_path.parent().unwrap()).expect("create target/bench");
+    std::fs::write(
+        &results_path,
+        serde_json::to_string_pretty(&results).expect("serialize"),
+    )
+    .expect("write results.json");
+    eprintln!("bench: wrote {}", results_path.display());
+    write_docs(&results);
+    eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(key: &str) -> Option<Vec<String>> {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+}
+
+/// True when the comma list in env `key` is unset or names `name`.
+fn selected(key: &str, name: &str) -> bool {
+    env_list(key).map_or(true, |o| o.iter().any(|x| x == name))
+}
+
+fn first_line_of(cmd: &Path, args: &[&str]) -> String {
+    std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| printed(&o).lines().next().unwrap_or("").to_string())
+        .unwrap_or_else(|e| format!("({e})"))
+}
+
+fn machine(tools: &Tools) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Machine {
+        nproc: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        kernel,
+        cpu_model,
+        keepalived: tools
+            .keepalived
+            .as_ref()
+            .map_or("missing".into(), |k| first_line_of(k, &["--version"])),
+        ucarp: tools.ucarp.as_ref().map_or("missing".into(), |u| {
+            // `ucarp --help` starts with "ucarp 1.5.2 - <date>".
+            std::process::Command::new(u)
+                .arg("--help")
+                .output()
+                .map(|o| {
+                    printed(&o)
+                        .lines()
+                        .find(|l| l.starts_with("ucarp"))
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .unwrap_or_default()
+        }),
+        floatip: first_line_of(&tools.floatip, &["--version"]),
+    }
+}
