@@ -40,8 +40,10 @@ test: deps
 unit:
 	$(CARGO) test --lib
 
+# What CI checks before the tests: clippy on every crate and target, and rustfmt.
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
 
 clean:
 	$(CARGO) clean

@@ -1,39 +1,26 @@
-//! Start-up checks of the environment: root, the `ifconfig` and `ping` commands, the
-//! interface being up. Each failure is one line that says what to do.
-
-use std::path::{Path, PathBuf};
+//! Start-up checks of the environment: root, the system programs (`ifconfig`, `ip`,
+//! `ping`, found only in the system directories), the interface being up. Each failure is
+//! one line that says what to do.
 
 use crate::config::Config;
-use crate::net::Interface;
+use crate::net::{Interface, MissingTool, Os, Tool};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
     #[error("floatip must run as root (it adds and removes addresses); try: sudo floatip ...")]
     NotRoot,
-    #[error("`{command}` not found in PATH; install the {package} package")]
-    MissingCommand { command: &'static str, package: &'static str },
+    #[error(transparent)]
+    MissingCommand(#[from] MissingTool),
     #[error("interface {0} is down; bring it up (ifconfig {0} up) or set floating_ip.interface")]
     InterfaceDown(String),
     #[error("interface {name} not found; available: {available}")]
     NoInterface { name: String, available: String },
 }
 
-/// The commands floatip runs, with the Debian/RPM package that provides each.
-pub const REQUIRED_COMMANDS: &[(&str, &str)] = &[("ifconfig", "net-tools"), ("ping", "iputils-ping")];
-
-/// Finds `command` in `path` (a PATH-style list), as the shell would.
-pub fn find_in_path(command: &str, path: &str) -> Option<PathBuf> {
-    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(command)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
-}
-
-pub fn check_commands(path: &str) -> Result<(), EnvError> {
-    for (command, package) in REQUIRED_COMMANDS {
-        if find_in_path(command, path).is_none() {
-            return Err(EnvError::MissingCommand { command, package });
-        }
+/// Every program `os` needs is in `dirs`.
+pub fn check_commands(os: Os, dirs: &[&str]) -> Result<(), EnvError> {
+    for tool in Tool::required(os) {
+        tool.locate_in(dirs)?;
     }
     Ok(())
 }
@@ -56,7 +43,7 @@ pub fn check_interface(config: &Config, interfaces: &[Interface]) -> Result<(), 
 /// All checks against the real process environment.
 pub fn check_all(config: &Config, interfaces: &[Interface]) -> Result<(), EnvError> {
     check_root(nix::unistd::geteuid().is_root())?;
-    check_commands(&std::env::var("PATH").unwrap_or_default())?;
+    check_commands(Os::current(), crate::net::tools::SYSTEM_DIRS)?;
     check_interface(config, interfaces)
 }
 
@@ -66,21 +53,24 @@ mod tests {
 
     #[test]
     fn missing_commands_name_the_package() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("floatip-env-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.display().to_string();
-        assert_eq!(
-            check_commands(&path).unwrap_err().to_string(),
-            "`ifconfig` not found in PATH; install the net-tools package"
-        );
-        let ifconfig = dir.join("ifconfig");
-        std::fs::write(&ifconfig, "#!/bin/sh\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ifconfig, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(
-            check_commands(&path).unwrap_err(),
-            EnvError::MissingCommand { command: "ping", package: "iputils-ping" }
-        );
+        let dirs = [dir.to_str().unwrap()];
+        let install = |tool: &str| {
+            std::fs::write(dir.join(tool), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(dir.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        let missing = |os| check_commands(os, &dirs).unwrap_err().to_string();
+        assert_eq!(missing(Os::Linux), format!("`ifconfig` not found in {}; install the net-tools package", dirs[0]));
+        install("ifconfig");
+        assert!(missing(Os::Linux).starts_with("`ip` not found"), "ip is checked at start on Linux");
+        assert!(missing(Os::Linux).ends_with("install the iproute2 package"));
+        assert!(missing(Os::MacOs).starts_with("`ping` not found"), "macOS needs no ip");
+        install("ip");
+        assert!(missing(Os::Linux).ends_with("install the iputils-ping package"));
+        install("ping");
+        assert!(check_commands(Os::Linux, &dirs).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,24 +1,32 @@
-//! Runs a configured program (an `exec` check or a notify hook): no shell, its own
-//! process group, output captured, and the whole group killed if it overruns its timeout.
+//! The one way floatip runs a program — an `exec` check, a notify hook, or `ifconfig`,
+//! `ip` and `ping`: no shell, its own process group, output captured, always a timeout.
 //!
-//! Only the calling thread reaps the child, so a PID is signalled only while it is still
-//! ours (running or a zombie), never after it could have been reused.
+//! When the program ends (or overruns), its whole process group is killed: a check or hook
+//! leaves nothing running behind it. Output is read on the calling thread with `poll`, so
+//! a background child that keeps the pipes open costs no thread, and the pipes are closed
+//! when the run returns. Only the calling thread reaps the child, and on Linux the group is
+//! killed before the child is reaped, so a group ID is signalled only while it is ours.
 
 use std::fmt;
+use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 /// Output kept per stream; the rest is read and dropped.
 const OUTPUT_CAP: usize = 4096;
-/// How long to wait for output after the program ended (a background child may keep the pipe).
-const OUTPUT_GRACE: Duration = Duration::from_millis(100);
+/// After the program ended, how long output from its background children is still read
+/// before the group is killed and the pipes closed.
+const OUTPUT_GRACE: Duration = Duration::from_millis(20);
+/// Longest pause between two looks at the child.
+const MAX_PAUSE: Duration = Duration::from_millis(5);
 
 /// Process groups of the programs running now, for [`kill_all`] at exit.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -75,8 +83,9 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
-/// Runs `argv` (argv[0] an absolute path) with extra environment `env`, killing its process
-/// group after `timeout`.
+/// Runs `argv` (argv[0] an absolute path) with extra environment `env`. The run ends when
+/// the program has exited and its output is closed (or [`OUTPUT_GRACE`] later), or at
+/// `timeout`; either way its process group is killed then.
 pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
     let started = Instant::now();
     let Some((program, args)) = argv.split_first() else {
@@ -102,88 +111,140 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
         Ok(c) => c,
         Err(e) => return Ran { exit: Exit::NotStarted(format!("{program}: {e}")), output: String::new(), took: started.elapsed() },
     };
-    let stdout = reader(child.stdout.take());
-    let stderr = reader(child.stderr.take());
-    let exit = wait(&mut child, started + timeout, timeout);
-    let ended = Instant::now();
-    let mut output = String::new();
-    for (kept, done) in [stdout, stderr] {
-        let left = (ended + OUTPUT_GRACE).saturating_duration_since(Instant::now());
-        let _ = done.recv_timeout(left);
-        let bytes = kept.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let text = String::from_utf8_lossy(&bytes);
-        let text = text.trim();
-        if !text.is_empty() {
-            if !output.is_empty() {
-                output.push('\n');
-            }
-            output.push_str(text);
-        }
-    }
-    Ran { exit, output, took: ended - started }
-}
-
-/// Polls the child until it exits or `deadline` passes (then kills its group and reaps it).
-fn wait(child: &mut Child, deadline: Instant, timeout: Duration) -> Exit {
-    let pid = child.id();
+    let mut output = Output::new([child.stdout.take().map(OwnedFd::from), child.stderr.take().map(OwnedFd::from)]);
+    let deadline = started + timeout;
+    let mut exited_at: Option<Instant> = None;
     let mut pause = Duration::from_millis(1);
-    loop {
-        {
-            // Reap and forget under the lock, so kill_all never signals a reaped PID.
-            let mut running = lock_running();
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    running.retain(|p| *p != pid);
-                    return match (status.code(), status.signal()) {
-                        (Some(c), _) => Exit::Code(c),
-                        (None, Some(s)) => Exit::Signal(s),
-                        (None, None) => Exit::Code(-1),
-                    };
-                }
-                Ok(None) => {}
+    let timed_out = loop {
+        let now = Instant::now();
+        if exited_at.is_none() {
+            match has_exited(&mut child) {
+                Ok(true) => exited_at = Some(now),
+                Ok(false) => {}
                 Err(e) => {
-                    running.retain(|p| *p != pid);
-                    return Exit::NotStarted(format!("cannot wait for it: {e}"));
+                    let _ = end_group(&mut child);
+                    return Ran { exit: Exit::NotStarted(format!("cannot wait for it: {e}")), output: output.text(), took: started.elapsed() };
                 }
             }
-            let now = Instant::now();
-            if now >= deadline {
-                // Not reaped yet: the group is still ours.
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                let _ = child.wait();
-                running.retain(|p| *p != pid);
-                return Exit::TimedOut(timeout);
-            }
-            pause = pause.min(deadline - now);
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
+        let limit = match exited_at {
+            Some(at) if output.closed() || now >= at + OUTPUT_GRACE => break false,
+            Some(at) => at + OUTPUT_GRACE,
+            None if now >= deadline => break true,
+            None => deadline,
+        };
+        output.read_for(pause.min(limit - now));
+        pause = (pause * 2).min(MAX_PAUSE);
+    };
+    let status = end_group(&mut child);
+    let ended = Instant::now();
+    let exit = match status {
+        _ if timed_out => Exit::TimedOut(timeout),
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(c), _) => Exit::Code(c),
+            (None, Some(s)) => Exit::Signal(s),
+            (None, None) => Exit::Code(-1),
+        },
+        Err(e) => Exit::NotStarted(format!("cannot wait for it: {e}")),
+    };
+    Ran { exit, output: output.text(), took: ended - started }
+}
+
+/// True once the child has exited. Linux: without reaping it, so its PID (the group's ID)
+/// stays ours until [`end_group`].
+#[cfg(target_os = "linux")]
+fn has_exited(child: &mut Child) -> std::io::Result<bool> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    match waitid(Id::Pid(Pid::from_raw(child.id() as i32)), flags) {
+        Ok(WaitStatus::StillAlive) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Reads a pipe to its end on a thread, keeping the first [`OUTPUT_CAP`] bytes; the
-/// receiver hears when the pipe is closed, the buffer has what was read so far.
-fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>) {
-    let kept = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = pipe {
-        let buffer = kept.clone();
-        let _ = std::thread::Builder::new().name("fip-exec-out".into()).spawn(move || {
-            let mut buf = [0u8; 1024];
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let mut kept = buffer.lock().unwrap_or_else(|e| e.into_inner());
-                        let room = OUTPUT_CAP.saturating_sub(kept.len());
-                        kept.extend_from_slice(&buf[..n.min(room)]);
-                    }
-                }
-            }
-            let _ = tx.send(());
-        });
+/// True once the child has exited (reaped here: macOS has no dependable `waitid`; the
+/// group's ID could be reused before [`end_group`] only after a PID wrap-around).
+#[cfg(not(target_os = "linux"))]
+fn has_exited(child: &mut Child) -> std::io::Result<bool> {
+    Ok(child.try_wait()?.is_some())
+}
+
+/// Kills the child's whole process group, then reaps the child (under the lock, so
+/// [`kill_all`] never signals a reaped group).
+fn end_group(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    let pid = child.id();
+    let mut running = lock_running();
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    let status = child.wait();
+    running.retain(|p| *p != pid);
+    status
+}
+
+/// The child's stdout and stderr, read as they become ready, each kept up to [`OUTPUT_CAP`].
+struct Output {
+    pipes: Vec<Pipe>,
+}
+
+struct Pipe {
+    file: File,
+    kept: Vec<u8>,
+    open: bool,
+}
+
+impl Output {
+    fn new(fds: [Option<OwnedFd>; 2]) -> Output {
+        let pipes = fds.into_iter().flatten().map(|fd| Pipe { file: File::from(fd), kept: Vec::new(), open: true }).collect();
+        Output { pipes }
     }
-    (kept, rx)
+
+    fn closed(&self) -> bool {
+        self.pipes.iter().all(|p| !p.open)
+    }
+
+    /// Waits up to `limit` for output, reading what is ready; sleeps when all pipes are closed.
+    fn read_for(&mut self, limit: Duration) {
+        let open: Vec<usize> = (0..self.pipes.len()).filter(|&i| self.pipes[i].open).collect();
+        if open.is_empty() {
+            std::thread::sleep(limit);
+            return;
+        }
+        let ms = u16::try_from(limit.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = open.iter().map(|&i| PollFd::new(self.pipes[i].file.as_fd(), PollFlags::POLLIN)).collect();
+            if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+                return; // EINTR: the caller looks again
+            }
+            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+        };
+        for (i, ready) in open.into_iter().zip(ready) {
+            if ready {
+                self.pipes[i].read_ready();
+            }
+        }
+    }
+
+    /// stdout then stderr, each trimmed, joined by a newline.
+    fn text(&self) -> String {
+        let parts: Vec<String> = self.pipes.iter().map(|p| String::from_utf8_lossy(&p.kept).trim().to_string()).collect();
+        parts.into_iter().filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Pipe {
+    /// One read of a pipe `poll` reported ready (so it does not block).
+    fn read_ready(&mut self) {
+        let mut buf = [0u8; 4096];
+        match self.file.read(&mut buf) {
+            Ok(0) => self.open = false,
+            Ok(n) => {
+                let room = OUTPUT_CAP.saturating_sub(self.kept.len());
+                self.kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => self.open = false,
+        }
+    }
 }
 
 fn lock_running() -> std::sync::MutexGuard<'static, Vec<u32>> {
@@ -252,5 +313,20 @@ mod tests {
         assert!(ran.success());
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
         assert_eq!(ran.output, "hi", "output read before the pipe closed is kept");
+    }
+
+    #[test]
+    fn a_clean_exit_kills_the_group_too() {
+        let dir = std::env::temp_dir().join(format!("fip-exec-clean-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let marker = dir.join("late");
+        // The background child does not hold the pipes: the run ends at once, then its group dies.
+        let script = format!("(sleep 0.3; touch {}) >/dev/null 2>&1 & exit 0", marker.display());
+        let ran = run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_secs(5));
+        assert!(ran.success(), "{:?}", ran.exit);
+        assert!(ran.took < Duration::from_millis(300), "{:?}", ran.took);
+        std::thread::sleep(Duration::from_millis(600));
+        assert!(!marker.exists(), "a background child outlived the run");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,20 +7,21 @@
 //! then `any` with the new state and the reason appended as arguments. Every hook gets
 //! `FLOATIP_STATE`, `FLOATIP_PREVIOUS`, `FLOATIP_REASON`, `FLOATIP_VIP`, `FLOATIP_NODE`,
 //! `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each).
+//!
+//! Coalescing: while hooks run, at most one transition per new state waits — a newer
+//! change to the same state replaces the waiting one (and moves to the back). So a
+//! flapping node queues at most three jobs, the last job run is always the current
+//! state, and a gap in `FLOATIP_SEQ` shows that transitions were skipped.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use log::{info, warn};
 
 use crate::config::Notify;
 use crate::state::Role;
-
-/// Jobs waiting beyond this are worth a warning: the hooks are slower than the transitions.
-const BACKLOG_WARNING: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -39,35 +40,46 @@ struct Context {
     interface: String,
 }
 
+/// Jobs waiting for the worker, shared with it.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Waiting>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    /// The notifier is gone: the worker exits once the queue is empty.
+    closed: bool,
+}
+
 pub struct Notifier {
-    queue: Option<Sender<Job>>,
+    queue: Option<Arc<Queue>>,
     seq: u64,
-    waiting: Arc<AtomicUsize>,
 }
 
 impl Notifier {
     /// Starts the worker thread, unless no hook is configured.
     pub fn start(hooks: &Notify, vip: Ipv4Addr, node: Ipv4Addr, interface: &str) -> Notifier {
-        let waiting = Arc::new(AtomicUsize::new(0));
         if hooks.is_empty() {
-            return Notifier { queue: None, seq: 0, waiting };
+            return Notifier { queue: None, seq: 0 };
         }
         let ctx = Context { hooks: hooks.clone(), vip, node, interface: interface.to_string() };
-        let (tx, rx) = mpsc::channel::<Job>();
-        let count = waiting.clone();
+        let queue = Arc::new(Queue::default());
+        let shared = queue.clone();
         let started = std::thread::Builder::new().name("fip-notify".into()).spawn(move || {
-            for job in rx {
-                count.fetch_sub(1, Ordering::Relaxed);
+            while let Some(job) = shared.next() {
                 for (what, argv) in hooks_for(&ctx.hooks, &job) {
                     run_hook(&ctx, &job, what, &argv);
                 }
             }
         });
         match started {
-            Ok(_) => Notifier { queue: Some(tx), seq: 0, waiting },
+            Ok(_) => Notifier { queue: Some(queue), seq: 0 },
             Err(e) => {
                 warn!("cannot start the notify thread: {e}; hooks will not run");
-                Notifier { queue: None, seq: 0, waiting }
+                Notifier { queue: None, seq: 0 }
             }
         }
     }
@@ -76,14 +88,45 @@ impl Notifier {
     pub fn transition(&mut self, from: Role, to: Role, reason: &str) {
         let Some(queue) = &self.queue else { return };
         self.seq += 1;
-        let backlog = self.waiting.fetch_add(1, Ordering::Relaxed);
-        if backlog >= BACKLOG_WARNING {
-            warn!("notify: {backlog} transitions wait for their hooks; the hooks are slower than the state changes");
+        let job = Job { seq: self.seq, from, to, reason: reason.to_string() };
+        let mut waiting = queue.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = coalesce(&mut waiting.jobs, job) {
+            info!("notify: hooks of seq {} ({}) skipped: superseded by seq {} ({to}) before they ran", old.seq, old.to, self.seq);
         }
-        if queue.send(Job { seq: self.seq, from, to, reason: reason.to_string() }).is_err() {
-            warn!("notify: the hook thread is gone; hooks for {from} -> {to} not run");
+        queue.wake.notify_one();
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        if let Some(queue) = &self.queue {
+            queue.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+            queue.wake.notify_one();
         }
     }
+}
+
+impl Queue {
+    /// The next job, waiting for one; `None` once the notifier is gone and nothing waits.
+    fn next(&self) -> Option<Job> {
+        let mut waiting = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(job) = waiting.jobs.pop_front() {
+                return Some(job);
+            }
+            if waiting.closed {
+                return None;
+            }
+            waiting = self.wake.wait(waiting).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Adds `job` to the waiting jobs, replacing a waiting job to the same state (returned).
+pub fn coalesce(jobs: &mut VecDeque<Job>, job: Job) -> Option<Job> {
+    let replaced = jobs.iter().position(|j| j.to == job.to).and_then(|i| jobs.remove(i));
+    jobs.push_back(job);
+    replaced
 }
 
 /// The hooks of `job`, in the order they run, with their full argv.
@@ -202,5 +245,49 @@ mod tests {
         assert!(n.queue.is_none());
         n.transition(Role::Backup, Role::Master, "x");
         assert_eq!(n.seq, 0);
+    }
+
+    #[test]
+    fn waiting_jobs_keep_the_latest_per_state_in_order() {
+        let mut jobs = VecDeque::new();
+        let roles = [Role::Master, Role::Backup, Role::Master, Role::Fault, Role::Backup, Role::Master];
+        let mut replaced = Vec::new();
+        for (i, to) in roles.into_iter().enumerate() {
+            replaced.extend(coalesce(&mut jobs, job(i as u64 + 1, to)).map(|j| j.seq));
+        }
+        assert_eq!(replaced, [1, 2, 3]);
+        let left: Vec<(u64, Role)> = jobs.iter().map(|j| (j.seq, j.to)).collect();
+        assert_eq!(left, [(4, Role::Fault), (5, Role::Backup), (6, Role::Master)], "the last one is the current state");
+        for seq in 7..1000 {
+            coalesce(&mut jobs, job(seq, [Role::Master, Role::Backup][seq as usize % 2]));
+        }
+        assert_eq!(jobs.len(), 3, "a flapping node never queues more than one job per state");
+    }
+
+    #[test]
+    fn a_flapping_node_runs_few_hooks_and_ends_on_its_current_state() {
+        let dir = std::env::temp_dir().join(format!("fip-notify-flap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks.log");
+        let line = format!("sleep 0.2; echo $FLOATIP_SEQ $FLOATIP_STATE >> {}", file.display());
+        let hooks = Notify { any: argv(&["/bin/sh", "-c", &line]), ..Notify::default() };
+        let mut n = Notifier::start(&hooks, Ipv4Addr::new(192, 0, 2, 234), Ipv4Addr::new(192, 0, 2, 11), "eth0");
+        for i in 0..500 {
+            let (from, to) = if i % 2 == 0 { (Role::Backup, Role::Master) } else { (Role::Master, Role::Backup) };
+            n.transition(from, to, "flap");
+        }
+        n.transition(Role::Backup, Role::Fault, "checks failing");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while Instant::now() < deadline && !text.contains("FAULT") {
+            std::thread::sleep(Duration::from_millis(20));
+            text = std::fs::read_to_string(&file).unwrap_or_default();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        text = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        let runs: Vec<&str> = text.lines().collect();
+        assert!(runs.len() <= 4, "501 transitions ran {} hooks: {runs:?}", runs.len());
+        assert_eq!(runs.last(), Some(&"501 FAULT"), "{runs:?}");
     }
 }

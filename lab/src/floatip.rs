@@ -49,6 +49,14 @@ impl Timing {
         self.interval + ms(100)
     }
 
+    /// Allowed outage after a planned hand-over (SIGTERM, `release`,
+    /// preemption): well under the detection time, so a hand-over that fell
+    /// back to detection fails, and at least 500 ms for a loaded CI machine.
+    /// How fast it really is belongs to the bench.
+    pub fn handover_bound(&self) -> Duration {
+        (self.timeout / 2).max(ms(500))
+    }
+
     /// Allowed outage after an unplanned failure: the timeout plus a CI margin.
     pub fn outage_bound(&self) -> Duration {
         self.timeout + ms(700)
@@ -86,6 +94,29 @@ pub fn write_config(lab: &Lab, node: &str, contents: &str) -> PathBuf {
     lab.write_file(&format!("{node}.yml"), contents)
 }
 
+/// A group key for the lab, written as a root-owned 0600 key file; returns its path.
+pub fn write_key(lab: &Lab) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = lab.write_file(
+        "key",
+        "c2VjcmV0LWtleS1mb3ItdGhlLWhvc3RpbGUtdGVzdC0xMjM0NTY3OA==\n",
+    );
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the lab key");
+    path_str(&p).to_string()
+}
+
+/// A fast config for `node` with a status socket in the lab dir, keyed with `key_file`
+/// unless it is `None`, plus `extra` keys.
+pub fn group_config(lab: &Lab, node: &str, key_file: Option<&str>, extra: &[&str]) -> PathBuf {
+    let sock = format!("status_socket: {}/{node}.sock", lab.dir().display());
+    let auth = key_file.map(|k| format!("auth: {{key_file: {k}}}"));
+    let mut lines: Vec<&str> = vec![&sock];
+    lines.extend(auth.as_deref());
+    lines.extend_from_slice(extra);
+    write_config(lab, node, &timed_config(Timing::FAST, &lines))
+}
+
 /// Starts `<bin> -v run -c <cfg>` in `node`.
 pub fn start(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> Proc {
     lab.spawn(node, &[bin, "-v", "run", "-c", path_str(cfg)], &[])
@@ -95,17 +126,34 @@ pub fn start(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> Proc {
 /// does after the daemon died); panics unless it exits 0.
 pub fn release(lab: &Lab, bin: &str, node: &str, cfg: &Path) -> String {
     let out = lab.run(node, &[bin, "release", "-c", path_str(cfg)]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::printed(&out);
     assert!(
         out.status.success(),
         "floatip release in {node}: {}: {text}",
         out.status
     );
     text
+}
+
+/// An argv prefix that runs the rest with each `(source, target)` bind-mounted, in a
+/// private mount namespace (the host's files are untouched).
+pub fn masked<'a>(binds: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut argv = vec![
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+    ];
+    argv.push("while [ \"$1\" != -- ]; do mount --bind \"$1\" \"$2\" || exit 99; shift 2; done; shift; exec \"$@\"");
+    argv.push("sh");
+    for (source, target) in binds {
+        argv.extend([*source, *target]);
+    }
+    argv.push("--");
+    argv
 }
 
 pub fn path_str(p: &Path) -> &str {

@@ -30,8 +30,9 @@
 //! assert!(report.outage_after("kill") < Duration::from_secs(3), "{}", report.summary());
 //! ```
 //!
-//! A test that is not run as root, or without `ip`, gets `None` and returns:
-//! that is the skip convention (one `SKIP:` line is printed).
+//! A test that is not run as root, or without `ip`, gets `None` and returns
+//! after one `SKIP:` line, unless the lab is [`required`] (CI): then
+//! [`Lab::new`] panics, so a test that cannot run fails instead of passing.
 //!
 //! Needs the Debian packages `iproute2` (always) and `nftables` (for
 //! [`Lab::partition`] and [`Lab::cut`] only).
@@ -40,10 +41,12 @@ pub mod chaos;
 pub mod floatip;
 mod netns;
 mod proc;
+mod stranger;
 mod watch;
 
 pub use netns::in_netns;
 pub use proc::Proc;
+pub use stranger::{noise, noise_of, Capture, Captured, Flood, Held, Hold, Stranger};
 pub use watch::{analyze, Answer, HolderSample, Report, Watch};
 
 use std::net::Ipv4Addr;
@@ -64,6 +67,23 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// True when a test that cannot run must fail rather than skip:
+/// `FLOATIP_REQUIRE_LAB=1` (set by `.ci/run`) or `CI=true`.
+pub fn required() -> bool {
+    std::env::var("FLOATIP_REQUIRE_LAB").as_deref() == Ok("1")
+        || std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Reports that `test` cannot run because of `why`: one `SKIP:` line, or a
+/// panic when the lab is [`required`].
+pub fn cannot_run(test: &str, why: &str) {
+    assert!(
+        !required(),
+        "{test} cannot run: {why} (FLOATIP_REQUIRE_LAB=1 or CI=true: a test that cannot run fails)"
+    );
+    eprintln!("SKIP: {test}: {why}");
+}
+
 /// A LAN of namespaces; see the module docs.
 pub struct Lab {
     test: String,
@@ -83,12 +103,12 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the LAN with `nodes` (names of at most 6 characters, not
-    /// "client" or "sw") plus the client. Returns `None`, after printing
-    /// one `SKIP:` line, when not root or `ip` is missing. Panics (after
-    /// cleaning up) if building fails for any other reason.
+    /// "client" or "sw") plus the client. When not root or `ip` is missing,
+    /// returns `None` after [`cannot_run`] (which panics in CI). Panics
+    /// (after cleaning up) if building fails for any other reason.
     pub fn new(test_name: &str, nodes: &[&str]) -> Option<Lab> {
         let Some(ip_bin) = usable_ip() else {
-            eprintln!("SKIP: {test_name}: needs root and iproute2 (ip netns)");
+            cannot_run(test_name, "needs root and iproute2 (ip netns)");
             return None;
         };
         assert!(
@@ -730,6 +750,17 @@ fn run_bounded_stdin(mut cmd: Command, input: &[u8], timeout: Duration) -> Resul
         stdout: out_t.join().unwrap_or_default(),
         stderr: err_t.join().unwrap_or_default(),
     })
+}
+
+/// What a command printed, stdout then stderr, trimmed.
+pub fn printed(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_string()
 }
 
 fn output_text(out: &Output) -> String {

@@ -147,7 +147,6 @@ mod tests {
         .unwrap();
         assert_eq!(raw.auth.key.as_deref(), Some("0123456789abcdef0123456789abcdef"));
         assert_eq!(raw.auth.max_clock_skew_ms, Some(2000));
-        assert!(raw.warnings.iter().any(|w| w.contains("floating_ip.auth.key keeps the key in the config file")), "{:?}", raw.warnings);
         assert!(raw.warnings.iter().any(|w| w.contains("unknown key floating_ip.auth.colour")), "{:?}", raw.warnings);
         let plain = RawSection::parse("floating_ip:\n  enabled: true\n", "g.yml").unwrap();
         assert_eq!(plain.auth, crate::config::RawAuth::default());

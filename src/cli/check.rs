@@ -6,7 +6,7 @@ use crate::config::Loaded;
 use crate::net::{ping, Os};
 
 pub fn check(path: &Path) -> anyhow::Result<()> {
-    let config = match super::load(path)? {
+    let config = match super::load(path, super::UnknownKeys::Fail)? {
         Loaded::Disabled => {
             println!("{}: floating IP disabled (floating_ip.enabled is not true)", path.display());
             return Ok(());

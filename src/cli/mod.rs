@@ -66,19 +66,31 @@ impl Cli {
     }
 }
 
-/// Reads and resolves the configuration file, logging its warnings.
-pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+/// What an unknown key inside `floating_ip` does (a typo, or a key of a newer version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownKeys {
+    /// `floatip check`: the file is wrong until every key is known.
+    Fail,
+    /// The daemon: logged as a warning; the gateway's own file may carry newer keys.
+    Warn,
+}
+
+/// Reads and resolves the configuration file.
+pub fn load(path: &Path, unknown: UnknownKeys) -> anyhow::Result<Loaded> {
     let interfaces = crate::net::discover().context("cannot list network interfaces")?;
-    let (loaded, warnings) = config::load(path, &interfaces)?;
-    for w in warnings {
-        warn!("{w}");
+    let (loaded, unknown_keys) = config::load(path, &interfaces)?;
+    if unknown == UnknownKeys::Fail && !unknown_keys.is_empty() {
+        bail!("{}", unknown_keys.join("; "));
+    }
+    for line in unknown_keys {
+        warn!("{line}");
     }
     Ok(loaded)
 }
 
 /// Like [`load`], but a disabled floating IP is an error (for reload).
 pub fn load_enabled(path: &Path) -> anyhow::Result<Config> {
-    match load(path)? {
+    match load(path, UnknownKeys::Warn)? {
         Loaded::Enabled(c) => Ok(*c),
         Loaded::Disabled => bail!("{}: floating_ip.enabled is false", path.display()),
     }

@@ -10,7 +10,7 @@ use crate::state::Role;
 /// Removes the floating IP if this host has it, and tells the group so a waiting backup
 /// takes over at once. Run by the service manager after the daemon stopped or crashed.
 pub fn release(path: &Path) -> anyhow::Result<()> {
-    let config = match super::load(path)? {
+    let config = match super::load(path, super::UnknownKeys::Warn)? {
         Loaded::Disabled => return Ok(()),
         Loaded::Enabled(c) => *c,
     };

@@ -5,7 +5,7 @@ use log::info;
 use crate::config::Loaded;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let config = match super::load(path)? {
+    let config = match super::load(path, super::UnknownKeys::Warn)? {
         Loaded::Disabled => {
             info!("floating IP disabled in {} (floating_ip.enabled is not true); nothing to do", path.display());
             // Under Type=notify, exiting without READY=1 is a failure systemd would restart.

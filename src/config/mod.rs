@@ -7,6 +7,7 @@
 mod raw;
 mod resolve;
 mod track;
+mod trust;
 
 pub use resolve::DEFAULT_STATUS_SOCKET;
 
@@ -166,7 +167,10 @@ impl Config {
         s += &format!("garp_refresh_in_ms:     {refresh}\n");
         s += &format!("status_socket:          {}\n", self.status_socket.display());
         s += &match &self.auth {
-            None => "auth:                   off (unauthenticated group)\n".to_string(),
+            None => format!(
+                "auth:                   off; unauthenticated: any host that can reach {} port {} can move the address; set floating_ip.auth.key_file\n",
+                self.interface, self.echo.port
+            ),
             Some(a) => format!(
                 "auth:                   key {}{}, max_clock_skew_in_ms {}\n",
                 a.key.fingerprint(),
@@ -199,7 +203,8 @@ pub enum ConfigError {
     Environment { file: String, reason: String },
 }
 
-/// Reads and resolves `path` against the host's interfaces, returning warnings to log.
+/// Reads and resolves `path` against the host's interfaces, and checks that only root (or
+/// floatip's user) controls what it runs. Returns the unknown keys found, one line each.
 pub fn load(path: &Path, interfaces: &[crate::net::Interface]) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
@@ -207,6 +212,9 @@ pub fn load(path: &Path, interfaces: &[crate::net::Interface]) -> Result<(Loaded
         reason: e.to_string(),
     })?;
     let raw = RawSection::parse(&text, &file)?;
-    let warnings = raw.warnings.clone();
-    Ok((resolve(&raw, path, interfaces)?, warnings))
+    let loaded = resolve(&raw, path, interfaces)?;
+    if let Loaded::Enabled(config) = &loaded {
+        trust::check(config, &raw.auth)?;
+    }
+    Ok((loaded, raw.warnings))
 }

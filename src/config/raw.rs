@@ -52,6 +52,8 @@ pub struct RawSection {
     pub track: Vec<super::Check>,
     /// `floating_ip.notify`: hooks run on state changes.
     pub notify: super::Notify,
+    /// Unknown keys inside `floating_ip`, one line each with the closest known key:
+    /// `floatip check` fails on them, `floatip run` logs them and goes on.
     pub warnings: Vec<String>,
 }
 
@@ -121,13 +123,27 @@ impl<'a> Reader<'a> {
             .transpose()
     }
 
+    /// One line per key of this mapping not in `known`, naming the closest known key.
     pub(super) fn unknown_keys(&self, known: &[&str]) -> Vec<String> {
         self.map
             .keys()
             .filter(|k| !known.contains(&k.as_str()))
-            .map(|k| format!("{}: unknown key {}.{k} ignored", self.file, self.prefix))
+            .map(|k| {
+                let hint = match closest(k, known) {
+                    Some(near) => format!("did you mean {}.{near}?", self.prefix),
+                    None => format!("known keys here: {}", known.join(", ")),
+                };
+                format!("{}: unknown key {}.{k} ({hint})", self.file, self.prefix)
+            })
             .collect()
     }
+}
+
+/// The known key nearest to `key` by edit distance, if it is near enough to be a typo.
+pub(super) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let key = key.to_ascii_lowercase();
+    let (distance, near) = known.iter().map(|k| (strsim::levenshtein(&key, k), *k)).min()?;
+    (distance <= (key.len() / 3).max(2)).then_some(near)
 }
 
 pub(super) fn kind(v: &Value) -> &'static str {
@@ -244,13 +260,6 @@ impl RawSection {
                 if ra.key_file.is_none() && ra.key.is_none() {
                     return Err(a.err("key_file", "missing: the group's key is required when floating_ip.auth is present"));
                 }
-                for inline in ["key", "previous_key"] {
-                    if auth.get(inline).is_some_and(|v| !v.is_null()) {
-                        raw.warnings.push(format!(
-                            "{file}: floating_ip.auth.{inline} keeps the key in the config file, which is often readable by others; prefer floating_ip.auth.{inline}_file (a chmod 600 file)"
-                        ));
-                    }
-                }
             }
             Some(other) => return Err(r.err("auth", format!("expected a mapping, got {}", kind(other)))),
         }
@@ -330,15 +339,31 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_warn_with_full_path() {
-        let raw = parse("floating_ip:\n  enabled: true\n  colour: red\n  echo:\n    prot: 1\n").unwrap();
+    fn unknown_keys_name_the_path_and_the_closest_key() {
+        let raw = parse(
+            "floating_ip:\n  enabled: true\n  preemt: true\n  colour: red\n  echo:\n    intervall_in_ms: 5\n  auth:\n    key_fil: /k\n    key_file: /k\nother:\n  preemt: 1\n",
+        )
+        .unwrap();
         assert_eq!(
             raw.warnings,
             vec![
-                "gateway.yml: unknown key floating_ip.colour ignored".to_string(),
-                "gateway.yml: unknown key floating_ip.echo.prot ignored".to_string()
-            ]
+                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify)".to_string(),
+                "gateway.yml: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)".to_string(),
+                "gateway.yml: unknown key floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)".to_string(),
+                "gateway.yml: unknown key floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)".to_string(),
+            ],
+            "sections outside floating_ip are not read"
         );
+        assert_eq!(raw.interval_ms, None, "the misspelt key is not applied");
+    }
+
+    #[test]
+    fn closest_key() {
+        assert_eq!(closest("Enabled", KNOWN_KEYS), Some("enabled"));
+        assert_eq!(closest("intervall_in_ms", KNOWN_ECHO_KEYS), Some("interval_in_ms"));
+        assert_eq!(closest("timout_in_ms", KNOWN_ECHO_KEYS), Some("timeout_in_ms"));
+        assert_eq!(closest("xyz", KNOWN_ECHO_KEYS), None);
+        assert_eq!(closest("colour", KNOWN_KEYS), None);
     }
 
     #[test]

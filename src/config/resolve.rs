@@ -215,6 +215,16 @@ mod tests {
     }
 
     #[test]
+    fn check_says_what_an_unauthenticated_group_trusts() {
+        let text = enabled("  echo:\n    port: 7000\n").unwrap().describe();
+        let line = text.lines().find(|l| l.starts_with("auth:")).unwrap();
+        assert!(
+            line.ends_with("off; unauthenticated: any host that can reach eth0 port 7000 can move the address; set floating_ip.auth.key_file"),
+            "{line}"
+        );
+    }
+
+    #[test]
     fn reload_applies_timeouts_and_preemption_but_not_identity() {
         let old = enabled("").unwrap();
         let same = enabled("  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  garp_refresh_in_ms: 5000\n").unwrap();

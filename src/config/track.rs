@@ -348,13 +348,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_check_and_notify_keys_warn() {
+    fn unknown_check_and_notify_keys_are_reported() {
         let raw = parse("  track:\n    - tcp: a:1\n      falls: 2\n  notify:\n    on_master: [/bin/true]\n").unwrap();
         assert_eq!(
             raw.warnings,
             vec![
-                "gateway.yml: unknown key floating_ip.track[0].falls ignored".to_string(),
-                "gateway.yml: unknown key floating_ip.notify.on_master ignored".to_string(),
+                "gateway.yml: unknown key floating_ip.track[0].falls (did you mean floating_ip.track[0].fall?)".to_string(),
+                "gateway.yml: unknown key floating_ip.notify.on_master (did you mean floating_ip.notify.master?)".to_string(),
             ]
         );
     }

@@ -1,14 +1,16 @@
 //! Carries out the state machine's actions on the host and the network, and reports to
 //! the service manager. Failures become events; nothing here changes the state.
 
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 use sd_notify::NotifyState;
 
+use super::Input;
 use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
-use crate::net::Host;
+use crate::net::{arp, Host};
 use crate::notify::Notifier;
 use crate::state::{Action, Event, Machine, ProbeOutcome};
 use crate::status::{CheckStatus, Snapshot};
@@ -30,10 +32,21 @@ pub struct Executor<H: Host> {
     last_watchdog: Instant,
     status: String,
     notifier: Notifier,
+    /// For answers that come back later (a master confirming its claim).
+    events: SyncSender<Input>,
+    port: u16,
+    dial_timeout: Duration,
 }
 
 impl<H: Host> Executor<H> {
-    pub fn new(host: H, broadcaster: Broadcaster, prober: Prober, local: std::sync::Arc<Local>, config: &Config) -> Self {
+    pub fn new(
+        host: H,
+        broadcaster: Broadcaster,
+        prober: Prober,
+        local: std::sync::Arc<Local>,
+        config: &Config,
+        events: SyncSender<Input>,
+    ) -> Self {
         Executor {
             host,
             broadcaster,
@@ -44,6 +57,9 @@ impl<H: Host> Executor<H> {
             last_watchdog: Instant::now(),
             status: String::new(),
             notifier: Notifier::start(&config.notify, config.vip, config.node_addr, &config.interface),
+            events,
+            port: config.echo.port,
+            dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
         }
     }
 
@@ -62,8 +78,10 @@ impl<H: Host> Executor<H> {
                 Ok(false) => {}
                 Err(e) => error!("cannot remove {}: {e}", self.vip),
             },
-            Action::ProbeAddress => {
-                return Outcome::Feedback(Event::Probe(self.host.probe().unwrap_or_else(|e| {
+            Action::ProbeAddress | Action::ProbeHandedOver => {
+                // The holder that handed over already removed the address: a short look will do.
+                let wait = if action == Action::ProbeHandedOver { arp::HANDOVER_PROBE_WAIT } else { arp::PROBE_WAIT };
+                return Outcome::Feedback(Event::Probe(self.host.probe(wait).unwrap_or_else(|e| {
                     // Unable to look means unable to prove the address free: never add it blind.
                     error!("cannot probe {}: {e}; treating it as in use", self.vip);
                     ProbeOutcome::InUse([0; 6])
@@ -85,6 +103,9 @@ impl<H: Host> Executor<H> {
                 self.broadcaster.send(Kind::Resign, successor);
             }
             Action::SetProbing(on) => self.prober.set_enabled(on),
+            Action::ConfirmMaster(node) => {
+                crate::heartbeat::confirm_master(self.local.clone(), node, self.port, self.dial_timeout, self.events.clone());
+            }
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);

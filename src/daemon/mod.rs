@@ -45,6 +45,9 @@ pub enum DaemonError {
     Checks(std::io::Error),
 }
 
+/// Inputs the loop's queue holds; a loop turn takes well under a millisecond.
+const INPUT_QUEUE: usize = 1024;
+
 /// How often the interface is looked at (link state, the address being there). Once an
 /// interval: a master that lost its link drops the address before any backup (which
 /// waits at least two intervals) can take over.
@@ -66,9 +69,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.echo.interval,
     );
     let port = config.echo.port;
-    let broadcaster = Broadcaster::bind(local.clone(), port, config.broadcast())
+    let broadcaster = Broadcaster::bind(local.clone(), port, &config.interface, config.netmask)
         .map_err(|error| DaemonError::Broadcast { port, error })?;
-    let listener = Listener::bind(port).map_err(|error| DaemonError::Listen { port, error })?;
+    let listener = Listener::bind(port, &config.interface).map_err(|error| DaemonError::Listen { port, error })?;
 
     // Nothing from an earlier run may survive: a crash can leave the address behind.
     if host.remove_address()? {
@@ -76,7 +79,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         broadcaster.send(crate::wire::Kind::Released, None);
     }
 
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a flood of believable datagrams (possible without a key) is dropped at the
+    // receiver instead of growing the queue; signals and checks wait for room instead.
+    let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
     signals::spawn(tx.clone()).map_err(DaemonError::Signals)?;
     broadcaster.spawn_receiver(tx.clone()).map_err(|error| DaemonError::Broadcast { port, error })?;
     let read_deadline = config.echo.timeout + config.echo.interval;
@@ -87,7 +92,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Thread)?;
     crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
     let status_requests = tx.clone();
-    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx);
+    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx.clone());
 
     let me = Me { node: config.node_addr, boot, priority: config.priority };
     let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
@@ -102,7 +107,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         port
     );
     let tracker = Tracker::new(&config.track);
-    let exec = Executor::new(host, broadcaster, prober, local, &config);
+    let exec = Executor::new(host, broadcaster, prober, local, &config, tx);
     let mut daemon = Daemon { machine, exec, config, tracker, health: Health::healthy() };
     daemon.apply(Instant::now(), first);
     if !daemon.tracker.is_empty() {
@@ -118,7 +123,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 /// The status socket asks the loop for a snapshot through its own channel.
-fn start_status_server(config: &Config, loop_inputs: mpsc::Sender<Input>) -> Option<crate::status::Server> {
+fn start_status_server(config: &Config, loop_inputs: mpsc::SyncSender<Input>) -> Option<crate::status::Server> {
     let ask = move || {
         let (reply, answer) = mpsc::channel();
         loop_inputs.send(Input::Status(reply)).ok()?;

@@ -1,6 +1,6 @@
 //! Signals become inputs of the loop: SIGTERM/SIGINT stop, SIGHUP reloads.
 
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -8,7 +8,7 @@ use signal_hook::iterator::Signals;
 use super::Input;
 use crate::state::Event;
 
-pub fn spawn(events: Sender<Input>) -> std::io::Result<()> {
+pub fn spawn(events: SyncSender<Input>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new().name("fip-signals".into()).spawn(move || {
         for signal in signals.forever() {

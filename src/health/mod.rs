@@ -8,7 +8,7 @@
 mod counter;
 mod probe;
 
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 pub use counter::{CheckState, Counter};
@@ -20,7 +20,7 @@ use crate::state::{Health, Verdict};
 use crate::status::CheckStatus;
 
 /// Starts one thread per check; each ends when the daemon loop is gone.
-pub fn start(checks: &[Check], events: Sender<Input>) -> std::io::Result<()> {
+pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()> {
     for (index, check) in checks.iter().enumerate() {
         let check = check.clone();
         let events = events.clone();

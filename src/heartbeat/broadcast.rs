@@ -1,13 +1,19 @@
 //! UDP broadcasts on the echo port: every node announces itself each interval, a master
 //! that gives the address up says so at once, and `floatip release` reports a removed copy.
+//!
+//! A datagram is checked for everything that needs no memory first (sender on our LAN
+//! segment, form, group, tag, sender = source); only then may it touch a table (the
+//! sender's budget, the replay guard, the members heard). Forged and garbage datagrams
+//! cost a fixed amount of CPU and change nothing, whatever source address they carry.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::mpsc::Sender;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
 use log::{debug, warn};
 
 use super::{peer_of, trouble_of, Local, Trouble};
+use crate::config::Netmask;
 use crate::daemon::Input;
 use crate::state::Event;
 use crate::wire::{self, Kind};
@@ -15,16 +21,21 @@ use crate::wire::{self, Kind};
 pub struct Broadcaster {
     socket: UdpSocket,
     target: SocketAddrV4,
+    lan: Netmask,
     local: Arc<Local>,
 }
 
 impl Broadcaster {
-    pub fn bind(local: Arc<Local>, port: u16, broadcast: Ipv4Addr) -> std::io::Result<Broadcaster> {
+    /// Binds `port` on `interface` only (no other interface, a WAN side, reaches it); the
+    /// LAN segment is our node address under `lan`, and only its hosts are heard.
+    pub fn bind(local: Arc<Local>, port: u16, interface: &str, lan: Netmask) -> std::io::Result<Broadcaster> {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
+        super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-        Ok(Broadcaster { socket: s.into(), target: SocketAddrV4::new(broadcast, port), local })
+        let target = SocketAddrV4::new(lan.broadcast(local.node), port);
+        Ok(Broadcaster { socket: s.into(), target, lan, local })
     }
 
     pub fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
@@ -35,20 +46,22 @@ impl Broadcaster {
     }
 
     /// Receives forever on a clone of the socket, turning messages for our group into events.
-    pub fn spawn_receiver(&self, events: Sender<Input>) -> std::io::Result<()> {
+    /// The loop's input queue is bounded: when it is full the message is dropped (and
+    /// counted), never waited for, so this thread keeps draining the socket.
+    pub fn spawn_receiver(&self, events: SyncSender<Input>) -> std::io::Result<()> {
         let socket = self.socket.try_clone()?;
-        let local = self.local.clone();
+        let (local, lan) = (self.local.clone(), self.lan);
         std::thread::Builder::new().name("fip-announce".into()).spawn(move || {
             let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-                if !local.admit_datagram(from.ip()) {
-                    local.refuse(from.ip(), Trouble::Limit, || "datagram rate limit exceeded".into());
-                    continue;
-                }
-                let Some(event) = to_event(&buf[..n], from, &local) else { continue };
-                if events.send(Input::Machine(event)).is_err() {
-                    return;
+                let Some(event) = to_event(&buf[..n], from, lan, &local) else { continue };
+                match events.try_send(Input::Machine(event)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        local.refuse(from.ip(), Trouble::Limit, || "the daemon's input queue is full".into());
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
                 }
             }
         })?;
@@ -57,7 +70,12 @@ impl Broadcaster {
 }
 
 /// Decodes a datagram into an event, dropping what is not for us or not believable.
-fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
+fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Option<Event> {
+    let on_lan = matches!(from.ip(), IpAddr::V4(ip) if lan.same_subnet(ip, local.node));
+    if !on_lan {
+        local.refuse(from.ip(), Trouble::Malformed, || format!("datagram from outside the LAN segment {}/{}", lan.network(local.node), lan.prefix_len()));
+        return None;
+    }
     let decoded = match wire::decode(bytes) {
         Ok(d) => d,
         Err(e) => {
@@ -78,14 +96,20 @@ fn to_event(bytes: &[u8], from: SocketAddr, local: &Local) -> Option<Event> {
     if m.boot == local.boot {
         return None;
     }
-    if from.ip() != std::net::IpAddr::V4(m.node) {
+    if from.ip() != IpAddr::V4(m.node) {
         local.refuse(from.ip(), Trouble::Malformed, || format!("{:?} claiming to be {}", m.kind, m.node));
+        return None;
+    }
+    // Everything above needs no memory; what follows is charged to the (verified) sender.
+    if !local.admit_datagram(m.node, m.boot) {
+        local.refuse(from.ip(), Trouble::Limit, || "datagram rate limit exceeded".into());
         return None;
     }
     if let Err(e) = local.check_replay(&decoded) {
         local.refuse(from.ip(), Trouble::Auth, || format!("{:?} from boot {:016x} seq {}: {e}", m.kind, m.boot, m.seq));
         return None;
     }
+    local.heard_member(m.node);
     match m.kind {
         Kind::Announce => Some(Event::Announce(peer_of(&m))),
         Kind::Resign => Some(Event::Resign { from: peer_of(&m), successor: m.successor }),
@@ -101,4 +125,70 @@ pub fn send_released(local: &Local, port: u16, broadcast: Ipv4Addr) -> std::io::
     let (_, bytes) = local.seal(Kind::Released, None, None);
     socket.send_to(&bytes, (broadcast, port))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Auth, Key};
+    use crate::config::Priority;
+    use crate::heartbeat::LocalView;
+    use crate::state::Role;
+    use crate::wire::{Message, Stamp};
+    use std::time::Duration;
+
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+
+    fn local(auth: Option<Auth>) -> Arc<Local> {
+        let view = LocalView { role: Role::Backup, priority: Priority(100), preempt_request: false };
+        Local::new(VIP, ME, [2, 0, 0, 0, 0, 11], 1, view, auth, Duration::from_millis(100))
+    }
+
+    fn announce(node: Ipv4Addr, seq: u64) -> Message {
+        Message {
+            kind: Kind::Announce,
+            role: Role::Master,
+            priority: Priority(100),
+            preempt_request: false,
+            vip: VIP,
+            node,
+            mac: [2, 0, 0, 0, 0, 12],
+            successor: None,
+            boot: 7,
+            seq,
+        }
+    }
+
+    fn from(ip: Ipv4Addr) -> SocketAddr {
+        SocketAddr::from((ip, 61111))
+    }
+
+    #[test]
+    fn forged_datagrams_in_a_members_name_never_spend_its_budget() {
+        let key = Auth::new(Key::new(vec![b'k'; 32]).unwrap());
+        let wrong = Auth::new(Key::new(vec![b'x'; 32]).unwrap());
+        let l = local(Some(key.clone()));
+        let stamp = Stamp { time_ms: crate::heartbeat::wall_ms(), reply_to: None };
+        for seq in 0..10_000 {
+            let forged = wire::encode_authenticated(&announce(PEER, seq), &stamp, &wrong);
+            assert_eq!(to_event(&forged, from(PEER), Netmask::default(), &l), None);
+            assert_eq!(to_event(&[0xff; 40], from(PEER), Netmask::default(), &l), None);
+        }
+        let real = wire::encode_authenticated(&announce(PEER, 1), &stamp, &key);
+        assert!(matches!(to_event(&real, from(PEER), Netmask::default(), &l), Some(Event::Announce(p)) if p.node == PEER));
+        // A replay of it is refused, and spends nothing either.
+        assert_eq!(to_event(&real, from(PEER), Netmask::default(), &l), None);
+        let next = wire::encode_authenticated(&announce(PEER, 2), &stamp, &key);
+        assert!(to_event(&next, from(PEER), Netmask::default(), &l).is_some());
+    }
+
+    #[test]
+    fn senders_off_the_lan_segment_are_not_heard() {
+        let l = local(None);
+        let off = Ipv4Addr::new(198, 51, 100, 7);
+        assert_eq!(to_event(&wire::encode(&announce(off, 1)), from(off), Netmask::default(), &l), None);
+        assert!(to_event(&wire::encode(&announce(PEER, 1)), from(PEER), Netmask::default(), &l).is_some());
+    }
 }

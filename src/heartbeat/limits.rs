@@ -1,10 +1,11 @@
-//! Bounds on what one stranger can make us do: a token bucket per source address (for
-//! datagrams and for connections), a per-source cap on open connections, and a log
-//! limiter so a flood costs one log line per source per [`LOG_EVERY`], not one per packet.
+//! Bounds on what one stranger can make us do: token buckets (per verified sender for
+//! datagrams, per source address for connections), caps on open connections (per source,
+//! and in all, with capacity kept for the group's members), and a log limiter so a flood
+//! costs one log line per source per [`LOG_EVERY`], not one per packet.
 //! Pure apart from the `Instant`s passed in; every map is bounded.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 /// At most one log line per source in this period.
@@ -24,27 +25,28 @@ struct Bucket {
     at: Instant,
 }
 
-/// A token bucket per source address: `burst` tokens, refilled at `rate` per second.
+/// A token bucket per key (a source address, or a verified sender's node and boot):
+/// `burst` tokens, refilled at `rate` per second.
 #[derive(Debug)]
-pub struct RateLimit {
+pub struct RateLimit<K = IpAddr> {
     rate: f64,
     burst: f64,
-    buckets: HashMap<Option<IpAddr>, Bucket>,
+    buckets: HashMap<Option<K>, Bucket>,
 }
 
-impl RateLimit {
-    pub fn new(rate_per_sec: f64, burst: u32) -> RateLimit {
+impl<K: Eq + std::hash::Hash + Copy> RateLimit<K> {
+    pub fn new(rate_per_sec: f64, burst: u32) -> RateLimit<K> {
         RateLimit { rate: rate_per_sec, burst: f64::from(burst), buckets: HashMap::new() }
     }
 
     /// What a node at heartbeat `interval` legitimately sends, times four, plus a burst.
-    pub fn for_interval(interval: Duration, burst: u32) -> RateLimit {
+    pub fn for_interval(interval: Duration, burst: u32) -> RateLimit<K> {
         let per_sec = 4.0 / interval.as_secs_f64().max(0.001);
         RateLimit::new(per_sec.max(20.0), burst)
     }
 
     /// Takes a token for `ip`; false when its bucket is empty.
-    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+    pub fn allow(&mut self, ip: K, now: Instant) -> bool {
         if self.buckets.len() >= MAX_SOURCES {
             let (rate, burst) = (self.rate, self.burst);
             // Full buckets are the same as no entry: forget them.
@@ -63,35 +65,73 @@ impl RateLimit {
     }
 }
 
-/// Open connections per source address, capped.
+/// Open connections, capped per source and in all. Members of the group (senders of
+/// verified messages) draw on their own share, so strangers holding every slot they
+/// may have still leave room for a member's prober.
 #[derive(Debug)]
 pub struct ConnectionCap {
     per_source: usize,
+    /// Connections strangers may hold together.
+    for_strangers: usize,
+    /// Connections members may hold together.
+    for_members: usize,
     open: HashMap<IpAddr, usize>,
+    strangers: usize,
+    members: usize,
 }
 
 impl ConnectionCap {
-    pub fn new(per_source: usize) -> ConnectionCap {
-        ConnectionCap { per_source, open: HashMap::new() }
+    pub fn new(per_source: usize, for_strangers: usize, for_members: usize) -> ConnectionCap {
+        ConnectionCap { per_source, for_strangers, for_members, open: HashMap::new(), strangers: 0, members: 0 }
     }
 
-    /// Counts a new connection from `ip`; false (and nothing counted) at the cap.
-    pub fn open(&mut self, ip: IpAddr) -> bool {
-        let n = self.open.entry(ip).or_insert(0);
-        if *n >= self.per_source {
+    /// Counts a new connection from `ip` (a `member` or not); false (and nothing counted)
+    /// at a cap. [`ConnectionCap::close`] must get the same `member`.
+    pub fn open(&mut self, ip: IpAddr, member: bool) -> bool {
+        let (pool, cap) = if member { (self.members, self.for_members) } else { (self.strangers, self.for_strangers) };
+        let n = self.open.get(&ip).copied().unwrap_or(0);
+        if n >= self.per_source || pool >= cap {
             return false;
         }
-        *n += 1;
+        self.open.insert(ip, n + 1);
+        *(if member { &mut self.members } else { &mut self.strangers }) += 1;
         true
     }
 
-    pub fn close(&mut self, ip: IpAddr) {
+    pub fn close(&mut self, ip: IpAddr, member: bool) {
         if let Some(n) = self.open.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
                 self.open.remove(&ip);
             }
+            let pool = if member { &mut self.members } else { &mut self.strangers };
+            *pool = pool.saturating_sub(1);
         }
+    }
+}
+
+/// The group's members as far as verified messages tell: node addresses that sent a
+/// message that passed every check. Bounded: the longest-silent member is forgotten first.
+#[derive(Debug, Default)]
+pub struct Members {
+    seen: HashMap<Ipv4Addr, Instant>,
+}
+
+/// Members remembered at most (far more than a group has).
+const MAX_MEMBERS: usize = 64;
+
+impl Members {
+    pub fn heard(&mut self, node: Ipv4Addr, now: Instant) {
+        if !self.seen.contains_key(&node) && self.seen.len() >= MAX_MEMBERS {
+            if let Some(oldest) = self.seen.iter().min_by_key(|(_, at)| **at).map(|(n, _)| *n) {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.seen.insert(node, now);
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        matches!(ip, IpAddr::V4(v4) if self.seen.contains_key(&v4))
     }
 }
 
@@ -153,7 +193,7 @@ mod tests {
     #[test]
     fn bucket_allows_a_burst_then_the_rate() {
         let t0 = Instant::now();
-        let mut r = RateLimit::new(10.0, 5);
+        let mut r: RateLimit = RateLimit::new(10.0, 5);
         assert_eq!((0..20).filter(|_| r.allow(ip(1), t0)).count(), 5);
         // Another source is not affected.
         assert!(r.allow(ip(2), t0));
@@ -164,15 +204,15 @@ mod tests {
 
     #[test]
     fn interval_rate_covers_real_traffic() {
-        let r = RateLimit::for_interval(Duration::from_millis(100), 20);
+        let r: RateLimit = RateLimit::for_interval(Duration::from_millis(100), 20);
         assert_eq!(r.rate, 40.0);
-        assert_eq!(RateLimit::for_interval(Duration::from_secs(1), 20).rate, 20.0);
+        assert_eq!(RateLimit::<IpAddr>::for_interval(Duration::from_secs(1), 20).rate, 20.0);
     }
 
     #[test]
     fn tables_stay_bounded_under_a_spoofed_flood() {
         let t0 = Instant::now();
-        let mut r = RateLimit::new(1.0, 1);
+        let mut r: RateLimit = RateLimit::new(1.0, 1);
         let mut l = LogLimit::default();
         for i in 0..20_000u32 {
             let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
@@ -185,12 +225,37 @@ mod tests {
 
     #[test]
     fn connection_cap_per_source() {
-        let mut c = ConnectionCap::new(2);
-        assert!(c.open(ip(1)) && c.open(ip(1)));
-        assert!(!c.open(ip(1)));
-        assert!(c.open(ip(2)));
-        c.close(ip(1));
-        assert!(c.open(ip(1)));
+        let mut c = ConnectionCap::new(2, 10, 10);
+        assert!(c.open(ip(1), false) && c.open(ip(1), false));
+        assert!(!c.open(ip(1), false));
+        assert!(c.open(ip(2), false));
+        c.close(ip(1), false);
+        assert!(c.open(ip(1), false));
+    }
+
+    #[test]
+    fn strangers_cannot_take_the_members_share() {
+        let mut c = ConnectionCap::new(4, 8, 2);
+        let strangers = (20..40).filter(|i| c.open(ip(*i), false)).count();
+        assert_eq!(strangers, 8);
+        assert!(c.open(ip(1), true) && c.open(ip(2), true));
+        assert!(!c.open(ip(3), true), "the members' share is bounded too");
+        c.close(ip(20), false);
+        assert!(c.open(ip(41), false));
+        c.close(ip(1), true);
+        assert!(c.open(ip(3), true));
+    }
+
+    #[test]
+    fn members_are_bounded_and_forget_the_longest_silent() {
+        let t0 = Instant::now();
+        let mut m = Members::default();
+        for i in 0..200u32 {
+            m.heard(Ipv4Addr::from(0x0a00_0000 + i), t0 + Duration::from_millis(u64::from(i)));
+        }
+        assert!(m.seen.len() <= MAX_MEMBERS);
+        assert!(m.contains(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + 199))));
+        assert!(!m.contains(IpAddr::V4(Ipv4Addr::from(0x0a00_0000))));
     }
 
     #[test]

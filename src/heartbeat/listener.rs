@@ -1,20 +1,17 @@
 //! The holder's side: accepts heartbeat connections and answers each heartbeat with an echo.
-//! Hostile peers are bounded: a connection cap (overall and per source), a connection
-//! rate per source, a read deadline per message and a fixed maximum message size.
+//! Hostile peers are bounded: connection caps (per source, and in all with a share kept
+//! for members), a connection rate per source, a deadline per message (not per read, so a
+//! byte now and then does not hold a slot) and a fixed maximum message size.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
 use super::{trouble_of, Local, Trouble};
 use crate::wire::{self, Challenge, Decoded, Kind};
-
-/// More simultaneous heartbeat connections than any real group needs.
-pub const MAX_CONNECTIONS: usize = 32;
 
 pub struct Listener {
     socket: TcpListener,
@@ -22,9 +19,11 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn bind(port: u16) -> std::io::Result<Listener> {
+    /// Listens on `port` of `interface` only: no other interface (a WAN side) reaches it.
+    pub fn bind(port: u16, interface: &str) -> std::io::Result<Listener> {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         s.set_reuse_address(true)?;
+        super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         s.listen(64)?;
         Ok(Listener { socket: s.into(), port })
@@ -38,22 +37,20 @@ impl Listener {
                 self.port
             );
         }
-        let open = Arc::new(AtomicUsize::new(0));
         for stream in self.socket.incoming() {
             let Ok(stream) = stream else { continue };
             let Ok(from) = stream.peer_addr().map(|a| a.ip()) else { continue };
-            if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                local.refuse(from, Trouble::Limit, || format!("connection refused: {MAX_CONNECTIONS} already open"));
-                continue;
-            }
-            if !local.admit_connection(from) {
+            let Some(member) = local.admit_connection(from) else {
                 local.refuse(from, Trouble::Limit, || {
-                    format!("connection refused: over the per-source rate or {} open", super::CONNECTIONS_PER_SOURCE)
+                    format!(
+                        "connection refused: over the per-source rate, {} open from it, or {} open in all",
+                        super::CONNECTIONS_PER_SOURCE,
+                        super::MAX_CONNECTIONS
+                    )
                 });
                 continue;
-            }
-            open.fetch_add(1, Ordering::Relaxed);
-            let (conn_local, still_open) = (local.clone(), open.clone());
+            };
+            let conn_local = local.clone();
             let spawned = std::thread::Builder::new().name("fip-conn".into()).spawn(move || {
                 if let Err(e) = answer(stream, &conn_local, read_deadline) {
                     if e.rejected {
@@ -62,12 +59,10 @@ impl Listener {
                         debug!("heartbeat connection from {from} ended: {e}");
                     }
                 }
-                conn_local.connection_closed(from);
-                still_open.fetch_sub(1, Ordering::Relaxed);
+                conn_local.connection_closed(from, member);
             });
             if spawned.is_err() {
-                local.connection_closed(from);
-                open.fetch_sub(1, Ordering::Relaxed);
+                local.connection_closed(from, member);
             }
         }
     }
@@ -81,14 +76,33 @@ pub enum ReadError {
     Wire(#[from] wire::WireError),
 }
 
-/// Reads one framed message, never more than [`wire::MAX_MESSAGE_LEN`] bytes, and applies
-/// the authentication policy.
-pub fn read_message(stream: &mut TcpStream, local: &Local) -> Result<Decoded, ReadError> {
+/// Reads one framed message, never more than [`wire::MAX_MESSAGE_LEN`] bytes, whole by
+/// `deadline` however the bytes trickle in, and applies the authentication policy.
+pub fn read_message(stream: &mut TcpStream, local: &Local, deadline: Instant) -> Result<Decoded, ReadError> {
     let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
-    stream.read_exact(&mut buf[..wire::HEADER_LEN])?;
+    read_by(stream, &mut buf[..wire::HEADER_LEN], deadline)?;
     let len = wire::frame_len(&buf[..wire::HEADER_LEN])?;
-    stream.read_exact(&mut buf[wire::HEADER_LEN..len])?;
+    read_by(stream, &mut buf[wire::HEADER_LEN..len], deadline)?;
     Ok(local.open(&buf[..len])?)
+}
+
+/// `read_exact` with one deadline for all its reads; a timeout is `TimedOut`.
+fn read_by(stream: &mut TcpStream, buf: &mut [u8], deadline: Instant) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf[filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Why a heartbeat connection ended; `rejected` when the peer sent something unacceptable.
@@ -114,13 +128,12 @@ fn refused(why: String, trouble: Trouble) -> Ended {
 }
 
 fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), Ended> {
-    stream.set_read_timeout(Some(read_deadline)).map_err(io_end)?;
     stream.set_write_timeout(Some(read_deadline)).map_err(io_end)?;
     stream.set_nodelay(true).map_err(io_end)?;
     // Within one connection a prober's sequence only grows.
     let mut last: Option<(u64, u64)> = None;
     loop {
-        let d = match read_message(&mut stream, local) {
+        let d = match read_message(&mut stream, local, Instant::now() + read_deadline) {
             Ok(d) => d,
             Err(ReadError::Io(e)) => return Err(io_end(e)),
             Err(ReadError::Wire(e)) => return Err(refused(format!("heartbeat: {e}"), trouble_of(&e))),

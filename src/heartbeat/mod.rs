@@ -16,13 +16,13 @@ use log::warn;
 
 pub use broadcast::{send_released, Broadcaster};
 pub use listener::Listener;
-pub use prober::Prober;
+pub use prober::{confirm_master, Prober};
 
 use crate::auth::{Auth, Replay, ReplayGuard};
 use crate::config::Priority;
 use crate::state::{Mac, Peer, Role};
 use crate::wire::{self, Challenge, Decoded, Kind, Message, Stamp, WireError};
-use limits::{ConnectionCap, LogLimit, RateLimit, Trouble};
+use limits::{ConnectionCap, LogLimit, Members, RateLimit, Trouble};
 
 /// What this node says about itself; written by the daemon loop, read by the threads.
 #[derive(Debug, Clone, Copy)]
@@ -50,18 +50,26 @@ pub struct Local {
     shield: Mutex<Shield>,
 }
 
-/// Per-source limits and the replay guard, shared by the heartbeat threads.
+/// The limits, the replay guard and the members heard, shared by the heartbeat threads.
+/// Datagrams reach `datagrams`, `replay` and `members` only once they passed every check
+/// that needs no memory (form, tag, sender), so forged ones cannot drain a member's budget.
 #[derive(Debug)]
 struct Shield {
-    datagrams: RateLimit,
+    /// Per verified sender: (node, boot).
+    datagrams: RateLimit<(Ipv4Addr, u64)>,
     connects: RateLimit,
     open: ConnectionCap,
     replay: ReplayGuard,
+    members: Members,
     log: LogLimit,
 }
 
 /// Simultaneous heartbeat connections one source may hold (a prober needs one).
 pub const CONNECTIONS_PER_SOURCE: usize = 4;
+/// More simultaneous heartbeat connections than any real group needs.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Of those, the ones only members of the group may use.
+pub const MEMBER_CONNECTIONS: usize = 8;
 
 /// The log limiter's class of a wire error.
 fn trouble_of(e: &WireError) -> Trouble {
@@ -70,6 +78,13 @@ fn trouble_of(e: &WireError) -> Trouble {
     } else {
         Trouble::Malformed
     }
+}
+
+/// Binds `socket` to `interface`, so that no other interface (a WAN side) reaches the port
+/// (`SO_BINDTOIFINDEX` on Linux, `IP_BOUND_IF` on macOS).
+fn bind_to_interface(socket: &socket2::Socket, interface: &str) -> std::io::Result<()> {
+    let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(index))
 }
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
@@ -93,8 +108,9 @@ impl Local {
         let shield = Shield {
             datagrams: RateLimit::for_interval(interval, 40),
             connects: RateLimit::for_interval(interval, 10),
-            open: ConnectionCap::new(CONNECTIONS_PER_SOURCE),
+            open: ConnectionCap::new(CONNECTIONS_PER_SOURCE, MAX_CONNECTIONS - MEMBER_CONNECTIONS, MEMBER_CONNECTIONS),
             replay: ReplayGuard::new(window),
+            members: Members::default(),
             log: LogLimit::default(),
         };
         Arc::new(Local {
@@ -140,6 +156,11 @@ impl Local {
         }
     }
 
+    /// Remembers the sender of a message that passed every check as a member.
+    fn heard_member(&self, node: Ipv4Addr) {
+        self.shield().members.heard(node, Instant::now());
+    }
+
     /// Refuses a timestamp outside the skew window (TCP messages, bound by their connection).
     fn check_clock(&self, d: &Decoded) -> Result<(), Replay> {
         let (Some(a), Some(s)) = (&self.auth, d.stamp) else { return Ok(()) };
@@ -153,20 +174,22 @@ impl Local {
         }
     }
 
-    /// Takes a datagram token for `from`; false means drop it unread.
-    fn admit_datagram(&self, from: IpAddr) -> bool {
-        self.shield().datagrams.allow(from, Instant::now())
+    /// Takes a datagram token for a verified sender's (node, boot); false means drop it.
+    fn admit_datagram(&self, node: Ipv4Addr, boot: u64) -> bool {
+        self.shield().datagrams.allow((node, boot), Instant::now())
     }
 
-    /// Admits a new connection from `from` (rate and open-connection cap); the caller must
-    /// call [`Local::connection_closed`] when an admitted connection ends.
-    fn admit_connection(&self, from: IpAddr) -> bool {
+    /// Admits a new connection from `from` (rate and open-connection caps): `Some(member)`
+    /// when admitted, and then the caller must call [`Local::connection_closed`] with the
+    /// same `member` when it ends.
+    fn admit_connection(&self, from: IpAddr) -> Option<bool> {
         let mut s = self.shield();
-        s.connects.allow(from, Instant::now()) && s.open.open(from)
+        let member = s.members.contains(from);
+        (s.connects.allow(from, Instant::now()) && s.open.open(from, member)).then_some(member)
     }
 
-    fn connection_closed(&self, from: IpAddr) {
-        self.shield().open.close(from);
+    fn connection_closed(&self, from: IpAddr, member: bool) {
+        self.shield().open.close(from, member);
     }
 
     /// Counts a dropped message and logs why, at most once per source and trouble per 10 s.

@@ -3,39 +3,49 @@
 //! Linux for both OSes); commands always run from an argument vector, never a shell.
 
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::time::Duration;
 
-use super::{NetError, Os};
+use super::{NetError, Os, Tool};
 use crate::config::Netmask;
 
-/// A program and its arguments.
+/// A hung `ifconfig` or `ip` is killed after this: the action fails (a failed add puts the
+/// node in FAULT) instead of stalling the daemon's loop until the watchdog kills it.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A system program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
-    pub program: &'static str,
+    pub program: Tool,
     pub args: Vec<String>,
 }
 
 impl Invocation {
-    fn new(program: &'static str, args: &[&str]) -> Invocation {
+    fn new(program: Tool, args: &[&str]) -> Invocation {
         Invocation { program, args: args.iter().map(|s| s.to_string()).collect() }
     }
 
     pub fn display(&self) -> String {
-        std::iter::once(self.program.to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program.name().to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
     }
 
-    /// Runs it, turning a failure into an error that quotes the command and its stderr.
+    /// The full argument vector, the program at its absolute path `path`.
+    pub fn argv(&self, path: &Path) -> Vec<String> {
+        std::iter::once(path.display().to_string()).chain(self.args.iter().cloned()).collect()
+    }
+
+    /// Runs it from the system directories, bounded by [`COMMAND_TIMEOUT`].
     pub fn run(&self) -> Result<(), NetError> {
-        let out = Command::new(self.program)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| NetError::Command { command: self.display(), detail: e.to_string() })?;
-        if out.status.success() {
+        self.run_at(&self.program.locate()?, COMMAND_TIMEOUT)
+    }
+
+    /// Runs it as `path`; a failure or overrun is an error that quotes the command and its output.
+    pub fn run_at(&self, path: &Path, timeout: Duration) -> Result<(), NetError> {
+        let ran = crate::exec::run(&self.argv(path), &[], timeout);
+        if ran.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(NetError::Command { command: self.display(), detail: format!("{}: {}", out.status, stderr.trim()) })
+        Err(NetError::Command { command: self.display(), detail: ran.summary() })
     }
 }
 
@@ -53,8 +63,8 @@ pub fn linux_label(iface: &str, vip: Ipv4Addr) -> Result<String, NetError> {
 pub fn add(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocation, NetError> {
     let (ip, mask) = (vip.to_string(), mask.to_string());
     Ok(match os {
-        Os::Linux => Invocation::new("ifconfig", &[&linux_label(iface, vip)?, &ip, "netmask", &mask, "up"]),
-        Os::MacOs => Invocation::new("ifconfig", &[iface, "alias", &ip, "netmask", &mask]),
+        Os::Linux => Invocation::new(Tool::Ifconfig, &[&linux_label(iface, vip)?, &ip, "netmask", &mask, "up"]),
+        Os::MacOs => Invocation::new(Tool::Ifconfig, &[iface, "alias", &ip, "netmask", &mask]),
     })
 }
 
@@ -63,9 +73,9 @@ pub fn remove(os: Os, iface: &str, label: &str, vip: Ipv4Addr, mask: Netmask) ->
     match os {
         // `ifconfig eth0:234 down` deletes the alias; on an unlabeled copy the same command
         // would take the whole interface down, so that case goes through iproute2.
-        Os::Linux if label.contains(':') => Invocation::new("ifconfig", &[label, "down"]),
-        Os::Linux => Invocation::new("ip", &["-4", "addr", "del", &format!("{vip}/{}", mask.prefix_len()), "dev", iface]),
-        Os::MacOs => Invocation::new("ifconfig", &[iface, "-alias", &vip.to_string()]),
+        Os::Linux if label.contains(':') => Invocation::new(Tool::Ifconfig, &[label, "down"]),
+        Os::Linux => Invocation::new(Tool::Ip, &["-4", "addr", "del", &format!("{vip}/{}", mask.prefix_len()), "dev", iface]),
+        Os::MacOs => Invocation::new(Tool::Ifconfig, &[iface, "-alias", &vip.to_string()]),
     }
 }
 
@@ -92,9 +102,19 @@ mod tests {
     #[test]
     fn macos_commands() {
         let a = add(Os::MacOs, "en1", VIP, mask()).unwrap();
-        assert_eq!(a.program, "ifconfig");
+        assert_eq!(a.program, Tool::Ifconfig);
         assert_eq!(a.args, ["en1", "alias", "192.168.3.234", "netmask", "255.255.255.0"]);
         assert_eq!(remove(Os::MacOs, "en1", "en1", VIP, mask()).args, ["en1", "-alias", "192.168.3.234"]);
+        assert_eq!(remove(Os::MacOs, "en1", "en1", VIP, mask()).program, Tool::Ifconfig, "no iproute2 on macOS");
+    }
+
+    #[test]
+    fn argv_starts_with_the_absolute_path() {
+        let a = add(Os::Linux, "eth0", VIP, mask()).unwrap();
+        assert_eq!(a.argv(Path::new("/usr/sbin/ifconfig"))[..2], ["/usr/sbin/ifconfig", "eth0:234"]);
+        let r = remove(Os::Linux, "eth0", "eth0", VIP, mask());
+        assert_eq!(r.program, Tool::Ip);
+        assert_eq!(r.argv(Path::new("/sbin/ip"))[0], "/sbin/ip");
     }
 
     #[test]
@@ -105,9 +125,19 @@ mod tests {
 
     #[test]
     fn failing_command_quotes_itself() {
-        let err = Invocation::new("false", &["x"]).run().unwrap_err().to_string();
-        assert!(err.starts_with("`false x` failed"), "{err}");
-        let err = Invocation::new("/nonexistent/floatip-test", &[]).run().unwrap_err().to_string();
+        let t = Duration::from_secs(5);
+        let err = Invocation::new(Tool::Ifconfig, &["x"]).run_at(Path::new("/bin/false"), t).unwrap_err().to_string();
+        assert_eq!(err, "`ifconfig x` failed: exit 1");
+        let err = Invocation::new(Tool::Ip, &[]).run_at(Path::new("/nonexistent/floatip-test"), t).unwrap_err().to_string();
         assert!(err.contains("/nonexistent/floatip-test"), "{err}");
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_and_fails() {
+        let t0 = std::time::Instant::now();
+        let hung = Invocation::new(Tool::Ifconfig, &["30"]);
+        let err = hung.run_at(Path::new("/bin/sleep"), Duration::from_millis(200)).unwrap_err().to_string();
+        assert_eq!(err, "`ifconfig 30` failed: timed out after 200 ms, killed");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }
 }

@@ -2,6 +2,7 @@
 //! can be exercised with a fake.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use super::interfaces::{base_name, snapshot};
 use super::{alias, arp, NetError, Os};
@@ -22,7 +23,7 @@ pub trait Host {
     /// Removes every copy of the floating IP from the interface (idempotent); true if one was there.
     fn remove_address(&self) -> Result<bool, NetError>;
     /// Does another host answer for the floating IP? Milliseconds, not seconds.
-    fn probe(&self) -> Result<ProbeOutcome, NetError>;
+    fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError>;
     /// Gratuitous ARP so clients follow the move now.
     fn announce(&self) -> Result<(), NetError>;
     fn mac(&self) -> Mac;
@@ -98,8 +99,8 @@ impl Host for SystemHost {
         Ok(!labels.is_empty())
     }
 
-    fn probe(&self) -> Result<ProbeOutcome, NetError> {
-        self.arp.probe(self.mac, self.vip, arp::PROBE_WAIT)
+    fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError> {
+        self.arp.probe(self.mac, self.vip, wait)
     }
 
     fn announce(&self) -> Result<(), NetError> {

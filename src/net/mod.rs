@@ -6,11 +6,13 @@ pub mod arp;
 pub mod host;
 pub mod interfaces;
 pub mod ping;
+pub mod tools;
 
 use std::net::Ipv4Addr;
 
 pub use host::{Host, Observation, SystemHost};
 pub use interfaces::{discover, Interface};
+pub use tools::{MissingTool, Tool};
 
 /// The operating systems floatip knows how to drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,4 +46,6 @@ pub enum NetError {
     Socket { what: &'static str, iface: String, error: std::io::Error },
     #[error("{0}")]
     Unsupported(String),
+    #[error(transparent)]
+    Missing(#[from] MissingTool),
 }

@@ -2,9 +2,13 @@
 //! silence) but universal; used at start-up and by `floatip check`, never on take-over.
 
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use super::Os;
+use super::{NetError, Os, Tool};
+use crate::exec::Exit;
+
+/// `ping` waits one second for an answer; a run still going after this is hung.
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// One echo request, one second of patience, numeric output.
 pub fn ping_argv(os: Os, ip: Ipv4Addr) -> Vec<String> {
@@ -17,14 +21,13 @@ pub fn ping_argv(os: Os, ip: Ipv4Addr) -> Vec<String> {
 }
 
 /// True when `ip` answered one ping within a second.
-pub fn answers(os: Os, ip: Ipv4Addr) -> std::io::Result<bool> {
-    let status = Command::new("ping")
-        .args(ping_argv(os, ip))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    Ok(status.success())
+pub fn answers(os: Os, ip: Ipv4Addr) -> Result<bool, NetError> {
+    let argv: Vec<String> = std::iter::once(Tool::Ping.locate()?.display().to_string()).chain(ping_argv(os, ip)).collect();
+    let ran = crate::exec::run(&argv, &[], PING_TIMEOUT);
+    match ran.exit {
+        Exit::Code(code) => Ok(code == 0),
+        _ => Err(NetError::Command { command: argv.join(" "), detail: ran.summary() }),
+    }
 }
 
 #[cfg(test)]

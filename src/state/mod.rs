@@ -8,7 +8,8 @@
 //! - A BACKUP follows the holder through echoes and master announces. Silence for the
 //!   detection time, or the holder's connection closing, or its resignation, schedules a
 //!   take-over, delayed by the node's rank among live backups so only the best one moves.
-//! - Before adding the address the node probes it (ARP). Free: take over. In use by the
+//! - A resignation counts only from the holder followed (same node and boot, still alive).
+//! - Before adding the address the node probes it (ARP), briefly after a hand-over. Free: take over. In use by the
 //!   silent holder we followed: it is frozen or partitioned; take over anyway, it steps
 //!   down when it wakes. In use by anything else: a conflict; FAULT and retry.
 //! - Two masters that meet keep the better one: higher priority, then higher node address.
@@ -116,6 +117,8 @@ pub enum Event {
     Released(Ipv4Addr),
     /// Outcome of [`Action::ProbeAddress`].
     Probe(ProbeOutcome),
+    /// A node asked by [`Action::ConfirmMaster`] answered a heartbeat, saying this.
+    MasterConfirmed(Peer),
     /// What the interface looks like now (polled by the daemon).
     Observed { link_up: bool, address_present: bool },
     /// An action could not be carried out (e.g. `ifconfig` failed).
@@ -132,11 +135,16 @@ pub enum Action {
     RemoveAddress,
     /// Ask the LAN whether anyone answers for the address; reply with [`Event::Probe`].
     ProbeAddress,
+    /// The same, briefly: the holder said it removed the address and handed it to us.
+    ProbeHandedOver,
     SendGarp,
     /// Broadcast our identity and role now.
     Announce,
     /// Broadcast that we removed the address, naming who should take it.
     Resign { successor: Option<Ipv4Addr> },
+    /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
+    /// an answer comes back as [`Event::MasterConfirmed`], silence as nothing.
+    ConfirmMaster(Ipv4Addr),
     /// The prober should (true) or should not (false) follow the holder.
     SetProbing(bool),
     Transition { from: Role, to: Role, reason: String },
@@ -168,6 +176,8 @@ enum Cause {
     Startup,
     Lost(Loss),
     Resigned,
+    /// The holder resigned naming us (its node address).
+    HandedOver(Ipv4Addr),
     Retry,
     /// Service checks pass again and no holder is known.
     Recovered,
@@ -210,6 +220,8 @@ pub struct Machine {
     peers: BTreeMap<Ipv4Addr, Seen>,
     takeover: Option<Takeover>,
     verifying: bool,
+    /// The master's address vanished: re-add it if the probe (under `verifying`) finds it free.
+    restoring: bool,
     last_event: Instant,
     next_announce: Instant,
     garp_followup: Option<Instant>,
@@ -219,6 +231,8 @@ pub struct Machine {
     counters: Counters,
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
     last_resign: Option<(u64, Instant)>,
+    /// When we last asked a better master to confirm its claim (see [`Timing::confirm_claims`]).
+    confirming: Option<Instant>,
     health: Health,
 }
 
@@ -236,6 +250,7 @@ impl Machine {
             peers: BTreeMap::new(),
             takeover: None,
             verifying: false,
+            restoring: false,
             last_event: now,
             next_announce: now + timing.interval,
             garp_followup: None,
@@ -244,6 +259,7 @@ impl Machine {
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
+            confirming: None,
             health: Health::healthy(),
         };
         let mut m = m;
@@ -327,6 +343,7 @@ impl Machine {
             Event::Resign { from, successor } => self.on_resign(now, from, successor, &mut out),
             Event::Released(from) => self.on_released(now, from, &mut out),
             Event::Probe(outcome) => self.on_probe(now, outcome, &mut out),
+            Event::MasterConfirmed(peer) => self.on_master_confirmed(now, peer, &mut out),
             Event::Observed { link_up, address_present } => self.on_observed(now, link_up, address_present, &mut out),
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
             Event::Health(health) => self.on_health(now, health, &mut out),
@@ -349,6 +366,7 @@ impl Machine {
         self.reason = reason.clone();
         self.preempt_since = None;
         self.verifying = false;
+        self.restoring = false;
         if to != Role::Master {
             self.garp_followup = None;
             self.next_refresh = None;
@@ -434,6 +452,9 @@ impl Machine {
         }
         match self.role {
             Role::Master => self.two_masters(now, peer, out),
+            // Without a key an announce may be forged: only the holder's echo (or its own
+            // announces) says who holds; a claim from another node does not replace it.
+            Role::Backup if self.timing.confirm_claims && how == "announce" && self.follows_another(now, peer) => {}
             Role::Backup => {
                 self.holder = Holder::Alive { peer, last: now };
                 self.takeover = None;
@@ -539,18 +560,28 @@ impl Machine {
         }
     }
 
+    /// True while a live holder other than `peer` is followed.
+    fn follows_another(&self, now: Instant, peer: Peer) -> bool {
+        matches!(self.holder, Holder::Alive { peer: h, last } if h.node != peer.node && now < last + self.timing.timeout)
+    }
+
     fn two_masters(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
         if self.verifying {
             return;
         }
         if peer.rank_key() > (self.priority(), self.me.node) {
-            let reason = format!(
-                "two masters: {} (priority {}) outranks us ({} priority {})",
-                peer.node, peer.priority, self.me.node, self.priority()
-            );
-            self.step_down(now, Role::Backup, None, None, reason, out);
-            self.holder = Holder::Alive { peer, last: now };
-            self.takeover = None;
+            if self.timing.confirm_claims {
+                if !self.confirming.is_some_and(|at| now < at + self.timing.interval) {
+                    self.confirming = Some(now);
+                    out.push(Action::Note(format!(
+                        "{} announces itself master with priority {}; asking it before stepping down",
+                        peer.node, peer.priority
+                    )));
+                    out.push(Action::ConfirmMaster(peer.node));
+                }
+                return;
+            }
+            self.yield_to(now, peer, "", out);
         } else {
             out.push(Action::Note(format!(
                 "two masters: we ({} priority {}) outrank {} (priority {}); re-announcing",
@@ -561,9 +592,35 @@ impl Machine {
         }
     }
 
+    /// Steps down for a better master `peer`.
+    fn yield_to(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
+        let reason = format!(
+            "two masters: {} (priority {}{how}) outranks us ({} priority {})",
+            peer.node, peer.priority, self.me.node, self.priority()
+        );
+        self.step_down(now, Role::Backup, None, None, reason, out);
+        self.holder = Holder::Alive { peer, last: now };
+        self.takeover = None;
+    }
+
+    fn on_master_confirmed(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
+        self.confirming = None;
+        let better = peer.role == Role::Master && peer.rank_key() > (self.priority(), self.me.node);
+        if self.role == Role::Master && !self.verifying && better {
+            self.yield_to(now, peer, ", it answered a heartbeat", out);
+        }
+    }
+
     fn on_resign(&mut self, now: Instant, from: Peer, successor: Option<Ipv4Addr>, out: &mut Vec<Action>) {
         let repeated = self.last_resign.is_some_and(|(boot, at)| boot == from.boot && now < at + self.timing.interval);
         if from.boot == self.me.boot || repeated {
+            return;
+        }
+        // Only the holder we follow, still alive, can resign it: anything else (a replay of
+        // an older resignation, a node we never followed) moves nothing.
+        let followed = matches!(self.holder, Holder::Alive { peer, .. } if peer.node == from.node && peer.boot == from.boot);
+        if self.role != Role::Master && !followed {
+            out.push(Action::Note(format!("ignored a resignation from {}: not the holder we follow", from.node)));
             return;
         }
         self.last_resign = Some((from.boot, now));
@@ -581,7 +638,11 @@ impl Machine {
                 self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
             }
             _ if successor == Some(self.me.node) && self.may_take_over() => {
-                self.take_over(now, format!("{} handed the address over to us", from.node), out);
+                // The holder says it removed the address: a brief probe proves it.
+                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+                let cause = Cause::HandedOver(from.node);
+                self.takeover = Some(Takeover { at: now, scheduled: now, cause, ranked: true, probing: true });
+                out.push(Action::ProbeHandedOver);
             }
             _ => {
                 self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
@@ -613,10 +674,17 @@ impl Machine {
         if self.role == Role::Master {
             if self.verifying {
                 self.verifying = false;
+                let restoring = std::mem::take(&mut self.restoring);
                 match outcome {
+                    ProbeOutcome::Free if restoring => {
+                        out.push(Action::Note("the address vanished from the interface and nobody else has it; restoring it".into()));
+                        out.push(Action::AddAddress);
+                        out.push(Action::SendGarp);
+                    }
                     ProbeOutcome::Free => out.push(Action::Note("still the only holder after the stall".into())),
                     ProbeOutcome::InUse(mac) => {
-                        let reason = format!("view stale after a stall: {} answers for the address", fmt_mac(&mac));
+                        let why = if restoring { "the address vanished" } else { "view stale after a stall" };
+                        let reason = format!("{why}: {} answers for the address", fmt_mac(&mac));
                         self.step_down(now, Role::Backup, None, None, reason, out);
                         self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
                     }
@@ -632,6 +700,7 @@ impl Machine {
                     Cause::Lost(Loss::Silence) => self.lost_reason("silent"),
                     Cause::Lost(Loss::Closed) => self.lost_reason("gone"),
                     Cause::Resigned => "holder resigned".to_string(),
+                    Cause::HandedOver(from) => format!("{from} handed the address over to us"),
                     Cause::Retry => "address free again".to_string(),
                     Cause::Recovered => "service checks pass and no holder is around".to_string(),
                 };
@@ -692,9 +761,10 @@ impl Machine {
         }
         match (self.role, present) {
             (Role::Master, false) if !self.verifying => {
-                out.push(Action::Note("the address vanished from the interface; restoring it".into()));
-                out.push(Action::AddAddress);
-                out.push(Action::SendGarp);
+                // Every add is preceded by a probe: someone may have taken it meanwhile.
+                self.verifying = true;
+                self.restoring = true;
+                out.push(Action::ProbeAddress);
             }
             (Role::Backup | Role::Fault, true) => {
                 out.push(Action::Note("found a copy of the address while not MASTER; removing it".into()));

@@ -9,7 +9,7 @@ const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
 const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
 
 fn timing() -> Timing {
-    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None }
+    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None, confirm_claims: false }
 }
 
 fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
@@ -253,12 +253,40 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
 // ---- resignation ----------------------------------------------------------------
 
 #[test]
-fn handed_over_address_is_taken_at_once_without_probe() {
+fn handed_over_address_is_probed_briefly_then_taken() {
     let mut r = Rig::following(20);
     let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
-    assert!(!a.contains(&Action::ProbeAddress));
+    assert_eq!(a, vec![Action::ProbeHandedOver]);
+    let a = r.at(53, Event::Probe(ProbeOutcome::Free));
     assert!(a.contains(&Action::AddAddress));
     assert_eq!(r.m.role(), Role::Master);
+    let (_, _, reason) = transition(&a).unwrap();
+    assert_eq!(reason, "192.0.2.12 handed the address over to us");
+}
+
+#[test]
+fn handed_over_address_still_in_use_is_a_conflict() {
+    let mut r = Rig::following(20);
+    r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    let a = r.at(53, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert!(!a.contains(&Action::AddAddress));
+    assert!(matches!(r.m.fault(), Some(Fault::Conflict(_))));
+}
+
+#[test]
+fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
+    // A replay from an earlier boot of the holder.
+    let mut r = Rig::following(20);
+    let old_boot = Peer { boot: 999, ..peer(N12, 100, Role::Backup) };
+    let a = r.at(50, Event::Resign { from: old_boot, successor: Some(ME) });
+    assert!(!has(&a, &Action::ProbeHandedOver) && !has(&a, &Action::AddAddress), "{a:?}");
+    assert!(matches!(r.m.holder(), Holder::Alive { .. }));
+    // Another node, and a node that just started and follows nobody yet.
+    assert!(r.at(60, Event::Resign { from: peer(N13, 100, Role::Backup), successor: Some(ME) }).iter().all(|a| matches!(a, Action::Note(_))));
+    let mut fresh = Rig::new();
+    let a = fresh.at(10, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(a.iter().all(|a| matches!(a, Action::Note(_))), "{a:?}");
+    assert!(!fresh.run_to(140).contains(&Action::AddAddress));
 }
 
 #[test]
@@ -404,11 +432,22 @@ fn reconcile_removes_a_copy_held_while_not_master() {
 }
 
 #[test]
-fn reconcile_restores_a_vanished_address_on_master() {
+fn reconcile_probes_then_restores_a_vanished_address_on_master() {
     let mut m = Rig::master();
     let a = m.at(160, Event::Observed { link_up: true, address_present: false });
+    assert_eq!(a, vec![Action::ProbeAddress]);
+    let a = m.at(162, Event::Probe(ProbeOutcome::Free));
     assert_eq!(a[1..3], [Action::AddAddress, Action::SendGarp]);
     assert!(m.at(170, Event::Observed { link_up: true, address_present: true }).is_empty());
+}
+
+#[test]
+fn vanished_address_answered_by_another_host_is_not_restored() {
+    let mut m = Rig::master();
+    m.at(160, Event::Observed { link_up: true, address_present: false });
+    let a = m.at(162, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
+    assert!(!has(&a, &Action::AddAddress), "{a:?}");
+    assert_eq!(m.m.role(), Role::Backup);
 }
 
 // ---- stalls (a frozen process) --------------------------------------------------
@@ -569,6 +608,34 @@ fn pending_checks_defer_the_startup_take_over() {
     assert!(!r.run_to(400).contains(&Action::ProbeAddress), "no take-over before the first verdict");
     assert!(r.m.next_deadline() > r.now, "a blocked take-over must not make the loop spin");
     assert!(r.at(410, healthy()).contains(&Action::ProbeAddress), "the deferred take-over goes ahead at once");
+}
+
+#[test]
+fn without_a_key_a_better_master_must_answer_before_we_step_down() {
+    let mut m = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    assert!(m.run_to(150).contains(&Action::ProbeAddress));
+    m.at(152, Event::Probe(ProbeOutcome::Free));
+    let phantom = peer(N13, 254, Role::Master);
+    let a = m.at(160, Event::Announce(phantom));
+    assert!(has(&a, &Action::ConfirmMaster(N13)) && !has(&a, &Action::RemoveAddress), "{a:?}");
+    // Asked once per interval however many announces come.
+    assert!(!has(&m.at(170, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
+    assert!(has(&m.at(270, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
+    assert_eq!(m.m.role(), Role::Master);
+    // The node answers a heartbeat, as a better master: now we yield.
+    let a = m.at(280, Event::MasterConfirmed(peer(N12, 150, Role::Master)));
+    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    assert_eq!(m.m.role(), Role::Backup);
+}
+
+#[test]
+fn without_a_key_a_backup_keeps_following_the_holder_it_hears_from() {
+    let mut r = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(30, Event::Announce(peer(N13, 254, Role::Master)));
+    assert!(matches!(r.m.holder(), Holder::Alive { peer, .. } if peer.node == N12));
+    // The holder's resignation still counts.
+    assert_eq!(r.at(40, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) }), vec![Action::ProbeHandedOver]);
 }
 
 #[test]

@@ -13,6 +13,9 @@ pub struct Timing {
     pub preempt: bool,
     pub preempt_delay: Duration,
     pub garp_refresh: Option<Duration>,
+    /// Without a key anyone can forge an announce: a master steps down for a better one
+    /// only after that node itself answered a heartbeat as a master.
+    pub confirm_claims: bool,
 }
 
 impl Timing {
@@ -26,6 +29,7 @@ impl Timing {
             preempt: c.preempt,
             preempt_delay: c.preempt_delay,
             garp_refresh: c.garp_refresh,
+            confirm_claims: c.auth.is_none(),
         }
     }
 

@@ -8,6 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use floatip_lab::floatip::masked;
 use floatip_lab::Lab;
 
 use crate::BIN;
@@ -19,10 +20,8 @@ enum As {
     Root,
     /// `setpriv --reuid=nobody --regid=nogroup --clear-groups`
     Nobody,
-    /// PATH holding only a symlink to `ping` (no `ifconfig`)
-    NoIfconfig,
-    /// PATH holding only a symlink to `ifconfig` (no `ping`)
-    NoPing,
+    /// With this system program hidden: /dev/null mounted over it in a private mount namespace
+    Without(&'static str),
 }
 
 struct Case {
@@ -371,15 +370,24 @@ fn cases(dir: &Path) -> Vec<Case> {
             expect: &["must run as root", "sudo"],
         },
         Case {
-            name: "no ifconfig in PATH",
+            name: "no ifconfig",
             yaml: Some(valid.clone()),
-            who: As::NoIfconfig,
-            expect: &["`ifconfig` not found", "net-tools"],
+            who: As::Without("ifconfig"),
+            expect: &[
+                "`ifconfig` not found in /usr/sbin, /sbin, /usr/bin, /bin",
+                "net-tools",
+            ],
         },
         Case {
-            name: "no ping in PATH",
+            name: "no ip",
+            yaml: Some(valid.clone()),
+            who: As::Without("ip"),
+            expect: &["`ip` not found", "iproute2"],
+        },
+        Case {
+            name: "no ping",
             yaml: Some(valid),
-            who: As::NoPing,
+            who: As::Without("ping"),
             expect: &["`ping` not found", "iputils-ping"],
         },
     ]
@@ -393,14 +401,6 @@ fn every_bad_input_fails_cleanly_with_one_line_naming_the_key() {
     let dir = lab.dir().to_path_buf();
     // The nobody cases need to reach the config files.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let only = |name: &str, tool: &str| {
-        let d = dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        std::os::unix::fs::symlink(which(tool), d.join(tool)).unwrap();
-        d.display().to_string()
-    };
-    let path_ping_only = only("path-ping-only", "ping");
-    let path_ifconfig_only = only("path-ifconfig-only", "ifconfig");
     let _ = std::fs::remove_file("/tmp/pwned-floatip");
     let before = addresses(&lab);
     let cases = cases(&dir);
@@ -421,6 +421,7 @@ fn every_bad_input_fails_cleanly_with_one_line_naming_the_key() {
         let cfg = cfg.display().to_string();
         for sub in ["run", "check"] {
             runs += 1;
+            let hidden;
             let mut argv: Vec<&str> = match c.who {
                 As::Root => vec![],
                 As::Nobody => vec![
@@ -429,17 +430,11 @@ fn every_bad_input_fails_cleanly_with_one_line_naming_the_key() {
                     "--regid=nogroup",
                     "--clear-groups",
                 ],
-                As::NoIfconfig => vec!["env", "-i", "PATH=PLACEHOLDER"],
-                As::NoPing => vec!["env", "-i", "PATH=PLACEHOLDER"],
+                As::Without(tool) => {
+                    hidden = which(tool).canonicalize().unwrap().display().to_string();
+                    masked(&[("/dev/null", hidden.as_str())])
+                }
             };
-            let path_env = match c.who {
-                As::NoIfconfig => format!("PATH={path_ping_only}"),
-                As::NoPing => format!("PATH={path_ifconfig_only}"),
-                _ => String::new(),
-            };
-            if !path_env.is_empty() {
-                argv[2] = &path_env;
-            }
             argv.extend([BIN, sub, "-c", &cfg]);
             let out = lab.run("n1", &argv);
             let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -495,8 +490,8 @@ fn every_bad_input_fails_cleanly_with_one_line_naming_the_key() {
     );
 }
 
-/// A hostile interface name is refused before any external command runs: `ifconfig` and
-/// `ping` on PATH are spies that record every call.
+/// A hostile interface name is refused before any external command runs: the system's
+/// `ifconfig`, `ip` and `ping` (and PATH) are spies that record every call.
 #[test]
 fn hostile_interface_names_run_no_command() {
     let Some(lab) = Lab::new("injection", &["n1"]) else {
@@ -506,7 +501,7 @@ fn hostile_interface_names_run_no_command() {
     let spies = dir.join("spies");
     std::fs::create_dir_all(&spies).unwrap();
     let calls = dir.join("calls");
-    for tool in ["ifconfig", "ping", "sh", "arping"] {
+    for tool in ["ifconfig", "ip", "ping", "sh", "arping"] {
         write_mode(
             &spies,
             tool,
@@ -514,6 +509,19 @@ fn hostile_interface_names_run_no_command() {
             0o755,
         );
     }
+    let binds: Vec<(String, String)> = ["ifconfig", "ip", "ping"]
+        .iter()
+        .map(|t| {
+            (
+                spies.join(t).display().to_string(),
+                which(t).canonicalize().unwrap().display().to_string(),
+            )
+        })
+        .collect();
+    let binds: Vec<(&str, &str)> = binds
+        .iter()
+        .map(|(s, t)| (s.as_str(), t.as_str()))
+        .collect();
     let pwned = dir.join("pwned");
     let before = addresses(&lab);
     for name in [
@@ -533,10 +541,9 @@ fn hostile_interface_names_run_no_command() {
         let cfg = lab.write_file("inj.yml", &yaml);
         for sub in ["run", "check", "release"] {
             let path = format!("PATH={}", spies.display());
-            let out = lab.run(
-                "n1",
-                &["env", "-i", &path, BIN, sub, "-c", cfg.to_str().unwrap()],
-            );
+            let mut argv = masked(&binds);
+            argv.extend(["env", "-i", &path, BIN, sub, "-c", cfg.to_str().unwrap()]);
+            let out = lab.run("n1", &argv);
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(!out.status.success(), "{name:?} {sub}: exit 0");
             assert!(

@@ -11,7 +11,7 @@ use crate::BIN;
 use floatip_lab::floatip::*;
 use floatip_lab::Lab;
 
-/// a. Zero config on both nodes: exactly one holder within 2 × the start-up
+/// Zero config on both nodes: exactly one holder within 2 × the start-up
 /// bound, and the client reaches it.
 /// Default timing (zero config, interval 1000 ms): this is what users get.
 #[test]
@@ -32,7 +32,7 @@ fn zero_config_elects_one_holder_the_client_reaches() {
     let reached = watch.wait_answer_from(&holder, Duration::from_secs(3));
     let report = watch.stop();
 
-    let mut table = Table::new("a. zero config: one holder");
+    let mut table = Table::new("zero config: one holder");
     table.at_most("time to one holder", took, bound);
     table.equal("holders one interval later", later, vec![holder.clone()]);
     table.check(
@@ -53,7 +53,7 @@ fn zero_config_elects_one_holder_the_client_reaches() {
     ));
 }
 
-/// b. SIGTERM on the holder hands the address over: the client's ARP entry
+/// SIGTERM on the holder hands the address over: the client's ARP entry
 /// follows at once (gratuitous ARP; the cache is not flushed) and the
 /// outage is small. Default timing (zero config): a planned stop does not
 /// depend on the timeout.
@@ -87,7 +87,7 @@ fn sigterm_hands_over_with_gratuitous_arp() {
     let status = stopped.stop();
     // The new holder's MAC in the client's cache, polled right after the move.
     let mut neigh = None;
-    let moved = lab.wait_until(ms(1000), ms(2), || {
+    let moved = lab.wait_until(t.handover_bound(), ms(2), || {
         neigh = lab.client_neigh_mac(VIP);
         lab.holders(VIP) == [other] && neigh.as_deref() == Some(lab.mac(other).as_str())
     });
@@ -104,7 +104,7 @@ fn sigterm_hands_over_with_gratuitous_arp() {
         "",
     );
 
-    let mut table = Table::new("b. SIGTERM hand-over");
+    let mut table = Table::new("SIGTERM hand-over");
     table.check(
         "stopped daemon exits 0",
         status.success(),
@@ -115,13 +115,17 @@ fn sigterm_hands_over_with_gratuitous_arp() {
         moved,
         format!("neigh {neigh:?}, want {}", lab.mac(other)),
     );
-    table.below("client ARP entry updated after", neigh_after, ms(1000));
+    table.below(
+        "client ARP entry updated after",
+        neigh_after,
+        t.handover_bound(),
+    );
     table.check(
         "client answered by the new holder",
         answered,
         format!("{:?}", report.answer_order),
     );
-    table.below("outage (client)", outage, ms(500));
+    table.below("outage (client)", outage, t.handover_bound());
     table.equal(
         "dual-holder time",
         report.dual_holder_after("sigterm"),
@@ -140,7 +144,7 @@ fn sigterm_hands_over_with_gratuitous_arp() {
     table.finish(&report.summary());
 }
 
-/// c. Cutting the holder's link moves the address within timeout + margin;
+/// Cutting the holder's link moves the address within timeout + margin;
 /// the cut node drops its copy. Fast setting (interval 100 ms, timeout 300 ms)
 /// so the test takes a second, not ten.
 #[test]
@@ -184,7 +188,7 @@ fn link_cut_moves_the_address() {
     );
     let cut_log = if holder == "n1" { &n1 } else { &n2 };
 
-    let mut table = Table::new("c. link cut");
+    let mut table = Table::new("link cut");
     table.check(
         "other node took over",
         took_over,
@@ -215,7 +219,7 @@ fn link_cut_moves_the_address() {
     table.finish(&report.summary());
 }
 
-/// d. Both nodes started at the same moment: one holder, and at most one
+/// Both nodes started at the same moment: one holder, and at most one
 /// interval with two. Fast setting; three rounds to give a race a chance.
 #[test]
 fn simultaneous_start_ends_with_one_holder() {
@@ -224,7 +228,7 @@ fn simultaneous_start_ends_with_one_holder() {
     };
     let t = Timing::FAST;
     let cfg = lab.write_file("gateway.yml", &timed_config(t, &[]));
-    let mut table = Table::new("d. simultaneous start");
+    let mut table = Table::new("simultaneous start");
     let mut summaries = Vec::new();
     for round in 1..=3 {
         let watch = lab.watch(VIP, WATCH_PORT);
@@ -274,7 +278,7 @@ fn simultaneous_start_ends_with_one_holder() {
     table.finish(&summaries.join("\n"));
 }
 
-/// e. The commands: `check` prints the resolved config, a bad config fails
+/// The commands: `check` prints the resolved config, a bad config fails
 /// with one line naming the key and the file, `release` is idempotent,
 /// `enabled: false` makes `run` exit 0 at once. Zero config (no timing).
 #[test]
@@ -282,7 +286,7 @@ fn check_release_and_disabled() {
     let Some(lab) = Lab::new("commands", &["n1", "n2"]) else {
         return;
     };
-    let mut table = Table::new("e. commands");
+    let mut table = Table::new("commands");
     let cfg = lab.write_file("gateway.yml", &zero_config(&[]));
 
     let out = lab.run("n1", &[BIN, "check", "-c", path_str(&cfg)]);
@@ -387,7 +391,7 @@ fn check_release_and_disabled() {
     table.finish("");
 }
 
-/// f. A stale copy of the VIP on a node's interface (a crash before this
+/// A stale copy of the VIP on a node's interface (a crash before this
 /// start) is removed when the daemon starts; the group ends with one holder.
 /// Fast setting, for speed.
 #[test]
@@ -427,7 +431,7 @@ fn stale_copy_is_removed_at_start() {
         "",
     );
 
-    let mut table = Table::new("f. stale copy at start");
+    let mut table = Table::new("stale copy at start");
     table.check(
         "n1 logs the removal",
         said,

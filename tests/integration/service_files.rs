@@ -113,7 +113,10 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        println!("SKIP: systemd-analyze not installed (apt-get install systemd)");
+        floatip_lab::cannot_run(
+            "unit_passes_systemd_analyze_verify",
+            "systemd-analyze not installed (apt-get install systemd)",
+        );
         return;
     }
     let path = unit_for_verify();
@@ -124,11 +127,7 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .unwrap();
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = floatip_lab::printed(&out);
     assert!(
         out.status.success(),
         "systemd-analyze verify failed:\n{text}"

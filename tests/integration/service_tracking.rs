@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::BIN;
+use crate::{status_json, BIN};
 use floatip_lab::floatip::*;
 use floatip_lab::{Lab, CLIENT};
 
@@ -194,20 +194,6 @@ fn node_config(lab: &Lab, node: &str, extra: &[&str]) -> PathBuf {
     let mut lines = vec![priority.as_str(), socket.as_str()];
     lines.extend_from_slice(extra);
     write_config(lab, node, &timed_config(T, &lines))
-}
-
-fn status_json(lab: &Lab, node: &str) -> serde_json::Value {
-    let sock = format!("{}/{node}.sock", lab.dir().display());
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", "--socket", &sock])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "status of {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
 fn status_text(lab: &Lab, node: &str) -> String {
@@ -606,17 +592,26 @@ fn hanging_exec_check_is_killed_at_its_timeout() {
     std::thread::sleep(ms(350));
     let killed_log = n1.wait_log("timed out after 300 ms, killed", ms(1000));
     std::fs::remove_file(lab.dir().join("hang-n1")).unwrap();
-    std::thread::sleep(ms(800));
-    let leftover = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-    let sleeps = lab.run(
-        "n1",
-        &[
-            "/bin/sh",
-            "-c",
-            "ps -eo args | grep -c '^sleep 31$' || true",
-        ],
-    );
-    let sleeps = String::from_utf8_lossy(&sleeps.stdout).trim().to_string();
+    // Until the recorded run and every hanging `sleep 31` are gone (bounded).
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists();
+    let count_sleeps = || {
+        let out = lab.run(
+            "n1",
+            &[
+                "/bin/sh",
+                "-c",
+                "ps -eo args | grep -c '^sleep 31$' || true",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut sleeps = String::new();
+    let mut leftover = true;
+    lab.wait_until(ms(3000), ms(20), || {
+        leftover = pid.is_some_and(alive);
+        sleeps = count_sleeps();
+        !leftover && sleeps == "0"
+    });
 
     println!(
         "MEASURED hanging exec (timeout 300 ms, fall 2): hang -> address on n2 in {} ms",

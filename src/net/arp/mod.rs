@@ -68,6 +68,9 @@ pub fn claimant(f: &[u8], vip: Ipv4Addr, ours: Mac) -> Option<Mac> {
 /// Total time a take-over probe listens for an answer (two probes, half each).
 /// LAN answers arrive in well under a millisecond; this budget keeps take-over fast.
 pub const PROBE_WAIT: Duration = Duration::from_millis(10);
+/// The probe after a hand-over: the old holder said it removed the address, so this only
+/// catches a replayed or mistaken hand-over, and the client waits for it.
+pub const HANDOVER_PROBE_WAIT: Duration = Duration::from_millis(2);
 /// Frames of a gratuitous ARP burst: both forms, this many times.
 pub const GARP_REPEATS: usize = 3;
 

@@ -6,12 +6,11 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use floatip_lab::floatip::{ECHO_PORT, VIP};
-use floatip_lab::{Lab, Proc};
+use floatip_lab::{printed, Lab, Proc};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::model::{Daemon, Setting};
-use super::text_of;
 
 /// Priorities: n1 is preferred.
 const PRIO_N1: u8 = 150;
@@ -257,7 +256,7 @@ pub fn partition(lab: &Lab, tools: &Tools, d: Daemon, on: bool) -> Result<(), St
     if !out.status.success() {
         return Err(format!(
             "nft in the switch: {}\nscript:\n{script}",
-            text_of(&out)
+            printed(&out)
         ));
     }
     Ok(())

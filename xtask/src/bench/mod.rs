@@ -30,7 +30,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use floatip_lab::find_program;
+use floatip_lab::{find_program, printed};
 
 use daemons::{configs_for_docs, Tools};
 use docs::write_docs;
@@ -240,21 +240,11 @@ fn selected(key: &str, name: &str) -> bool {
     env_list(key).map_or(true, |o| o.iter().any(|x| x == name))
 }
 
-pub fn text_of(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-    .trim()
-    .to_string()
-}
-
 fn first_line_of(cmd: &Path, args: &[&str]) -> String {
     std::process::Command::new(cmd)
         .args(args)
         .output()
-        .map(|o| text_of(&o).lines().next().unwrap_or("").to_string())
+        .map(|o| printed(&o).lines().next().unwrap_or("").to_string())
         .unwrap_or_else(|e| format!("({e})"))
 }
 
@@ -286,7 +276,7 @@ fn machine(tools: &Tools) -> Machine {
                 .arg("--help")
                 .output()
                 .map(|o| {
-                    text_of(&o)
+                    printed(&o)
                         .lines()
                         .find(|l| l.starts_with("ucarp"))
                         .unwrap_or("")

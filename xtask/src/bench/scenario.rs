@@ -3,12 +3,11 @@
 use std::time::{Duration, Instant};
 
 use floatip_lab::floatip::{flips_after, hold_alone, ms, VIP, WATCH_PORT};
-use floatip_lab::{Lab, Proc};
+use floatip_lab::{printed, Lab, Proc};
 use nix::sys::signal::Signal;
 
 use super::daemons::{partition, signal_group, start, Tools};
 use super::model::{msf, Daemon, Run, Scenario, Setting};
-use super::text_of;
 
 pub fn run_once(
     tools: &Tools,
@@ -82,7 +81,7 @@ pub fn run_once(
             );
             release_ms = Some(msf(t.elapsed()));
             if !out.status.success() {
-                return Err(format!("floatip release failed: {}", text_of(&out)));
+                return Err(format!("floatip release failed: {}", printed(&out)));
             }
         }
         Scenario::Freeze => signal_group(&n1, Signal::SIGSTOP),
