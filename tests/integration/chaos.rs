@@ -6,8 +6,13 @@
 //!
 //! Run: `cargo nextest run --test integration -E 'test(chaos::)' --no-capture` (as root).
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use floatip::auth::{Auth, Key};
+use floatip::config::Priority;
+use floatip::state::Role;
+use floatip::wire::{self, Kind, Message, Stamp, WireError};
 use floatip_lab::chaos::{self, Settings};
 
 use crate::BIN;
@@ -45,4 +50,50 @@ fn short_run_keeps_every_invariant() {
         outcome.broken.join("\n"),
         outcome.summary
     );
+}
+
+/// The stranger's forged announces are built from captured ones by rewriting
+/// fields at the wire format's offsets: they must decode as what they claim and
+/// fail only the tag.
+#[test]
+fn forged_announces_pass_every_check_but_the_tag() {
+    let auth = Auth::new(Key::new(vec![b'k'; 32]).expect("a 32-byte key"));
+    let heard = |kind| {
+        let m = Message {
+            kind,
+            role: Role::Backup,
+            priority: Priority(100),
+            preempt_request: false,
+            vip: Ipv4Addr::new(192, 0, 2, 234),
+            node: Ipv4Addr::new(192, 0, 2, 12),
+            mac: [2, 0, 0xc0, 0, 2, 12],
+            successor: None,
+            boot: 7,
+            seq: 9,
+        };
+        let stamp = Stamp {
+            time_ms: 1,
+            reply_to: None,
+        };
+        wire::encode_authenticated(&m, &stamp, &auth).to_vec()
+    };
+    let member = Ipv4Addr::new(192, 0, 2, 11);
+    let forged = chaos::forge(&heard(Kind::Announce), member, 1234, 5678).expect("an announce");
+    let d = wire::decode(&forged).expect("a forged announce decodes");
+    assert_eq!(
+        (
+            d.message.kind,
+            d.message.role,
+            d.message.priority,
+            d.message.node,
+            d.message.seq
+        ),
+        (Kind::Announce, Role::Master, Priority(254), member, 1234)
+    );
+    assert_eq!(d.stamp.map(|s| s.time_ms), Some(5678));
+    assert_eq!(
+        wire::authenticate(&forged, &d, Some(&auth)),
+        Err(WireError::BadTag)
+    );
+    assert!(chaos::forge(&heard(Kind::Heartbeat), member, 1, 1).is_none());
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::RngExt;
 
+use super::burst;
 use super::group::Group;
 use super::invariants::Event;
 use crate::floatip::Timing;
@@ -25,15 +26,19 @@ pub enum Kind {
     LinkCut,
     /// Every frame between two nodes dropped by the switch, then allowed.
     Partition,
+    /// A keyless stranger floods every member with garbage, forged
+    /// announces and replays, each in another member's name.
+    Stranger,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Term,
         Kind::Kill,
         Kind::Freeze,
         Kind::LinkCut,
         Kind::Partition,
+        Kind::Stranger,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,9 +48,13 @@ impl Kind {
             Kind::Freeze => "freeze",
             Kind::LinkCut => "link-cut",
             Kind::Partition => "partition",
+            Kind::Stranger => "stranger",
         }
     }
 }
+
+/// How long the stranger listens to the group before its burst.
+const LISTEN: Duration = Duration::from_millis(300);
 
 /// Which node a fault hits, by role at the moment it is injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,7 +67,7 @@ pub enum Role {
 #[derive(Clone, Debug)]
 pub struct Fault {
     pub kind: Kind,
-    /// One role, or two for a partition.
+    /// One role, two for a partition, none for the stranger (it hits all).
     pub targets: Vec<Role>,
     /// How long the fault lasts (the node is down, frozen, cut off).
     pub hold: Duration,
@@ -75,6 +84,7 @@ impl Fault {
         let targets = match kind {
             Kind::Partition if rng.random_bool(1.0 / 3.0) => vec![Role::Backup(0), Role::Backup(1)],
             Kind::Partition => vec![Role::Holder, backup],
+            Kind::Stranger => Vec::new(),
             _ if rng.random_bool(0.5) => vec![Role::Holder],
             _ => vec![backup],
         };
@@ -82,7 +92,7 @@ impl Fault {
             Kind::Freeze => t.timeout * 3,
             // Down anywhere from a blink to well past the detection time.
             Kind::Term | Kind::Kill => t.timeout * rng.random_range(0..=4),
-            Kind::LinkCut | Kind::Partition => t.timeout * rng.random_range(2..=5),
+            Kind::LinkCut | Kind::Partition | Kind::Stranger => t.timeout * rng.random_range(2..=5),
         };
         Fault {
             kind,
@@ -113,57 +123,79 @@ impl<'w> Timeline<'w> {
     }
 }
 
-/// Injects `f` against `nodes` (the roles resolved to node names), holds it,
-/// and repairs it, noting every event. Errors are faults that could not be
-/// applied or repaired as meant (a daemon that would not stop, `nft` missing).
-pub fn apply(
-    f: &Fault,
-    nodes: &[String],
-    lab: &Lab,
-    group: &mut Group,
-    tl: &mut Timeline,
-) -> Result<(), String> {
-    let node = &nodes[0];
+/// Where a fault happens: the lab, the group, the nodes its roles resolved
+/// to, and the stranger's node.
+pub struct Scene<'a, 'g> {
+    pub lab: &'a Lab,
+    pub group: &'a mut Group<'g>,
+    pub nodes: Vec<String>,
+    pub stranger: &'a str,
+}
+
+/// Injects `f`, holds it, and repairs it, noting every event; returns a
+/// note for the fault's line, if any. Errors are faults that could not be
+/// applied or repaired as meant (a daemon that would not stop, `nft`
+/// missing).
+pub fn apply(f: &Fault, at: Scene, tl: &mut Timeline) -> Result<Option<String>, String> {
+    let Scene {
+        lab,
+        group,
+        nodes,
+        stranger,
+    } = at;
     tl.note(Event::Inject);
+    let node = || nodes[0].clone();
     match f.kind {
         Kind::Term | Kind::Kill => {
-            tl.note(Event::Out(node.clone()));
+            tl.note(Event::Out(node()));
             let stopped = if f.kind == Kind::Term {
-                group.terminate(node)
+                group.terminate(&node())
             } else {
-                group.kill_and_release(node)
+                group.kill_and_release(&node())
             };
             tl.note(Event::End);
             std::thread::sleep(f.hold);
-            group.restart(node);
-            tl.note(Event::In(node.clone()));
-            stopped
+            group.restart(&node());
+            tl.note(Event::In(node()));
+            stopped.map(|()| None)
         }
         Kind::Freeze => {
-            tl.note(Event::Out(node.clone()));
-            group.freeze(node, true)?;
+            tl.note(Event::Out(node()));
+            group.freeze(&node(), true)?;
             std::thread::sleep(f.hold);
-            let thawed = group.freeze(node, false);
-            tl.note(Event::In(node.clone()));
+            let thawed = group.freeze(&node(), false);
+            tl.note(Event::In(node()));
             tl.note(Event::End);
-            thawed
+            thawed.map(|()| None)
         }
         Kind::LinkCut => {
-            tl.note(Event::Out(node.clone()));
-            lab.link(node, false);
+            tl.note(Event::Out(node()));
+            lab.link(&node(), false);
             std::thread::sleep(f.hold);
-            lab.link(node, true);
-            tl.note(Event::In(node.clone()));
+            lab.link(&node(), true);
+            tl.note(Event::In(node()));
             tl.note(Event::End);
-            Ok(())
+            Ok(None)
         }
         Kind::Partition => {
-            let other = &nodes[1];
-            lab.cut(node, other, true)?;
+            let (a, b) = (&nodes[0], &nodes[1]);
+            lab.cut(a, b, true)?;
             std::thread::sleep(f.hold);
-            let healed = lab.cut(node, other, false);
+            let healed = lab.cut(a, b, false);
             tl.note(Event::End);
-            healed
+            healed.map(|()| None)
+        }
+        Kind::Stranger => {
+            // Nothing a stranger sends excuses a second holder: the fault
+            // "ends" at once, and the whole burst is held to the bounds.
+            tl.note(Event::End);
+            let members = group.names();
+            let listen = f.hold.min(LISTEN);
+            let (sent, heard) = burst::run(lab, stranger, &members, listen, f.hold);
+            let per_member = sent as f64 / members.len() as f64 / f.hold.as_secs_f64();
+            Ok(Some(format!(
+                "heard {heard}, sent {sent} ({per_member:.0}/s per member)"
+            )))
         }
     }
 }

@@ -30,26 +30,25 @@ pub struct Group<'a> {
 }
 
 impl<'a> Group<'a> {
-    /// Writes the key and one config per node (n1 at priority 150, the
-    /// others at the default) and starts every daemon.
-    pub fn start(lab: &'a Lab, bin: &str, timing: Timing) -> Group<'a> {
+    /// Writes the key and one config per member (the first at priority
+    /// 150, the others at the default) and starts their daemons.
+    pub fn start(lab: &'a Lab, bin: &str, timing: Timing, members: &[&str]) -> Group<'a> {
         let key = lab.write_file("chaos.key", &format!("{KEY}\n"));
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
             .unwrap_or_else(|e| panic!("chmod {}: {e}", key.display()));
         let auth = format!("auth: {{key_file: {}}}", key.display());
-        let members = lab
-            .nodes()
+        let members = members
             .iter()
             .enumerate()
-            .map(|(i, node)| {
+            .map(|(i, &node)| {
                 let mut extra = vec![auth.as_str()];
                 if i == 0 {
                     extra.push("priority: 150");
                 }
                 let cfg = write_config(lab, node, &timed_config(timing, &extra));
                 Member {
-                    name: node.clone(),
+                    name: node.to_string(),
                     proc: Some(start(lab, bin, node, &cfg)),
                     cfg,
                 }

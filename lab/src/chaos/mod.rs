@@ -10,6 +10,7 @@
 //! ([`report`]). A broken invariant does not stop the run: every one is
 //! listed, with the seed that replays the fault sequence.
 
+mod burst;
 mod faults;
 mod group;
 mod invariants;
@@ -22,7 +23,8 @@ use rand::SeedableRng;
 
 use crate::floatip::{hold_steady, ms, Timing, VIP, WATCH_PORT};
 use crate::Lab;
-use faults::{Fault, Role, Timeline};
+pub use burst::forge;
+use faults::{Fault, Role, Scene, Timeline};
 use group::Group;
 pub use invariants::Bounds;
 use invariants::{measure, Event};
@@ -31,6 +33,8 @@ use report::Record;
 /// The group's timing.
 pub const TIMING: Timing = Timing::FAST;
 const NODES: [&str; 3] = ["n1", "n2", "n3"];
+/// The lab node that runs no floatip and has no key.
+const STRANGER: &str = "evil";
 /// How long one holder must stay the only one to count as steady.
 const STEADY: Duration = ms(300);
 /// The longest a group may take to become steady after a fault (or at start).
@@ -92,7 +96,7 @@ pub fn lab_required() -> bool {
 /// Runs chaos for `s.duration`, printing one line per fault and the summary.
 /// `None` when the lab cannot be built (not root, no `ip`).
 pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
-    let lab = Lab::new(test_name, &NODES)?;
+    let lab = Lab::new(test_name, &[NODES[0], NODES[1], NODES[2], STRANGER])?;
     let bin = s.bin.to_str().expect("the floatip path is UTF-8");
     let bounds = s.bounds();
     println!(
@@ -106,7 +110,7 @@ pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
         bounds.no_holder.as_millis(),
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(s.seed);
-    let mut group = Group::start(&lab, bin, TIMING);
+    let mut group = Group::start(&lab, bin, TIMING, &NODES);
     let mut broken = Vec::new();
     let mut exits = Vec::new();
     if let Err(e) = steady(&lab, &mut group, &mut exits) {
@@ -209,6 +213,11 @@ fn cycle(
         })
         .collect::<Vec<_>>()
         .join(" | ");
+    let target = if target.is_empty() {
+        format!("{STRANGER} -> all")
+    } else {
+        target
+    };
     let mut broken = Vec::new();
     let watch = lab.watch(VIP, WATCH_PORT);
     let mut tl = Timeline::new(&watch);
@@ -218,9 +227,16 @@ fn cycle(
     if let Err(e) = group.read_usage(&holder) {
         broken.push(format!("resources: {e}"));
     }
-    if let Err(e) = faults::apply(fault, &nodes, lab, group, &mut tl) {
+    let scene = Scene {
+        lab,
+        group: &mut *group,
+        nodes,
+        stranger: STRANGER,
+    };
+    let note = faults::apply(fault, scene, &mut tl).unwrap_or_else(|e| {
         broken.push(format!("could not apply the fault: {e}"));
-    }
+        None
+    });
     let repaired = Instant::now();
     let settled = match steady(lab, group, exits) {
         Ok(()) => Some(repaired.elapsed().saturating_sub(STEADY)),
@@ -254,6 +270,7 @@ fn cycle(
         stretches,
         outage: report.outage_after("inject"),
         settled,
+        note,
         broken,
     }
 }

@@ -22,6 +22,8 @@ pub struct Record {
     pub outage: Duration,
     /// From the end of the fault until one holder was steady.
     pub settled: Option<Duration>,
+    /// What the fault itself reports (the stranger's datagram counts).
+    pub note: Option<String>,
     /// Broken invariants (and faults that could not be applied).
     pub broken: Vec<String>,
 }
@@ -44,6 +46,9 @@ impl Record {
             self.stretches.no_holder.as_millis(),
             self.outage.as_millis(),
         );
+        if let Some(n) = &self.note {
+            s += &format!("  {n}");
+        }
         for b in &self.broken {
             s += &format!("\n         BROKEN: {b}");
         }
