@@ -3,7 +3,7 @@
 //! [`Proc`] handles, so only PIDs we started are ever signalled).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
@@ -13,6 +13,8 @@ use crate::{Lab, Proc};
 
 /// A key for the group (its text is the key, at least 32 bytes).
 const KEY: &str = "chaos-run-group-key-not-a-secret-0123456789";
+/// The least time between two starts of a daemon that keeps exiting.
+const RESTART_GAP: Duration = Duration::from_secs(1);
 /// How long a daemon may take to exit after SIGTERM (it releases first).
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -20,6 +22,8 @@ struct Member {
     name: String,
     cfg: PathBuf,
     proc: Option<Proc>,
+    /// When its daemon was last started.
+    started: Instant,
 }
 
 pub struct Group<'a> {
@@ -51,6 +55,7 @@ impl<'a> Group<'a> {
                     name: node.to_string(),
                     proc: Some(start(lab, bin, node, &cfg)),
                     cfg,
+                    started: Instant::now(),
                 }
             })
             .collect();
@@ -78,6 +83,7 @@ impl<'a> Group<'a> {
         let (lab, bin) = (self.lab, self.bin.clone());
         let m = self.member(node);
         m.proc = Some(start(lab, &bin, node, &m.cfg));
+        m.started = Instant::now();
     }
 
     /// SIGTERM, then waits for the exit (the daemon releases first).
@@ -136,7 +142,8 @@ impl<'a> Group<'a> {
     }
 
     /// Daemons that have exited although no fault stopped them, each with
-    /// its status and the end of its log; they are started again.
+    /// its status and the end of its log; they are started again (at most
+    /// once per [`RESTART_GAP`], so a daemon that cannot start is no fork storm).
     pub fn unexpected_exits(&mut self) -> Vec<String> {
         let mut found = Vec::new();
         for i in 0..self.members.len() {
@@ -144,6 +151,9 @@ impl<'a> Group<'a> {
             let Some(p) = m.proc.as_ref().filter(|p| !p.is_running()) else {
                 continue;
             };
+            if m.started.elapsed() < RESTART_GAP {
+                continue;
+            }
             let status = p.wait_exit(Duration::ZERO);
             let log = p.log();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();

@@ -39,6 +39,8 @@ const STRANGER: &str = "evil";
 const STEADY: Duration = ms(300);
 /// The longest a group may take to become steady after a fault (or at start).
 const STEADY_LIMIT: Duration = Duration::from_secs(10);
+/// Broken invariants listed at the end (all of them are in the lines above).
+const SHOWN: usize = 40;
 /// Upper bound on faults in one run, whatever its length.
 const MAX_FAULTS: usize = 100_000;
 
@@ -168,8 +170,11 @@ pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
             broken.len(),
             s.seed
         );
-        for b in &broken {
+        for b in broken.iter().take(SHOWN) {
             println!("  {b}");
+        }
+        if broken.len() > SHOWN {
+            println!("  ... and {} more", broken.len() - SHOWN);
         }
     }
     Some(Outcome {
