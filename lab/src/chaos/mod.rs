@@ -39,7 +39,7 @@ const STRANGER: &str = "evil";
 const STEADY: Duration = ms(300);
 /// The longest a group may take to become steady after a fault (or at start).
 const STEADY_LIMIT: Duration = Duration::from_secs(10);
-/// Broken invariants listed at the end (all of them are in the lines above).
+/// How many broken invariants the end of the output lists (the outcome has all).
 const SHOWN: usize = 40;
 /// Upper bound on faults in one run, whatever its length.
 const MAX_FAULTS: usize = 100_000;
