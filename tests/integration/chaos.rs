@@ -1,8 +1,8 @@
 //! A short chaos run (the one behind `make chaos`, see docs/chaos.md): about a
 //! minute of random faults against a keyed three-node group at 100/300 ms. Fails
 //! on any broken invariant, naming it and the seed (replay: `CHAOS_SEED=<seed>`).
-//! Skips when the lab cannot be built, unless `CI` or `FLOATIP_REQUIRE_LAB` is set:
-//! then it fails.
+//! Skips when the lab cannot be built, or fails where it is required
+//! (`FLOATIP_REQUIRE_LAB=1`, `CI=true`), like every namespace test.
 //!
 //! Run: `cargo nextest run --test integration -E 'test(chaos::)' --no-capture` (as root).
 
@@ -31,11 +31,8 @@ fn short_run_keeps_every_invariant() {
         // delays land in the measured stretches.
         margin: Duration::from_millis(100),
     };
+    // Skips, or fails where the lab is required (CI), when it cannot run.
     let Some(outcome) = chaos::run("short_chaos_run", &settings) else {
-        assert!(
-            !chaos::lab_required(),
-            "the chaos run could not build its lab (needs root and iproute2), and CI or FLOATIP_REQUIRE_LAB is set"
-        );
         return;
     };
     assert!(

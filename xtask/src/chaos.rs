@@ -27,7 +27,7 @@ pub fn run(minutes: f64, seed: Option<u64>) -> ExitCode {
         margin: Duration::ZERO,
     };
     let Some(outcome) = chaos::run("chaos", &settings) else {
-        eprintln!("chaos needs root and iproute2 (it creates network namespaces): sudo make chaos");
+        eprintln!("chaos: the lab cannot run here (see the line above): sudo make chaos");
         return ExitCode::FAILURE;
     };
     if outcome.passed() {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 
 use crate::floatip::{hold_steady, ms, Timing, VIP, WATCH_PORT};
-use crate::Lab;
+use crate::{cannot_run, find_program, Lab};
 pub use burst::forge;
 use faults::{Fault, Role, Scene, Timeline};
 use group::Group;
@@ -86,18 +86,17 @@ pub fn random_seed() -> u64 {
     rand::random()
 }
 
-/// Where a chaos run must not be skipped: `CI` or `FLOATIP_REQUIRE_LAB` set
-/// (to anything but empty, "0" or "false").
-pub fn lab_required() -> bool {
-    ["CI", "FLOATIP_REQUIRE_LAB"].iter().any(|k| {
-        std::env::var(k)
-            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-    })
-}
-
 /// Runs chaos for `s.duration`, printing one line per fault and the summary.
-/// `None` when the lab cannot be built (not root, no `ip`).
+/// `None`, after [`cannot_run`] (which panics in CI), when the lab cannot be
+/// built (not root, no `ip`) or `nft` is missing (partitions need it).
 pub fn run(test_name: &str, s: &Settings) -> Option<Outcome> {
+    if find_program("nft").is_none() {
+        cannot_run(
+            test_name,
+            "needs nft (Debian package nftables) for partitions",
+        );
+        return None;
+    }
     let lab = Lab::new(test_name, &[NODES[0], NODES[1], NODES[2], STRANGER])?;
     let bin = s.bin.to_str().expect("the floatip path is UTF-8");
     let bounds = s.bounds();
