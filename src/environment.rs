@@ -30,10 +30,17 @@ pub fn check_root(euid_is_root: bool) -> Result<(), EnvError> {
 }
 
 pub fn check_interface(config: &Config, interfaces: &[Interface]) -> Result<(), EnvError> {
-    let iface = interfaces.iter().find(|i| i.name == config.interface).ok_or_else(|| EnvError::NoInterface {
-        name: config.interface.clone(),
-        available: interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
-    })?;
+    let iface = interfaces
+        .iter()
+        .find(|i| i.name == config.interface)
+        .ok_or_else(|| EnvError::NoInterface {
+            name: config.interface.clone(),
+            available: interfaces
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
     if !iface.up {
         return Err(EnvError::InterfaceDown(iface.name.clone()));
     }
@@ -59,14 +66,27 @@ mod tests {
         let dirs = [dir.to_str().unwrap()];
         let install = |tool: &str| {
             std::fs::write(dir.join(tool), "#!/bin/sh\n").unwrap();
-            std::fs::set_permissions(dir.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(dir.join(tool), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
         };
         let missing = |os| check_commands(os, &dirs).unwrap_err().to_string();
-        assert_eq!(missing(Os::Linux), format!("`ifconfig` not found in {}; install the net-tools package", dirs[0]));
+        assert_eq!(
+            missing(Os::Linux),
+            format!(
+                "`ifconfig` not found in {}; install the net-tools package",
+                dirs[0]
+            )
+        );
         install("ifconfig");
-        assert!(missing(Os::Linux).starts_with("`ip` not found"), "ip is checked at start on Linux");
+        assert!(
+            missing(Os::Linux).starts_with("`ip` not found"),
+            "ip is checked at start on Linux"
+        );
         assert!(missing(Os::Linux).ends_with("install the iproute2 package"));
-        assert!(missing(Os::MacOs).starts_with("`ping` not found"), "macOS needs no ip");
+        assert!(
+            missing(Os::MacOs).starts_with("`ping` not found"),
+            "macOS needs no ip"
+        );
         install("ip");
         assert!(missing(Os::Linux).ends_with("install the iputils-ping package"));
         install("ping");
@@ -76,7 +96,10 @@ mod tests {
 
     #[test]
     fn not_root_says_so() {
-        assert!(check_root(false).unwrap_err().to_string().contains("must run as root"));
+        assert!(check_root(false)
+            .unwrap_err()
+            .to_string()
+            .contains("must run as root"));
         assert!(check_root(true).is_ok());
     }
 }

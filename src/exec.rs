@@ -89,7 +89,11 @@ fn cut(s: &str, max: usize) -> String {
 pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
     let started = Instant::now();
     let Some((program, args)) = argv.split_first() else {
-        return Ran { exit: Exit::NotStarted("empty command".into()), output: String::new(), took: Duration::ZERO };
+        return Ran {
+            exit: Exit::NotStarted("empty command".into()),
+            output: String::new(),
+            took: Duration::ZERO,
+        };
     };
     let spawned = {
         // The Command (and its copies of the pipe ends) is dropped right after spawning.
@@ -109,9 +113,18 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
     };
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Ran { exit: Exit::NotStarted(format!("{program}: {e}")), output: String::new(), took: started.elapsed() },
+        Err(e) => {
+            return Ran {
+                exit: Exit::NotStarted(format!("{program}: {e}")),
+                output: String::new(),
+                took: started.elapsed(),
+            }
+        }
     };
-    let mut output = Output::new([child.stdout.take().map(OwnedFd::from), child.stderr.take().map(OwnedFd::from)]);
+    let mut output = Output::new([
+        child.stdout.take().map(OwnedFd::from),
+        child.stderr.take().map(OwnedFd::from),
+    ]);
     let deadline = started + timeout;
     let mut exited_at: Option<Instant> = None;
     let mut pause = Duration::from_millis(1);
@@ -123,7 +136,11 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
                 Ok(false) => {}
                 Err(e) => {
                     let _ = end_group(&mut child);
-                    return Ran { exit: Exit::NotStarted(format!("cannot wait for it: {e}")), output: output.text(), took: started.elapsed() };
+                    return Ran {
+                        exit: Exit::NotStarted(format!("cannot wait for it: {e}")),
+                        output: output.text(),
+                        took: started.elapsed(),
+                    };
                 }
             }
         }
@@ -147,7 +164,11 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
         },
         Err(e) => Exit::NotStarted(format!("cannot wait for it: {e}")),
     };
-    Ran { exit, output: output.text(), took: ended - started }
+    Ran {
+        exit,
+        output: output.text(),
+        took: ended - started,
+    }
 }
 
 /// True once the child has exited. Linux: without reaping it, so its PID (the group's ID)
@@ -194,7 +215,15 @@ struct Pipe {
 
 impl Output {
     fn new(fds: [Option<OwnedFd>; 2]) -> Output {
-        let pipes = fds.into_iter().flatten().map(|fd| Pipe { file: File::from(fd), kept: Vec::new(), open: true }).collect();
+        let pipes = fds
+            .into_iter()
+            .flatten()
+            .map(|fd| Pipe {
+                file: File::from(fd),
+                kept: Vec::new(),
+                open: true,
+            })
+            .collect();
         Output { pipes }
     }
 
@@ -204,18 +233,25 @@ impl Output {
 
     /// Waits up to `limit` for output, reading what is ready; sleeps when all pipes are closed.
     fn read_for(&mut self, limit: Duration) {
-        let open: Vec<usize> = (0..self.pipes.len()).filter(|&i| self.pipes[i].open).collect();
+        let open: Vec<usize> = (0..self.pipes.len())
+            .filter(|&i| self.pipes[i].open)
+            .collect();
         if open.is_empty() {
             std::thread::sleep(limit);
             return;
         }
         let ms = u16::try_from(limit.as_micros().div_ceil(1000)).unwrap_or(u16::MAX);
         let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = open.iter().map(|&i| PollFd::new(self.pipes[i].file.as_fd(), PollFlags::POLLIN)).collect();
+            let mut fds: Vec<PollFd> = open
+                .iter()
+                .map(|&i| PollFd::new(self.pipes[i].file.as_fd(), PollFlags::POLLIN))
+                .collect();
             if poll(&mut fds, PollTimeout::from(ms)).is_err() {
                 return; // EINTR: the caller looks again
             }
-            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect()
+            fds.iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect()
         };
         for (i, ready) in open.into_iter().zip(ready) {
             if ready {
@@ -226,8 +262,16 @@ impl Output {
 
     /// stdout then stderr, each trimmed, joined by a newline.
     fn text(&self) -> String {
-        let parts: Vec<String> = self.pipes.iter().map(|p| String::from_utf8_lossy(&p.kept).trim().to_string()).collect();
-        parts.into_iter().filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n")
+        let parts: Vec<String> = self
+            .pipes
+            .iter()
+            .map(|p| String::from_utf8_lossy(&p.kept).trim().to_string())
+            .collect();
+        parts
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -268,7 +312,11 @@ mod tests {
 
     #[test]
     fn exit_codes_and_output() {
-        let ran = run(&argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]), &[], Duration::from_secs(5));
+        let ran = run(
+            &argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]),
+            &[],
+            Duration::from_secs(5),
+        );
         assert_eq!(ran.exit, Exit::Code(3));
         assert_eq!(ran.output, "out\nerr");
         assert_eq!(ran.summary(), "exit 3: err");
@@ -278,7 +326,11 @@ mod tests {
 
     #[test]
     fn environment_is_passed() {
-        let ran = run(&argv(&["/bin/sh", "-c", "echo $FLOATIP_X"]), &[("FLOATIP_X", "hello".into())], Duration::from_secs(5));
+        let ran = run(
+            &argv(&["/bin/sh", "-c", "echo $FLOATIP_X"]),
+            &[("FLOATIP_X", "hello".into())],
+            Duration::from_secs(5),
+        );
         assert_eq!(ran.output, "hello");
     }
 
@@ -288,11 +340,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let marker = dir.join("late");
         // A background grandchild too: it must die with the group.
-        let script = format!("(sleep 1; touch {m}) & sleep 5; touch {m}", m = marker.display());
+        let script = format!(
+            "(sleep 1; touch {m}) & sleep 5; touch {m}",
+            m = marker.display()
+        );
         let t0 = Instant::now();
-        let ran = run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_millis(200));
+        let ran = run(
+            &argv(&["/bin/sh", "-c", &script]),
+            &[],
+            Duration::from_millis(200),
+        );
         assert_eq!(ran.exit, Exit::TimedOut(Duration::from_millis(200)));
-        assert!(t0.elapsed() < Duration::from_millis(1000), "returned after {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(1000),
+            "returned after {:?}",
+            t0.elapsed()
+        );
         std::thread::sleep(Duration::from_millis(1300));
         assert!(!marker.exists(), "a process of the group survived the kill");
         let _ = std::fs::remove_dir_all(&dir);
@@ -303,16 +366,27 @@ mod tests {
     fn missing_program_is_not_started() {
         let ran = run(&argv(&["/nonexistent/check"]), &[], Duration::from_secs(1));
         assert!(matches!(ran.exit, Exit::NotStarted(_)), "{:?}", ran.exit);
-        assert!(ran.summary().contains("/nonexistent/check"), "{}", ran.summary());
+        assert!(
+            ran.summary().contains("/nonexistent/check"),
+            "{}",
+            ran.summary()
+        );
     }
 
     #[test]
     fn background_child_holding_the_pipe_does_not_block() {
         let t0 = Instant::now();
-        let ran = run(&argv(&["/bin/sh", "-c", "echo hi; sleep 3 & exit 0"]), &[], Duration::from_secs(5));
+        let ran = run(
+            &argv(&["/bin/sh", "-c", "echo hi; sleep 3 & exit 0"]),
+            &[],
+            Duration::from_secs(5),
+        );
         assert!(ran.success());
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
-        assert_eq!(ran.output, "hi", "output read before the pipe closed is kept");
+        assert_eq!(
+            ran.output, "hi",
+            "output read before the pipe closed is kept"
+        );
     }
 
     #[test]
@@ -321,8 +395,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let marker = dir.join("late");
         // The background child does not hold the pipes: the run ends at once, then its group dies.
-        let script = format!("(sleep 0.3; touch {}) >/dev/null 2>&1 & exit 0", marker.display());
-        let ran = run(&argv(&["/bin/sh", "-c", &script]), &[], Duration::from_secs(5));
+        let script = format!(
+            "(sleep 0.3; touch {}) >/dev/null 2>&1 & exit 0",
+            marker.display()
+        );
+        let ran = run(
+            &argv(&["/bin/sh", "-c", &script]),
+            &[],
+            Duration::from_secs(5),
+        );
         assert!(ran.success(), "{:?}", ran.exit);
         assert!(ran.took < Duration::from_millis(300), "{:?}", ran.took);
         std::thread::sleep(Duration::from_millis(600));

@@ -19,10 +19,12 @@ pub fn init(verbosity: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
     if stderr_is_journal() {
-        builder
-            .format(|buf, record| buf.write_all(journal_line(record.level(), &record.args().to_string()).as_bytes()));
+        builder.format(|buf, record| {
+            buf.write_all(journal_line(record.level(), &record.args().to_string()).as_bytes())
+        });
     } else {
         builder.format_timestamp_millis();
     }
@@ -46,7 +48,10 @@ pub fn journal_line(level: Level, message: &str) -> String {
     if message.is_empty() {
         return format!("{prefix}\n");
     }
-    message.lines().map(|line| format!("{prefix}{line}\n")).collect()
+    message
+        .lines()
+        .map(|line| format!("{prefix}{line}\n"))
+        .collect()
 }
 
 /// True when `JOURNAL_STREAM` (`dev:inode`) names the file stderr is connected to.
@@ -62,7 +67,12 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     let stderr = std::io::stderr();
-    let Ok(meta) = stderr.as_fd().try_clone_to_owned().map(std::fs::File::from).and_then(|f| f.metadata()) else {
+    let Ok(meta) = stderr
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+    else {
         return false;
     };
     journal_stream_matches(var.to_str(), (meta.dev(), meta.ino()))
@@ -83,8 +93,14 @@ mod tests {
 
     #[test]
     fn every_line_prefixed_without_timestamp() {
-        assert_eq!(journal_line(Level::Warn, "MASTER -> BACKUP: peer wins"), "<4>MASTER -> BACKUP: peer wins\n");
-        assert_eq!(journal_line(Level::Error, "first\nsecond"), "<3>first\n<3>second\n");
+        assert_eq!(
+            journal_line(Level::Warn, "MASTER -> BACKUP: peer wins"),
+            "<4>MASTER -> BACKUP: peer wins\n"
+        );
+        assert_eq!(
+            journal_line(Level::Error, "first\nsecond"),
+            "<3>first\n<3>second\n"
+        );
     }
 
     #[test]

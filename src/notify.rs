@@ -63,23 +63,39 @@ impl Notifier {
     /// Starts the worker thread, unless no hook is configured.
     pub fn start(hooks: &Notify, vip: Ipv4Addr, node: Ipv4Addr, interface: &str) -> Notifier {
         if hooks.is_empty() {
-            return Notifier { queue: None, seq: 0 };
+            return Notifier {
+                queue: None,
+                seq: 0,
+            };
         }
-        let ctx = Context { hooks: hooks.clone(), vip, node, interface: interface.to_string() };
+        let ctx = Context {
+            hooks: hooks.clone(),
+            vip,
+            node,
+            interface: interface.to_string(),
+        };
         let queue = Arc::new(Queue::default());
         let shared = queue.clone();
-        let started = std::thread::Builder::new().name("fip-notify".into()).spawn(move || {
-            while let Some(job) = shared.next() {
-                for (what, argv) in hooks_for(&ctx.hooks, &job) {
-                    run_hook(&ctx, &job, what, &argv);
+        let started = std::thread::Builder::new()
+            .name("fip-notify".into())
+            .spawn(move || {
+                while let Some(job) = shared.next() {
+                    for (what, argv) in hooks_for(&ctx.hooks, &job) {
+                        run_hook(&ctx, &job, what, &argv);
+                    }
                 }
-            }
-        });
+            });
         match started {
-            Ok(_) => Notifier { queue: Some(queue), seq: 0 },
+            Ok(_) => Notifier {
+                queue: Some(queue),
+                seq: 0,
+            },
             Err(e) => {
                 warn!("cannot start the notify thread: {e}; hooks will not run");
-                Notifier { queue: None, seq: 0 }
+                Notifier {
+                    queue: None,
+                    seq: 0,
+                }
             }
         }
     }
@@ -88,10 +104,18 @@ impl Notifier {
     pub fn transition(&mut self, from: Role, to: Role, reason: &str) {
         let Some(queue) = &self.queue else { return };
         self.seq += 1;
-        let job = Job { seq: self.seq, from, to, reason: reason.to_string() };
+        let job = Job {
+            seq: self.seq,
+            from,
+            to,
+            reason: reason.to_string(),
+        };
         let mut waiting = queue.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = coalesce(&mut waiting.jobs, job) {
-            info!("notify: hooks of seq {} ({}) skipped: superseded by seq {} ({to}) before they ran", old.seq, old.to, self.seq);
+            info!(
+                "notify: hooks of seq {} ({}) skipped: superseded by seq {} ({to}) before they ran",
+                old.seq, old.to, self.seq
+            );
         }
         queue.wake.notify_one();
     }
@@ -124,7 +148,10 @@ impl Queue {
 
 /// Adds `job` to the waiting jobs, replacing a waiting job to the same state (returned).
 pub fn coalesce(jobs: &mut VecDeque<Job>, job: Job) -> Option<Job> {
-    let replaced = jobs.iter().position(|j| j.to == job.to).and_then(|i| jobs.remove(i));
+    let replaced = jobs
+        .iter()
+        .position(|j| j.to == job.to)
+        .and_then(|i| jobs.remove(i));
     jobs.push_back(job);
     replaced
 }
@@ -166,7 +193,12 @@ fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
     let ran = crate::exec::run(argv, &environment(ctx, job), ctx.hooks.timeout);
     let ms = |d: Duration| d.as_millis();
     if ran.success() {
-        info!("{what} (seq {}, {}) ran in {} ms", job.seq, job.to, ms(ran.took));
+        info!(
+            "{what} (seq {}, {}) ran in {} ms",
+            job.seq,
+            job.to,
+            ms(ran.took)
+        );
         if !ran.output.is_empty() {
             log::debug!("{what} (seq {}) output: {}", job.seq, ran.output);
         }
@@ -177,7 +209,11 @@ fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
             job.to,
             ms(ran.took),
             ran.exit,
-            if ran.output.is_empty() { String::new() } else { format!("; output: {}", ran.output) }
+            if ran.output.is_empty() {
+                String::new()
+            } else {
+                format!("; output: {}", ran.output)
+            }
         );
     }
 }
@@ -192,21 +228,45 @@ mod tests {
     }
 
     fn job(seq: u64, to: Role) -> Job {
-        Job { seq, from: Role::Backup, to, reason: "holder 192.0.2.12 silent".into() }
+        Job {
+            seq,
+            from: Role::Backup,
+            to,
+            reason: "holder 192.0.2.12 silent".into(),
+        }
     }
 
     #[test]
     fn the_state_hook_runs_then_any_with_state_and_reason() {
-        let hooks = Notify { master: argv(&["/bin/m"]), fault: argv(&["/bin/f", "x"]), any: argv(&["/bin/a"]), ..Notify::default() };
+        let hooks = Notify {
+            master: argv(&["/bin/m"]),
+            fault: argv(&["/bin/f", "x"]),
+            any: argv(&["/bin/a"]),
+            ..Notify::default()
+        };
         assert_eq!(
             hooks_for(&hooks, &job(1, Role::Master)),
             vec![
                 ("notify.master", vec!["/bin/m".to_string()]),
-                ("notify.any", vec!["/bin/a".to_string(), "MASTER".to_string(), "holder 192.0.2.12 silent".to_string()]),
+                (
+                    "notify.any",
+                    vec![
+                        "/bin/a".to_string(),
+                        "MASTER".to_string(),
+                        "holder 192.0.2.12 silent".to_string()
+                    ]
+                ),
             ]
         );
-        assert_eq!(hooks_for(&hooks, &job(2, Role::Backup)).len(), 1, "no backup hook: only any");
-        assert_eq!(hooks_for(&hooks, &job(3, Role::Fault))[0].1, vec!["/bin/f".to_string(), "x".to_string()]);
+        assert_eq!(
+            hooks_for(&hooks, &job(2, Role::Backup)).len(),
+            1,
+            "no backup hook: only any"
+        );
+        assert_eq!(
+            hooks_for(&hooks, &job(3, Role::Fault))[0].1,
+            vec!["/bin/f".to_string(), "x".to_string()]
+        );
     }
 
     #[test]
@@ -218,13 +278,25 @@ mod tests {
             "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\" >> {}",
             file.display()
         );
-        let hooks = Notify { any: argv(&["/bin/sh", "-c", &line, "hook"]), ..Notify::default() };
-        let mut n = Notifier::start(&hooks, Ipv4Addr::new(192, 0, 2, 234), Ipv4Addr::new(192, 0, 2, 11), "eth0");
+        let hooks = Notify {
+            any: argv(&["/bin/sh", "-c", &line, "hook"]),
+            ..Notify::default()
+        };
+        let mut n = Notifier::start(
+            &hooks,
+            Ipv4Addr::new(192, 0, 2, 234),
+            Ipv4Addr::new(192, 0, 2, 11),
+            "eth0",
+        );
         let t0 = Instant::now();
         n.transition(Role::Backup, Role::Master, "no holder");
         n.transition(Role::Master, Role::Fault, "checks failing");
         n.transition(Role::Fault, Role::Backup, "checks pass");
-        assert!(t0.elapsed() < Duration::from_millis(50), "queuing blocked for {:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() < Duration::from_millis(50),
+            "queuing blocked for {:?}",
+            t0.elapsed()
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut text = String::new();
         while Instant::now() < deadline && text.lines().count() < 3 {
@@ -241,7 +313,12 @@ mod tests {
 
     #[test]
     fn no_hooks_no_thread() {
-        let mut n = Notifier::start(&Notify::default(), Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST, "lo");
+        let mut n = Notifier::start(
+            &Notify::default(),
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::LOCALHOST,
+            "lo",
+        );
         assert!(n.queue.is_none());
         n.transition(Role::Backup, Role::Master, "x");
         assert_eq!(n.seq, 0);
@@ -250,18 +327,36 @@ mod tests {
     #[test]
     fn waiting_jobs_keep_the_latest_per_state_in_order() {
         let mut jobs = VecDeque::new();
-        let roles = [Role::Master, Role::Backup, Role::Master, Role::Fault, Role::Backup, Role::Master];
+        let roles = [
+            Role::Master,
+            Role::Backup,
+            Role::Master,
+            Role::Fault,
+            Role::Backup,
+            Role::Master,
+        ];
         let mut replaced = Vec::new();
         for (i, to) in roles.into_iter().enumerate() {
             replaced.extend(coalesce(&mut jobs, job(i as u64 + 1, to)).map(|j| j.seq));
         }
         assert_eq!(replaced, [1, 2, 3]);
         let left: Vec<(u64, Role)> = jobs.iter().map(|j| (j.seq, j.to)).collect();
-        assert_eq!(left, [(4, Role::Fault), (5, Role::Backup), (6, Role::Master)], "the last one is the current state");
+        assert_eq!(
+            left,
+            [(4, Role::Fault), (5, Role::Backup), (6, Role::Master)],
+            "the last one is the current state"
+        );
         for seq in 7..1000 {
-            coalesce(&mut jobs, job(seq, [Role::Master, Role::Backup][seq as usize % 2]));
+            coalesce(
+                &mut jobs,
+                job(seq, [Role::Master, Role::Backup][seq as usize % 2]),
+            );
         }
-        assert_eq!(jobs.len(), 3, "a flapping node never queues more than one job per state");
+        assert_eq!(
+            jobs.len(),
+            3,
+            "a flapping node never queues more than one job per state"
+        );
     }
 
     #[test]
@@ -269,11 +364,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fip-notify-flap-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("hooks.log");
-        let line = format!("sleep 0.2; echo $FLOATIP_SEQ $FLOATIP_STATE >> {}", file.display());
-        let hooks = Notify { any: argv(&["/bin/sh", "-c", &line]), ..Notify::default() };
-        let mut n = Notifier::start(&hooks, Ipv4Addr::new(192, 0, 2, 234), Ipv4Addr::new(192, 0, 2, 11), "eth0");
+        let line = format!(
+            "sleep 0.2; echo $FLOATIP_SEQ $FLOATIP_STATE >> {}",
+            file.display()
+        );
+        let hooks = Notify {
+            any: argv(&["/bin/sh", "-c", &line]),
+            ..Notify::default()
+        };
+        let mut n = Notifier::start(
+            &hooks,
+            Ipv4Addr::new(192, 0, 2, 234),
+            Ipv4Addr::new(192, 0, 2, 11),
+            "eth0",
+        );
         for i in 0..500 {
-            let (from, to) = if i % 2 == 0 { (Role::Backup, Role::Master) } else { (Role::Master, Role::Backup) };
+            let (from, to) = if i % 2 == 0 {
+                (Role::Backup, Role::Master)
+            } else {
+                (Role::Master, Role::Backup)
+            };
             n.transition(from, to, "flap");
         }
         n.transition(Role::Backup, Role::Fault, "checks failing");
@@ -287,7 +397,11 @@ mod tests {
         text = std::fs::read_to_string(&file).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
         let runs: Vec<&str> = text.lines().collect();
-        assert!(runs.len() <= 4, "501 transitions ran {} hooks: {runs:?}", runs.len());
+        assert!(
+            runs.len() <= 4,
+            "501 transitions ran {} hooks: {runs:?}",
+            runs.len()
+        );
         assert_eq!(runs.last(), Some(&"501 FAULT"), "{runs:?}");
     }
 }

@@ -135,7 +135,10 @@ pub enum WireError {
     #[error("priority {0} outside 1..=254")]
     BadPriority(u8),
     #[error("flags say {} form but the length is {declared}", if *authenticated { "authenticated" } else { "plain" })]
-    FormMismatch { authenticated: bool, declared: usize },
+    FormMismatch {
+        authenticated: bool,
+        declared: usize,
+    },
     #[error("unauthenticated message, but this node requires floating_ip.auth; configure the same key on every node")]
     Unauthenticated,
     #[error("authenticated message, but this node has no floating_ip.auth key; configure the group's key here too")]
@@ -147,7 +150,10 @@ pub enum WireError {
 impl WireError {
     /// A failure of authentication rather than of form (for the `auth_failures` counter).
     pub fn is_auth_failure(&self) -> bool {
-        matches!(self, WireError::Unauthenticated | WireError::UnexpectedAuth | WireError::BadTag)
+        matches!(
+            self,
+            WireError::Unauthenticated | WireError::UnexpectedAuth | WireError::BadTag
+        )
     }
 }
 
@@ -223,7 +229,10 @@ pub fn frame_len(header: &[u8]) -> Result<usize, WireError> {
     }
     let declared = u16::from_be_bytes([header[6], header[7]]) as usize;
     if declared != MESSAGE_LEN && declared != AUTH_MESSAGE_LEN {
-        return Err(WireError::Length { declared, actual: header.len().max(declared) });
+        return Err(WireError::Length {
+            declared,
+            actual: header.len().max(declared),
+        });
     }
     Ok(declared)
 }
@@ -232,11 +241,17 @@ pub fn frame_len(header: &[u8]) -> Result<usize, WireError> {
 pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
     let declared = frame_len(b)?;
     if b.len() != declared {
-        return Err(WireError::Length { declared, actual: b.len() });
+        return Err(WireError::Length {
+            declared,
+            actual: b.len(),
+        });
     }
     let authenticated = b[10] & FLAG_AUTH != 0;
     if authenticated != (declared == AUTH_MESSAGE_LEN) {
-        return Err(WireError::FormMismatch { authenticated, declared });
+        return Err(WireError::FormMismatch {
+            authenticated,
+            declared,
+        });
     }
     let kind = Kind::from_u8(b[5]).ok_or(WireError::UnknownKind(b[5]))?;
     let role = role_from(b[8]).ok_or(WireError::UnknownRole(b[8]))?;
@@ -254,7 +269,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
     let successor = ip(28);
     let stamp = authenticated.then(|| {
         let (boot, seq) = (u64_at(56), u64_at(64));
-        Stamp { time_ms: u64_at(48), reply_to: (boot != 0 || seq != 0).then_some(Challenge { boot, seq }) }
+        Stamp {
+            time_ms: u64_at(48),
+            reply_to: (boot != 0 || seq != 0).then_some(Challenge { boot, seq }),
+        }
     });
     let message = Message {
         kind,
@@ -273,12 +291,19 @@ pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
 
 /// Applies this node's policy to a decoded message `b`: with a key, only the authenticated
 /// form with a tag that verifies; without one, only the plain form.
-pub fn authenticate(b: &[u8], d: &Decoded, auth: Option<&Auth>) -> Result<Option<KeyUsed>, WireError> {
+pub fn authenticate(
+    b: &[u8],
+    d: &Decoded,
+    auth: Option<&Auth>,
+) -> Result<Option<KeyUsed>, WireError> {
     match (auth, d.stamp) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(WireError::UnexpectedAuth),
         (Some(_), None) => Err(WireError::Unauthenticated),
-        (Some(a), Some(_)) => a.verify(&b[..SIGNED_LEN], &b[SIGNED_LEN..AUTH_MESSAGE_LEN]).map(Some).ok_or(WireError::BadTag),
+        (Some(a), Some(_)) => a
+            .verify(&b[..SIGNED_LEN], &b[SIGNED_LEN..AUTH_MESSAGE_LEN])
+            .map(Some)
+            .ok_or(WireError::BadTag),
     }
 }
 
@@ -312,8 +337,20 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = sample();
-        assert_eq!(decode(&encode(&m)).unwrap(), Decoded { message: m, stamp: None });
-        let plain = Message { successor: None, preempt_request: false, kind: Kind::Echo, role: Role::Fault, ..m };
+        assert_eq!(
+            decode(&encode(&m)).unwrap(),
+            Decoded {
+                message: m,
+                stamp: None
+            }
+        );
+        let plain = Message {
+            successor: None,
+            preempt_request: false,
+            kind: Kind::Echo,
+            role: Role::Fault,
+            ..m
+        };
         assert_eq!(decode(&encode(&plain)).unwrap().message, plain);
     }
 
@@ -331,11 +368,23 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         let good = encode(&sample());
-        assert_eq!(decode(&good[..10]), Err(WireError::Length { declared: 48, actual: 10 }));
+        assert_eq!(
+            decode(&good[..10]),
+            Err(WireError::Length {
+                declared: 48,
+                actual: 10
+            })
+        );
         assert_eq!(decode(&good[..3]), Err(WireError::TooShort(3)));
         let mut long = good.to_vec();
         long.push(0);
-        assert_eq!(decode(&long), Err(WireError::Length { declared: 48, actual: 49 }));
+        assert_eq!(
+            decode(&long),
+            Err(WireError::Length {
+                declared: 48,
+                actual: 49
+            })
+        );
         let with = |i: usize, v: u8| {
             let mut b = good;
             b[i] = v;
@@ -348,7 +397,10 @@ mod tests {
         assert_eq!(with(8, 3), Err(WireError::UnknownRole(3)));
         assert_eq!(with(9, 0), Err(WireError::BadPriority(0)));
         assert_eq!(with(9, 255), Err(WireError::BadPriority(255)));
-        assert!(matches!(with(7, 200), Err(WireError::Length { declared: 200, .. })));
+        assert!(matches!(
+            with(7, 200),
+            Err(WireError::Length { declared: 200, .. })
+        ));
     }
 
     #[test]
@@ -365,7 +417,10 @@ mod tests {
     }
 
     fn stamp() -> Stamp {
-        Stamp { time_ms: 1_700_000_000_123, reply_to: Some(Challenge { boot: 9, seq: 77 }) }
+        Stamp {
+            time_ms: 1_700_000_000_123,
+            reply_to: Some(Challenge { boot: 9, seq: 77 }),
+        }
     }
 
     #[test]
@@ -379,12 +434,29 @@ mod tests {
         assert_eq!(&b[11..MESSAGE_LEN], &encode(&m)[11..]);
         assert_eq!(frame_len(&b[..HEADER_LEN]), Ok(AUTH_MESSAGE_LEN));
         let d = open(&b, Some(&a)).unwrap();
-        assert_eq!(d, Decoded { message: m, stamp: Some(stamp()) });
+        assert_eq!(
+            d,
+            Decoded {
+                message: m,
+                stamp: Some(stamp())
+            }
+        );
         assert_eq!(authenticate(&b, &d, Some(&a)), Ok(Some(KeyUsed::Current)));
-        let none = Stamp { time_ms: 5, reply_to: None };
-        assert_eq!(open(&encode_authenticated(&m, &none, &a), Some(&a)).unwrap().stamp, Some(none));
+        let none = Stamp {
+            time_ms: 5,
+            reply_to: None,
+        };
+        assert_eq!(
+            open(&encode_authenticated(&m, &none, &a), Some(&a))
+                .unwrap()
+                .stamp,
+            Some(none)
+        );
         assert_eq!(seal(&m, &none, None), encode(&m).to_vec());
-        assert_eq!(seal(&m, &none, Some(&a)), encode_authenticated(&m, &none, &a).to_vec());
+        assert_eq!(
+            seal(&m, &none, Some(&a)),
+            encode_authenticated(&m, &none, &a).to_vec()
+        );
     }
 
     #[test]
@@ -394,10 +466,20 @@ mod tests {
         assert_eq!(open(&encode(&m), Some(&a)), Err(WireError::Unauthenticated));
         assert_eq!(open(&signed, None), Err(WireError::UnexpectedAuth));
         assert_eq!(open(&signed, Some(&auth(8))), Err(WireError::BadTag));
-        let rotating = Auth { previous_key: Some(auth(7).key), ..auth(8) };
+        let rotating = Auth {
+            previous_key: Some(auth(7).key),
+            ..auth(8)
+        };
         let d = decode(&signed).unwrap();
-        assert_eq!(authenticate(&signed, &d, Some(&rotating)), Ok(Some(KeyUsed::Previous)));
-        for e in [WireError::Unauthenticated, WireError::UnexpectedAuth, WireError::BadTag] {
+        assert_eq!(
+            authenticate(&signed, &d, Some(&rotating)),
+            Ok(Some(KeyUsed::Previous))
+        );
+        for e in [
+            WireError::Unauthenticated,
+            WireError::UnexpectedAuth,
+            WireError::BadTag,
+        ] {
             assert!(e.is_auth_failure());
         }
         assert!(!WireError::BadMagic.is_auth_failure());
@@ -411,7 +493,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = good;
                 b[i] ^= 1 << bit;
-                assert!(open(&b, Some(&a)).is_err(), "byte {i} bit {bit} flipped was accepted");
+                assert!(
+                    open(&b, Some(&a)).is_err(),
+                    "byte {i} bit {bit} flipped was accepted"
+                );
             }
         }
     }
@@ -421,12 +506,30 @@ mod tests {
         let a = auth(7);
         let mut plain_claiming_auth = encode(&sample());
         plain_claiming_auth[10] |= FLAG_AUTH;
-        assert_eq!(decode(&plain_claiming_auth), Err(WireError::FormMismatch { authenticated: true, declared: 48 }));
+        assert_eq!(
+            decode(&plain_claiming_auth),
+            Err(WireError::FormMismatch {
+                authenticated: true,
+                declared: 48
+            })
+        );
         let mut auth_claiming_plain = encode_authenticated(&sample(), &stamp(), &a);
         auth_claiming_plain[10] &= !FLAG_AUTH;
-        assert_eq!(decode(&auth_claiming_plain), Err(WireError::FormMismatch { authenticated: false, declared: 104 }));
+        assert_eq!(
+            decode(&auth_claiming_plain),
+            Err(WireError::FormMismatch {
+                authenticated: false,
+                declared: 104
+            })
+        );
         let signed = encode_authenticated(&sample(), &stamp(), &a);
-        assert_eq!(decode(&signed[..103]), Err(WireError::Length { declared: 104, actual: 103 }));
+        assert_eq!(
+            decode(&signed[..103]),
+            Err(WireError::Length {
+                declared: 104,
+                actual: 103
+            })
+        );
         let mut future = signed;
         future[4] = 2;
         assert_eq!(decode(&future), Err(WireError::UnsupportedVersion(2)));

@@ -45,7 +45,10 @@ impl Key {
             return Err("is empty".into());
         }
         if bytes.len() < MIN_KEY_LEN {
-            return Err(format!("is too short: {} bytes, a key needs at least {MIN_KEY_LEN}", bytes.len()));
+            return Err(format!(
+                "is too short: {} bytes, a key needs at least {MIN_KEY_LEN}",
+                bytes.len()
+            ));
         }
         Ok(Key(bytes))
     }
@@ -58,13 +61,21 @@ impl Key {
     /// A short public fingerprint (first 4 bytes of SHA-256 of the key), for logs and `check`.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
-        Sha256::digest(&self.0)[..4].iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(&self.0)[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Key({} bytes, fingerprint {})", self.0.len(), self.fingerprint())
+        write!(
+            f,
+            "Key({} bytes, fingerprint {})",
+            self.0.len(),
+            self.fingerprint()
+        )
     }
 }
 
@@ -88,7 +99,11 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(key: Key) -> Auth {
-        Auth { key, previous_key: None, max_skew: DEFAULT_MAX_SKEW }
+        Auth {
+            key,
+            previous_key: None,
+            max_skew: DEFAULT_MAX_SKEW,
+        }
     }
 
     pub fn tag(&self, bytes: &[u8]) -> [u8; TAG_LEN] {
@@ -125,7 +140,9 @@ mod tests {
     #[test]
     fn keys_must_be_long_enough() {
         assert_eq!(Key::new(vec![]).unwrap_err(), "is empty");
-        assert!(Key::new(vec![b'a'; 31]).unwrap_err().contains("too short: 31 bytes"));
+        assert!(Key::new(vec![b'a'; 31])
+            .unwrap_err()
+            .contains("too short: 31 bytes"));
         assert!(Key::new(vec![b'a'; 32]).is_ok());
     }
 
@@ -145,9 +162,18 @@ mod tests {
             "g.yml",
         )
         .unwrap();
-        assert_eq!(raw.auth.key.as_deref(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(
+            raw.auth.key.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
         assert_eq!(raw.auth.max_clock_skew_ms, Some(2000));
-        assert!(raw.warnings.iter().any(|w| w.contains("unknown key floating_ip.auth.colour")), "{:?}", raw.warnings);
+        assert!(
+            raw.warnings
+                .iter()
+                .any(|w| w.contains("unknown key floating_ip.auth.colour")),
+            "{:?}",
+            raw.warnings
+        );
         let plain = RawSection::parse("floating_ip:\n  enabled: true\n", "g.yml").unwrap();
         assert_eq!(plain.auth, crate::config::RawAuth::default());
     }
@@ -164,8 +190,19 @@ mod tests {
         a.previous_key = Some(key(2));
         assert_eq!(a.verify(b"hello", &old), Some(KeyUsed::Previous));
         // RFC 4231 test case 2 (short key), to pin the algorithm.
-        let rfc = Auth { key: Key(b"Jefe".to_vec()), previous_key: None, max_skew: DEFAULT_MAX_SKEW };
-        let hex: String = rfc.tag(b"what do ya want for nothing?").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        let rfc = Auth {
+            key: Key(b"Jefe".to_vec()),
+            previous_key: None,
+            max_skew: DEFAULT_MAX_SKEW,
+        };
+        let hex: String = rfc
+            .tag(b"what do ya want for nothing?")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

@@ -42,11 +42,21 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     pub fn new(window: std::time::Duration) -> ReplayGuard {
-        ReplayGuard { window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX), peers: HashMap::new() }
+        ReplayGuard {
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            peers: HashMap::new(),
+        }
     }
 
     /// Accepts (and remembers) or refuses one message; `now_ms` is our wall clock.
-    pub fn check(&mut self, node: Ipv4Addr, boot: u64, seq: u64, time_ms: u64, now_ms: u64) -> Result<(), Replay> {
+    pub fn check(
+        &mut self,
+        node: Ipv4Addr,
+        boot: u64,
+        seq: u64,
+        time_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), Replay> {
         if time_ms.saturating_add(self.window_ms) < now_ms {
             return Err(Replay::TooOld(now_ms - time_ms));
         }
@@ -56,7 +66,10 @@ impl ReplayGuard {
         match self.peers.get_mut(&node) {
             Some(last) if last.boot == boot => {
                 if seq <= last.seq {
-                    return Err(Replay::Repeated { seq, last: last.seq });
+                    return Err(Replay::Repeated {
+                        seq,
+                        last: last.seq,
+                    });
                 }
                 last.seq = seq;
                 last.time_ms = last.time_ms.max(time_ms);
@@ -80,9 +93,15 @@ impl ReplayGuard {
     /// Drops what the window alone already refuses; if still full, the stalest sender.
     fn forget_before(&mut self, now_ms: u64) {
         let window = self.window_ms;
-        self.peers.retain(|_, l| l.time_ms.saturating_add(window) >= now_ms);
+        self.peers
+            .retain(|_, l| l.time_ms.saturating_add(window) >= now_ms);
         if self.peers.len() >= MAX_PEERS {
-            if let Some(oldest) = self.peers.iter().min_by_key(|(_, l)| l.time_ms).map(|(n, _)| *n) {
+            if let Some(oldest) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, l)| l.time_ms)
+                .map(|(n, _)| *n)
+            {
                 self.peers.remove(&oldest);
             }
         }
@@ -114,8 +133,14 @@ mod tests {
         let mut g = guard();
         assert_eq!(g.check(N, 7, 1, T, T), Ok(()));
         assert_eq!(g.check(N, 7, 3, T + 100, T + 100), Ok(()));
-        assert_eq!(g.check(N, 7, 3, T + 100, T + 200), Err(Replay::Repeated { seq: 3, last: 3 }));
-        assert_eq!(g.check(N, 7, 2, T + 50, T + 200), Err(Replay::Repeated { seq: 2, last: 3 }));
+        assert_eq!(
+            g.check(N, 7, 3, T + 100, T + 200),
+            Err(Replay::Repeated { seq: 3, last: 3 })
+        );
+        assert_eq!(
+            g.check(N, 7, 2, T + 50, T + 200),
+            Err(Replay::Repeated { seq: 2, last: 3 })
+        );
         assert_eq!(g.check(N, 7, 4, T + 300, T + 300), Ok(()));
     }
 
@@ -123,7 +148,10 @@ mod tests {
     fn timestamps_outside_the_window_are_refused() {
         let mut g = guard();
         assert_eq!(g.check(N, 7, 1, T - 10_001, T), Err(Replay::TooOld(10_001)));
-        assert_eq!(g.check(N, 7, 1, T + 10_001, T), Err(Replay::FromFuture(10_001)));
+        assert_eq!(
+            g.check(N, 7, 1, T + 10_001, T),
+            Err(Replay::FromFuture(10_001))
+        );
         assert_eq!(g.check(N, 7, 1, T - 10_000, T), Ok(()));
         assert!(g.check(N, 7, 2, u64::MAX, T).is_err());
         assert!(g.check(N, 7, 2, 0, T).is_err());
@@ -157,7 +185,8 @@ mod tests {
         let mut g = guard();
         for i in 0..5_000u32 {
             let node = Ipv4Addr::from(0x0a00_0000 + i);
-            g.check(node, 1, 1, T + u64::from(i), T + u64::from(i)).unwrap();
+            g.check(node, 1, 1, T + u64::from(i), T + u64::from(i))
+                .unwrap();
         }
         assert!(g.len() <= MAX_PEERS, "{}", g.len());
     }

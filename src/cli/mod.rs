@@ -15,7 +15,11 @@ use log::warn;
 use crate::config::{self, Config, Loaded};
 
 #[derive(Debug, Parser)]
-#[command(name = "floatip", version, about = "Keeps one floating IP address on exactly one healthy host of a LAN group")]
+#[command(
+    name = "floatip",
+    version,
+    about = "Keeps one floating IP address on exactly one healthy host of a LAN group"
+)]
 pub struct Cli {
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -17,11 +17,18 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
     let host = SystemHost::new(&config)?;
     if !host.remove_address()? {
-        info!("{} is not on {}; nothing to release", config.vip, config.interface);
+        info!(
+            "{} is not on {}; nothing to release",
+            config.vip, config.interface
+        );
         return Ok(());
     }
     info!("released {} from {}", config.vip, config.interface);
-    let view = LocalView { role: Role::Backup, priority: config.priority, preempt_request: false };
+    let view = LocalView {
+        role: Role::Backup,
+        priority: config.priority,
+        preempt_request: false,
+    };
     let local = Local::new(
         config.vip,
         config.node_addr,

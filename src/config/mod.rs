@@ -130,14 +130,24 @@ impl Config {
             ("netmask", self.netmask != new.netmask),
             ("priority", self.priority != new.priority),
             ("echo.port", self.echo.port != new.echo.port),
-            ("echo.interval_in_ms", self.echo.interval != new.echo.interval),
-            ("echo.dial_timeout_in_ms", self.echo.dial_timeout != new.echo.dial_timeout),
+            (
+                "echo.interval_in_ms",
+                self.echo.interval != new.echo.interval,
+            ),
+            (
+                "echo.dial_timeout_in_ms",
+                self.echo.dial_timeout != new.echo.dial_timeout,
+            ),
             ("status_socket", self.status_socket != new.status_socket),
             ("auth", self.auth != new.auth),
             ("track", self.track != new.track),
             ("notify", self.notify != new.notify),
         ];
-        checks.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect()
+        checks
+            .iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| *key)
+            .collect()
     }
 
     /// Human-readable, fully resolved configuration (for `floatip check`).
@@ -152,10 +162,18 @@ impl Config {
         let ms = |d: Duration| d.as_millis();
         let mut s = String::new();
         s += &format!("config file:            {}\n", self.source.display());
-        s += &format!("interface:              {}{}\n", self.interface, auto("interface"));
+        s += &format!(
+            "interface:              {}{}\n",
+            self.interface,
+            auto("interface")
+        );
         s += &format!("node address:           {}\n", self.node_addr);
         s += &format!("ip:                     {}{}\n", self.vip, auto("ip"));
-        s += &format!("netmask:                {}{}\n", self.netmask, auto("netmask"));
+        s += &format!(
+            "netmask:                {}{}\n",
+            self.netmask,
+            auto("netmask")
+        );
         s += &format!("priority:               {}\n", self.priority);
         s += &format!("preempt:                {}\n", self.preempt);
         s += &format!("preempt_delay_in_ms:    {}\n", ms(self.preempt_delay));
@@ -163,7 +181,9 @@ impl Config {
         s += &format!("echo.interval_in_ms:    {}\n", ms(self.echo.interval));
         s += &format!("echo.timeout_in_ms:     {}\n", ms(self.echo.timeout));
         s += &format!("echo.dial_timeout_in_ms: {}\n", ms(self.echo.dial_timeout));
-        let refresh = self.garp_refresh.map_or("off".to_string(), |d| ms(d).to_string());
+        let refresh = self
+            .garp_refresh
+            .map_or("off".to_string(), |d| ms(d).to_string());
         s += &format!("garp_refresh_in_ms:     {refresh}\n");
         s += &format!("status_socket:          {}\n", self.status_socket.display());
         s += &match &self.auth {
@@ -198,14 +218,21 @@ pub enum ConfigError {
     #[error("{file}: not valid YAML: {reason}")]
     Syntax { file: String, reason: String },
     #[error("{file}: {key}: {reason}")]
-    Key { file: String, key: String, reason: String },
+    Key {
+        file: String,
+        key: String,
+        reason: String,
+    },
     #[error("{file}: {reason}")]
     Environment { file: String, reason: String },
 }
 
 /// Reads and resolves `path` against the host's interfaces, and checks that only root (or
 /// floatip's user) controls what it runs. Returns the unknown keys found, one line each.
-pub fn load(path: &Path, interfaces: &[crate::net::Interface]) -> Result<(Loaded, Vec<String>), ConfigError> {
+pub fn load(
+    path: &Path,
+    interfaces: &[crate::net::Interface],
+) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
         file: file.clone(),

@@ -26,8 +26,19 @@ const KNOWN_KEYS: &[&str] = &[
     "track",
     "notify",
 ];
-const KNOWN_AUTH_KEYS: &[&str] = &["key_file", "key", "previous_key_file", "previous_key", "max_clock_skew_in_ms"];
-const KNOWN_ECHO_KEYS: &[&str] = &["port", "dial_timeout_in_ms", "timeout_in_ms", "interval_in_ms"];
+const KNOWN_AUTH_KEYS: &[&str] = &[
+    "key_file",
+    "key",
+    "previous_key_file",
+    "previous_key",
+    "max_clock_skew_in_ms",
+];
+const KNOWN_ECHO_KEYS: &[&str] = &[
+    "port",
+    "dial_timeout_in_ms",
+    "timeout_in_ms",
+    "interval_in_ms",
+];
 
 /// One hour: no timing key may exceed it; larger values are typos.
 pub(super) const MAX_MS: u64 = 3_600_000;
@@ -93,7 +104,9 @@ impl<'a> Reader<'a> {
                 "no" | "off" | "false" => Ok(Some(false)),
                 _ => Err(self.err(key, format!("expected true or false, got {s:?}"))),
             },
-            Some(other) => Err(self.err(key, format!("expected true or false, got {}", kind(other)))),
+            Some(other) => {
+                Err(self.err(key, format!("expected true or false, got {}", kind(other))))
+            }
         }
     }
 
@@ -104,14 +117,19 @@ impl<'a> Reader<'a> {
                 Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
                 _ => Err(self.err(key, format!("{n} is out of range {min}..={max}"))),
             },
-            Some(other) => Err(self.err(key, format!("expected an integer {min}..={max}, got {}", kind(other)))),
+            Some(other) => Err(self.err(
+                key,
+                format!("expected an integer {min}..={max}, got {}", kind(other)),
+            )),
         }
     }
 
     pub(super) fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Err(self.err(key, "must not be empty")),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                Err(self.err(key, "must not be empty"))
+            }
             Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
             Some(other) => Err(self.err(key, format!("expected a string, got {}", kind(other)))),
         }
@@ -119,7 +137,10 @@ impl<'a> Reader<'a> {
 
     fn ipv4(&self, key: &str) -> Result<Option<Ipv4Addr>, ConfigError> {
         self.string(key)?
-            .map(|s| s.parse().map_err(|_| self.err(key, format!("{s:?} is not an IPv4 address"))))
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| self.err(key, format!("{s:?} is not an IPv4 address")))
+            })
             .transpose()
     }
 
@@ -142,7 +163,10 @@ impl<'a> Reader<'a> {
 /// The known key nearest to `key` by edit distance, if it is near enough to be a typo.
 pub(super) fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
     let key = key.to_ascii_lowercase();
-    let (distance, near) = known.iter().map(|k| (strsim::levenshtein(&key, k), *k)).min()?;
+    let (distance, near) = known
+        .iter()
+        .map(|k| (strsim::levenshtein(&key, k), *k))
+        .min()?;
     (distance <= (key.len() / 3).max(2)).then_some(near)
 }
 
@@ -159,7 +183,10 @@ pub(super) fn kind(v: &Value) -> &'static str {
 
 /// Interface names go into command lines: allow only what kernels allow and shells don't interpret.
 pub fn valid_interface_name(name: &str) -> bool {
-    (1..=15).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    (1..=15).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 impl RawSection {
@@ -200,7 +227,11 @@ impl RawSection {
                 })
             }
         };
-        let r = Reader { file, prefix: "floating_ip", map };
+        let r = Reader {
+            file,
+            prefix: "floating_ip",
+            map,
+        };
         let mut raw = RawSection {
             enabled: r.bool("enabled")?.unwrap_or(false),
             interface: r.string("interface")?,
@@ -216,18 +247,28 @@ impl RawSection {
         };
         if let Some(name) = &raw.interface {
             if !valid_interface_name(name) {
-                return Err(r.err("interface", format!("{name:?} is not a valid interface name")));
+                return Err(r.err(
+                    "interface",
+                    format!("{name:?} is not a valid interface name"),
+                ));
             }
         }
         let old_port = r.int("echo_port", 1, 65535)?.map(|p| p as u16);
         match map.get("echo") {
             None | Some(Value::Null) => raw.echo_port = old_port,
             Some(Value::Object(echo)) => {
-                let e = Reader { file, prefix: "floating_ip.echo", map: echo };
+                let e = Reader {
+                    file,
+                    prefix: "floating_ip.echo",
+                    map: echo,
+                };
                 let port = e.int("port", 1, 65535)?.map(|p| p as u16);
                 if let (Some(new), Some(old)) = (port, old_port) {
                     if new != old {
-                        return Err(e.err("port", format!("{new} contradicts floating_ip.echo_port {old}; keep one")));
+                        return Err(e.err(
+                            "port",
+                            format!("{new} contradicts floating_ip.echo_port {old}; keep one"),
+                        ));
                     }
                 }
                 raw.echo_port = port.or(old_port);
@@ -236,12 +277,18 @@ impl RawSection {
                 raw.interval_ms = e.int("interval_in_ms", 1, MAX_MS)?;
                 raw.warnings.extend(e.unknown_keys(KNOWN_ECHO_KEYS));
             }
-            Some(other) => return Err(r.err("echo", format!("expected a mapping, got {}", kind(other)))),
+            Some(other) => {
+                return Err(r.err("echo", format!("expected a mapping, got {}", kind(other))))
+            }
         }
         match map.get("auth") {
             None | Some(Value::Null) => {}
             Some(Value::Object(auth)) => {
-                let a = Reader { file, prefix: "floating_ip.auth", map: auth };
+                let a = Reader {
+                    file,
+                    prefix: "floating_ip.auth",
+                    map: auth,
+                };
                 raw.auth = RawAuth {
                     key_file: a.string("key_file")?,
                     key: a.string("key")?,
@@ -252,16 +299,27 @@ impl RawSection {
                 raw.warnings.extend(a.unknown_keys(KNOWN_AUTH_KEYS));
                 let ra = &raw.auth;
                 if ra.key_file.is_some() && ra.key.is_some() {
-                    return Err(a.err("key", "set either floating_ip.auth.key_file or floating_ip.auth.key, not both"));
+                    return Err(a.err(
+                        "key",
+                        "set either floating_ip.auth.key_file or floating_ip.auth.key, not both",
+                    ));
                 }
                 if ra.previous_key_file.is_some() && ra.previous_key.is_some() {
-                    return Err(a.err("previous_key", "set either previous_key_file or previous_key, not both"));
+                    return Err(a.err(
+                        "previous_key",
+                        "set either previous_key_file or previous_key, not both",
+                    ));
                 }
                 if ra.key_file.is_none() && ra.key.is_none() {
-                    return Err(a.err("key_file", "missing: the group's key is required when floating_ip.auth is present"));
+                    return Err(a.err(
+                        "key_file",
+                        "missing: the group's key is required when floating_ip.auth is present",
+                    ));
                 }
             }
-            Some(other) => return Err(r.err("auth", format!("expected a mapping, got {}", kind(other)))),
+            Some(other) => {
+                return Err(r.err("auth", format!("expected a mapping, got {}", kind(other))))
+            }
         }
         raw.track = super::track::parse_track(&r, &mut raw.warnings)?;
         raw.notify = super::track::parse_notify(&r, &mut raw.warnings)?;
@@ -271,8 +329,15 @@ impl RawSection {
 
 /// The parser's message as one line, without its advice to programmers.
 fn first_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default().trim_start_matches("error: ");
-    line.split(", set DuplicateKeyPolicy").next().unwrap_or(line).to_string()
+    let line = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    line.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(line)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -292,9 +357,18 @@ mod tests {
 
     #[test]
     fn zero_config_beside_other_sections() {
-        let raw = parse("elasticsearch:\n  - name: prod\n    hosts: [a]\nfloating_ip:\n  enabled: true\n").unwrap();
+        let raw = parse(
+            "elasticsearch:\n  - name: prod\n    hosts: [a]\nfloating_ip:\n  enabled: true\n",
+        )
+        .unwrap();
         assert!(raw.enabled);
-        assert_eq!(raw, RawSection { enabled: true, ..RawSection::default() });
+        assert_eq!(
+            raw,
+            RawSection {
+                enabled: true,
+                ..RawSection::default()
+            }
+        );
     }
 
     #[test]
@@ -331,8 +405,18 @@ mod tests {
 
     #[test]
     fn old_echo_port_spelling() {
-        assert_eq!(parse("floating_ip:\n  echo_port: 7001\n").unwrap().echo_port, Some(7001));
-        assert_eq!(parse("floating_ip:\n  echo_port: 7001\n  echo:\n    port: 7001\n").unwrap().echo_port, Some(7001));
+        assert_eq!(
+            parse("floating_ip:\n  echo_port: 7001\n")
+                .unwrap()
+                .echo_port,
+            Some(7001)
+        );
+        assert_eq!(
+            parse("floating_ip:\n  echo_port: 7001\n  echo:\n    port: 7001\n")
+                .unwrap()
+                .echo_port,
+            Some(7001)
+        );
         let (key, reason) = key_error("floating_ip:\n  echo_port: 7001\n  echo:\n    port: 7002\n");
         assert_eq!(key, "floating_ip.echo.port");
         assert!(reason.contains("contradicts"), "{reason}");
@@ -360,8 +444,14 @@ mod tests {
     #[test]
     fn closest_key() {
         assert_eq!(closest("Enabled", KNOWN_KEYS), Some("enabled"));
-        assert_eq!(closest("intervall_in_ms", KNOWN_ECHO_KEYS), Some("interval_in_ms"));
-        assert_eq!(closest("timout_in_ms", KNOWN_ECHO_KEYS), Some("timeout_in_ms"));
+        assert_eq!(
+            closest("intervall_in_ms", KNOWN_ECHO_KEYS),
+            Some("interval_in_ms")
+        );
+        assert_eq!(
+            closest("timout_in_ms", KNOWN_ECHO_KEYS),
+            Some("timeout_in_ms")
+        );
         assert_eq!(closest("xyz", KNOWN_ECHO_KEYS), None);
         assert_eq!(closest("colour", KNOWN_KEYS), None);
     }
@@ -369,26 +459,98 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let cases: &[(&str, &str, &str)] = &[
-            ("floating_ip:\n  enabled: maybe\n", "floating_ip.enabled", "true or false"),
-            ("floating_ip:\n  enabled: 1\n", "floating_ip.enabled", "a number"),
-            ("floating_ip:\n  echo:\n    port: 70000\n", "floating_ip.echo.port", "out of range"),
-            ("floating_ip:\n  echo:\n    port: 0\n", "floating_ip.echo.port", "out of range"),
-            ("floating_ip:\n  echo:\n    port: abc\n", "floating_ip.echo.port", "a string"),
-            ("floating_ip:\n  echo_port: -1\n", "floating_ip.echo_port", "out of range"),
-            ("floating_ip:\n  echo:\n    timeout_in_ms: 0\n", "floating_ip.echo.timeout_in_ms", "out of range"),
-            ("floating_ip:\n  echo:\n    interval_in_ms: 1.5\n", "floating_ip.echo.interval_in_ms", "out of range"),
-            ("floating_ip:\n  echo:\n    dial_timeout_in_ms: 99999999\n", "floating_ip.echo.dial_timeout_in_ms", "out of range"),
+            (
+                "floating_ip:\n  enabled: maybe\n",
+                "floating_ip.enabled",
+                "true or false",
+            ),
+            (
+                "floating_ip:\n  enabled: 1\n",
+                "floating_ip.enabled",
+                "a number",
+            ),
+            (
+                "floating_ip:\n  echo:\n    port: 70000\n",
+                "floating_ip.echo.port",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  echo:\n    port: 0\n",
+                "floating_ip.echo.port",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  echo:\n    port: abc\n",
+                "floating_ip.echo.port",
+                "a string",
+            ),
+            (
+                "floating_ip:\n  echo_port: -1\n",
+                "floating_ip.echo_port",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  echo:\n    timeout_in_ms: 0\n",
+                "floating_ip.echo.timeout_in_ms",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  echo:\n    interval_in_ms: 1.5\n",
+                "floating_ip.echo.interval_in_ms",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  echo:\n    dial_timeout_in_ms: 99999999\n",
+                "floating_ip.echo.dial_timeout_in_ms",
+                "out of range",
+            ),
             ("floating_ip:\n  echo: 5\n", "floating_ip.echo", "a mapping"),
-            ("floating_ip:\n  ip: 192.168.3.300\n", "floating_ip.ip", "not an IPv4"),
+            (
+                "floating_ip:\n  ip: 192.168.3.300\n",
+                "floating_ip.ip",
+                "not an IPv4",
+            ),
             ("floating_ip:\n  ip: [1]\n", "floating_ip.ip", "a list"),
-            ("floating_ip:\n  netmask: fff\n", "floating_ip.netmask", "not an IPv4"),
-            ("floating_ip:\n  priority: 0\n", "floating_ip.priority", "out of range"),
-            ("floating_ip:\n  priority: 255\n", "floating_ip.priority", "out of range"),
-            ("floating_ip:\n  preempt: sometimes\n", "floating_ip.preempt", "true or false"),
-            ("floating_ip:\n  interface: 'eth0; rm -rf /'\n", "floating_ip.interface", "not a valid interface"),
-            ("floating_ip:\n  interface: '$(reboot)'\n", "floating_ip.interface", "not a valid interface"),
-            ("floating_ip:\n  interface: averyveryverylongname0\n", "floating_ip.interface", "not a valid interface"),
-            ("floating_ip:\n  interface: ''\n", "floating_ip.interface", "empty"),
+            (
+                "floating_ip:\n  netmask: fff\n",
+                "floating_ip.netmask",
+                "not an IPv4",
+            ),
+            (
+                "floating_ip:\n  priority: 0\n",
+                "floating_ip.priority",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  priority: 255\n",
+                "floating_ip.priority",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  preempt: sometimes\n",
+                "floating_ip.preempt",
+                "true or false",
+            ),
+            (
+                "floating_ip:\n  interface: 'eth0; rm -rf /'\n",
+                "floating_ip.interface",
+                "not a valid interface",
+            ),
+            (
+                "floating_ip:\n  interface: '$(reboot)'\n",
+                "floating_ip.interface",
+                "not a valid interface",
+            ),
+            (
+                "floating_ip:\n  interface: averyveryverylongname0\n",
+                "floating_ip.interface",
+                "not a valid interface",
+            ),
+            (
+                "floating_ip:\n  interface: ''\n",
+                "floating_ip.interface",
+                "empty",
+            ),
             ("floating_ip: true\n", "floating_ip", "a mapping"),
             ("other: 1\n", "floating_ip", "section missing"),
         ];
@@ -401,7 +563,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_are_one_line() {
-        for yaml in ["floating_ip: [1\n", "floating_ip:\n  enabled: true\n  enabled: false\n", "- a\n- b\n"] {
+        for yaml in [
+            "floating_ip: [1\n",
+            "floating_ip:\n  enabled: true\n  enabled: false\n",
+            "- a\n- b\n",
+        ] {
             match parse(yaml) {
                 Err(e @ ConfigError::Syntax { .. }) => {
                     let msg = e.to_string();
@@ -423,7 +589,15 @@ mod tests {
         for ok in ["eth0", "en1", "enp0s31f6", "br-lan.10", "wlan_0"] {
             assert!(valid_interface_name(ok), "{ok}");
         }
-        for bad in ["", "eth0:1", "a b", "eth0;ls", "x/y", "0123456789abcdef", "é"] {
+        for bad in [
+            "",
+            "eth0:1",
+            "a b",
+            "eth0;ls",
+            "x/y",
+            "0123456789abcdef",
+            "é",
+        ] {
             assert!(!valid_interface_name(bad), "{bad}");
         }
     }

@@ -5,14 +5,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Echo, Loaded, Netmask, Priority, RawSection};
-use crate::auth::{read_key_file, Auth, Key};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
+use crate::auth::{read_key_file, Auth, Key};
 use crate::net::Interface;
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
 
 /// Resolves `raw` (read from `path`) into a [`Loaded`] config; pure apart from its inputs.
-pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Result<Loaded, ConfigError> {
+pub fn resolve(
+    raw: &RawSection,
+    path: &Path,
+    interfaces: &[Interface],
+) -> Result<Loaded, ConfigError> {
     if !raw.enabled {
         return Ok(Loaded::Disabled);
     }
@@ -26,7 +30,10 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
 
     let iface = match &raw.interface {
         Some(name) => interfaces.iter().find(|i| &i.name == name).ok_or_else(|| {
-            key_err("interface", format!("{name} not found; available: {}", available(interfaces)))
+            key_err(
+                "interface",
+                format!("{name} not found; available: {}", available(interfaces)),
+            )
         })?,
         None => {
             auto.push("interface");
@@ -52,15 +59,23 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         .copied();
     let Some((node_addr, own_mask)) = own else {
         return Err(match raw.ip {
-            Some(ip) if iface.addrs.iter().any(|(a, _)| *a == ip) => {
-                key_err("ip", format!("{ip} is {}'s own address; choose an unused address", iface.name))
-            }
-            _ => key_err("interface", format!("{} has no IPv4 address of its own", iface.name)),
+            Some(ip) if iface.addrs.iter().any(|(a, _)| *a == ip) => key_err(
+                "ip",
+                format!(
+                    "{ip} is {}'s own address; choose an unused address",
+                    iface.name
+                ),
+            ),
+            _ => key_err(
+                "interface",
+                format!("{} has no IPv4 address of its own", iface.name),
+            ),
         });
     };
 
     let netmask = match raw.netmask {
-        Some(m) => Netmask::new(m).ok_or_else(|| key_err("netmask", format!("{m} is not a contiguous netmask")))?,
+        Some(m) => Netmask::new(m)
+            .ok_or_else(|| key_err("netmask", format!("{m} is not a contiguous netmask")))?,
         None => {
             auto.push("netmask");
             Netmask::new(own_mask).unwrap_or_default()
@@ -87,7 +102,10 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         ));
     }
     if netmask.prefix_len() < 31 && (vip == netmask.network(vip) || vip == netmask.broadcast(vip)) {
-        return Err(key_err("ip", format!("{vip} is the network or broadcast address of its subnet")));
+        return Err(key_err(
+            "ip",
+            format!("{vip} is the network or broadcast address of its subnet"),
+        ));
     }
 
     let ms = Duration::from_millis;
@@ -120,7 +138,11 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         preempt: raw.preempt.unwrap_or(false),
         preempt_delay: ms(raw.preempt_delay_ms.unwrap_or(0)),
         garp_refresh: raw.garp_refresh_ms.filter(|&v| v > 0).map(ms),
-        status_socket: PathBuf::from(raw.status_socket.as_deref().unwrap_or(DEFAULT_STATUS_SOCKET)),
+        status_socket: PathBuf::from(
+            raw.status_socket
+                .as_deref()
+                .unwrap_or(DEFAULT_STATUS_SOCKET),
+        ),
         auth: resolve_auth(&raw.auth, path, &file)?,
         track: raw.track.clone(),
         notify: raw.notify.clone(),
@@ -129,22 +151,52 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
 }
 
 /// Reads the keys `floating_ip.auth` names; key files relative to the config file's folder.
-fn resolve_auth(raw: &super::RawAuth, path: &Path, file: &str) -> Result<Option<Auth>, ConfigError> {
-    let key_err = |key: &str, reason: String| ConfigError::Key { file: file.to_string(), key: format!("floating_ip.auth.{key}"), reason };
+fn resolve_auth(
+    raw: &super::RawAuth,
+    path: &Path,
+    file: &str,
+) -> Result<Option<Auth>, ConfigError> {
+    let key_err = |key: &str, reason: String| ConfigError::Key {
+        file: file.to_string(),
+        key: format!("floating_ip.auth.{key}"),
+        reason,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let read = |file_key: &str, inline_key: &str, from_file: &Option<String>, inline: &Option<String>| -> Result<Option<Key>, ConfigError> {
+    let read = |file_key: &str,
+                inline_key: &str,
+                from_file: &Option<String>,
+                inline: &Option<String>|
+     -> Result<Option<Key>, ConfigError> {
         match (from_file, inline) {
-            (Some(f), _) => read_key_file(&dir.join(f)).map(Some).map_err(|why| key_err(file_key, why)),
-            (None, Some(k)) => Key::new(k.as_bytes().to_vec())
+            (Some(f), _) => read_key_file(&dir.join(f))
                 .map(Some)
-                .map_err(|why| key_err(inline_key, format!("the key {why}; generate one with: head -c 32 /dev/urandom | base64"))),
+                .map_err(|why| key_err(file_key, why)),
+            (None, Some(k)) => Key::new(k.as_bytes().to_vec()).map(Some).map_err(|why| {
+                key_err(
+                    inline_key,
+                    format!("the key {why}; generate one with: head -c 32 /dev/urandom | base64"),
+                )
+            }),
             (None, None) => Ok(None),
         }
     };
-    let Some(key) = read("key_file", "key", &raw.key_file, &raw.key)? else { return Ok(None) };
-    let previous_key = read("previous_key_file", "previous_key", &raw.previous_key_file, &raw.previous_key)?;
-    let max_skew = raw.max_clock_skew_ms.map_or(crate::auth::DEFAULT_MAX_SKEW, Duration::from_millis);
-    Ok(Some(Auth { key, previous_key, max_skew }))
+    let Some(key) = read("key_file", "key", &raw.key_file, &raw.key)? else {
+        return Ok(None);
+    };
+    let previous_key = read(
+        "previous_key_file",
+        "previous_key",
+        &raw.previous_key_file,
+        &raw.previous_key,
+    )?;
+    let max_skew = raw
+        .max_clock_skew_ms
+        .map_or(crate::auth::DEFAULT_MAX_SKEW, Duration::from_millis);
+    Ok(Some(Auth {
+        key,
+        previous_key,
+        max_skew,
+    }))
 }
 
 fn available(interfaces: &[Interface]) -> String {
@@ -163,7 +215,10 @@ mod tests {
     fn iface(name: &str, addrs: &[(&str, &str)]) -> Interface {
         Interface {
             name: name.into(),
-            addrs: addrs.iter().map(|(a, m)| (a.parse().unwrap(), m.parse().unwrap())).collect(),
+            addrs: addrs
+                .iter()
+                .map(|(a, m)| (a.parse().unwrap(), m.parse().unwrap()))
+                .collect(),
             up: true,
             running: true,
             loopback: name == "lo",
@@ -180,7 +235,10 @@ mod tests {
     }
 
     fn enabled(yaml_tail: &str) -> Result<Config, ConfigError> {
-        let raw = RawSection::parse(&format!("floating_ip:\n  enabled: true\n{yaml_tail}"), "/etc/floatip/gateway.yml")?;
+        let raw = RawSection::parse(
+            &format!("floating_ip:\n  enabled: true\n{yaml_tail}"),
+            "/etc/floatip/gateway.yml",
+        )?;
         match resolve(&raw, Path::new("/etc/floatip/gateway.yml"), &host())? {
             Loaded::Enabled(c) => Ok(*c),
             Loaded::Disabled => panic!("disabled"),
@@ -227,16 +285,25 @@ mod tests {
     #[test]
     fn reload_applies_timeouts_and_preemption_but_not_identity() {
         let old = enabled("").unwrap();
-        let same = enabled("  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  garp_refresh_in_ms: 5000\n").unwrap();
+        let same = enabled(
+            "  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  garp_refresh_in_ms: 5000\n",
+        )
+        .unwrap();
         assert!(old.needs_restart_for(&same).is_empty());
         let moved = enabled("  ip: 192.168.3.200\n  priority: 7\n  echo:\n    port: 7000\n    interval_in_ms: 500\n").unwrap();
-        assert_eq!(old.needs_restart_for(&moved), vec!["ip", "priority", "echo.port", "echo.interval_in_ms"]);
+        assert_eq!(
+            old.needs_restart_for(&moved),
+            vec!["ip", "priority", "echo.port", "echo.interval_in_ms"]
+        );
     }
 
     #[test]
     fn disabled_needs_no_interface() {
         let raw = RawSection::parse("floating_ip:\n  enabled: false\n", "f").unwrap();
-        assert_eq!(resolve(&raw, Path::new("f"), &[]).unwrap(), Loaded::Disabled);
+        assert_eq!(
+            resolve(&raw, Path::new("f"), &[]).unwrap(),
+            Loaded::Disabled
+        );
     }
 
     #[test]
@@ -254,15 +321,25 @@ mod tests {
     fn netmask_falls_back_to_class_c_when_interface_mask_is_odd() {
         let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
         let ifs = vec![iface("eth0", &[("192.0.2.11", "255.0.255.0")])];
-        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else { panic!() };
+        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.netmask, Netmask::default());
     }
 
     #[test]
     fn stale_vip_on_the_interface_is_not_the_node_address() {
         let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
-        let ifs = vec![iface("eth0", &[("192.0.2.234", "255.255.255.0"), ("192.0.2.11", "255.255.255.0")])];
-        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else { panic!() };
+        let ifs = vec![iface(
+            "eth0",
+            &[
+                ("192.0.2.234", "255.255.255.0"),
+                ("192.0.2.11", "255.255.255.0"),
+            ],
+        )];
+        let Loaded::Enabled(c) = resolve(&raw, Path::new("f"), &ifs).unwrap() else {
+            panic!()
+        };
         assert_eq!(c.node_addr, Ipv4Addr::new(192, 0, 2, 11));
         assert_eq!(c.vip, Ipv4Addr::new(192, 0, 2, 234));
     }
@@ -279,19 +356,39 @@ mod tests {
     #[test]
     fn no_usable_interface() {
         let raw = RawSection::parse("floating_ip:\n  enabled: true\n", "f").unwrap();
-        let err = resolve(&raw, Path::new("f"), &[iface("lo", &[("127.0.0.1", "255.0.0.0")])]).unwrap_err();
-        assert!(err.to_string().contains("set floating_ip.interface"), "{err}");
+        let err = resolve(
+            &raw,
+            Path::new("f"),
+            &[iface("lo", &[("127.0.0.1", "255.0.0.0")])],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("set floating_ip.interface"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_addresses_name_the_key() {
         for (tail, key, reason) in [
-            ("  ip: 192.168.4.234\n", "floating_ip.ip", "outside eth0's subnet 192.168.3.0/24"),
+            (
+                "  ip: 192.168.4.234\n",
+                "floating_ip.ip",
+                "outside eth0's subnet 192.168.3.0/24",
+            ),
             ("  ip: 192.168.3.35\n", "floating_ip.ip", "own address"),
             ("  ip: 192.168.3.255\n", "floating_ip.ip", "broadcast"),
             ("  ip: 192.168.3.0\n", "floating_ip.ip", "network"),
-            ("  netmask: 255.0.255.0\n", "floating_ip.netmask", "contiguous"),
-            ("  echo:\n    interval_in_ms: 1000\n    timeout_in_ms: 1500\n", "floating_ip.echo.timeout_in_ms", "twice"),
+            (
+                "  netmask: 255.0.255.0\n",
+                "floating_ip.netmask",
+                "contiguous",
+            ),
+            (
+                "  echo:\n    interval_in_ms: 1000\n    timeout_in_ms: 1500\n",
+                "floating_ip.echo.timeout_in_ms",
+                "twice",
+            ),
         ] {
             let err = enabled(tail).unwrap_err();
             let msg = err.to_string();
@@ -302,9 +399,13 @@ mod tests {
 
     #[test]
     fn interface_without_own_address() {
-        let raw = RawSection::parse("floating_ip:\n  enabled: true\n  interface: eth0\n", "f").unwrap();
+        let raw =
+            RawSection::parse("floating_ip:\n  enabled: true\n  interface: eth0\n", "f").unwrap();
         let ifs = vec![iface("eth0", &[])];
-        assert_eq!(key_of(resolve(&raw, Path::new("f"), &ifs).unwrap_err()), "floating_ip.interface");
+        assert_eq!(
+            key_of(resolve(&raw, Path::new("f"), &ifs).unwrap_err()),
+            "floating_ip.interface"
+        );
     }
 
     #[test]
@@ -314,7 +415,13 @@ mod tests {
         assert!(Netmask::new(Ipv4Addr::new(255, 255, 255, 255)).is_some());
         assert!(Netmask::new(Ipv4Addr::new(255, 255, 0, 255)).is_none());
         let m = Netmask::new(Ipv4Addr::new(255, 255, 255, 0)).unwrap();
-        assert_eq!(m.broadcast(Ipv4Addr::new(192, 0, 2, 11)), Ipv4Addr::new(192, 0, 2, 255));
-        assert_eq!(m.network(Ipv4Addr::new(192, 0, 2, 11)), Ipv4Addr::new(192, 0, 2, 0));
+        assert_eq!(
+            m.broadcast(Ipv4Addr::new(192, 0, 2, 11)),
+            Ipv4Addr::new(192, 0, 2, 255)
+        );
+        assert_eq!(
+            m.network(Ipv4Addr::new(192, 0, 2, 11)),
+            Ipv4Addr::new(192, 0, 2, 0)
+        );
     }
 }

@@ -19,7 +19,9 @@ pub fn distrust(path: &Path, mode: u32, uid: u32, euid: u32) -> Option<String> {
         ));
     }
     if uid != 0 && uid != euid {
-        return Some(format!("{shown} is owned by uid {uid}, not root or floatip's user; run: chown root {shown}"));
+        return Some(format!(
+            "{shown} is owned by uid {uid}, not root or floatip's user; run: chown root {shown}"
+        ));
     }
     None
 }
@@ -27,7 +29,12 @@ pub fn distrust(path: &Path, mode: u32, uid: u32, euid: u32) -> Option<String> {
 /// [`distrust`] for a file on disk (symlinks followed: the target is what runs or is read).
 fn distrust_file(path: &Path) -> Option<String> {
     match std::fs::metadata(path) {
-        Ok(m) => distrust(path, m.permissions().mode(), m.uid(), nix::unistd::geteuid().as_raw()),
+        Ok(m) => distrust(
+            path,
+            m.permissions().mode(),
+            m.uid(),
+            nix::unistd::geteuid().as_raw(),
+        ),
         Err(e) => Some(format!("cannot check {}: {e}", path.display())),
     }
 }
@@ -37,10 +44,18 @@ fn distrust_file(path: &Path) -> Option<String> {
 pub fn check(config: &Config, auth: &RawAuth) -> Result<(), ConfigError> {
     let file = config.source.display().to_string();
     if let Some(why) = distrust_file(&config.source) {
-        return Err(ConfigError::Environment { file, reason: format!("refused: {why}") });
+        return Err(ConfigError::Environment {
+            file,
+            reason: format!("refused: {why}"),
+        });
     }
-    if let Some(inline) = [("key", &auth.key), ("previous_key", &auth.previous_key)].iter().find(|(_, k)| k.is_some()) {
-        let mode = std::fs::metadata(&config.source).map(|m| m.permissions().mode()).unwrap_or(0o777);
+    if let Some(inline) = [("key", &auth.key), ("previous_key", &auth.previous_key)]
+        .iter()
+        .find(|(_, k)| k.is_some())
+    {
+        let mode = std::fs::metadata(&config.source)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o777);
         if mode & 0o044 != 0 {
             return Err(ConfigError::Key {
                 file: file.clone(),
@@ -55,7 +70,11 @@ pub fn check(config: &Config, auth: &RawAuth) -> Result<(), ConfigError> {
     }
     for (key, argv) in programs(config) {
         if let Some(why) = distrust_file(Path::new(&argv[0])) {
-            return Err(ConfigError::Key { file, key, reason: format!("refused: it runs as root, and {why}") });
+            return Err(ConfigError::Key {
+                file,
+                key,
+                reason: format!("refused: it runs as root, and {why}"),
+            });
         }
     }
     Ok(())
@@ -63,14 +82,26 @@ pub fn check(config: &Config, auth: &RawAuth) -> Result<(), ConfigError> {
 
 /// Every program the config runs, with the key that names it.
 fn programs(config: &Config) -> Vec<(String, &Vec<String>)> {
-    let checks = config.track.iter().enumerate().filter_map(|(i, c)| match &c.target {
-        Target::Exec(argv) => Some((format!("floating_ip.track[{i}].exec[0]"), argv)),
-        _ => None,
-    });
+    let checks = config
+        .track
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match &c.target {
+            Target::Exec(argv) => Some((format!("floating_ip.track[{i}].exec[0]"), argv)),
+            _ => None,
+        });
     let n = &config.notify;
-    let hooks = [("master", &n.master), ("backup", &n.backup), ("fault", &n.fault), ("any", &n.any)]
-        .into_iter()
-        .filter_map(|(what, argv)| argv.as_ref().map(|a| (format!("floating_ip.notify.{what}[0]"), a)));
+    let hooks = [
+        ("master", &n.master),
+        ("backup", &n.backup),
+        ("fault", &n.fault),
+        ("any", &n.any),
+    ]
+    .into_iter()
+    .filter_map(|(what, argv)| {
+        argv.as_ref()
+            .map(|a| (format!("floating_ip.notify.{what}[0]"), a))
+    });
     checks.chain(hooks).collect()
 }
 
@@ -82,7 +113,11 @@ mod tests {
     fn writable_by_others_or_owned_by_a_stranger_is_distrusted() {
         let p = Path::new("/etc/floatip/gateway.yml");
         assert_eq!(distrust(p, 0o100644, 0, 0), None);
-        assert_eq!(distrust(p, 0o100600, 1000, 1000), None, "floatip's own user may own it");
+        assert_eq!(
+            distrust(p, 0o100600, 1000, 1000),
+            None,
+            "floatip's own user may own it"
+        );
         assert_eq!(distrust(p, 0o100755, 0, 1000), None);
         assert_eq!(
             distrust(p, 0o100664, 0, 0).as_deref(),

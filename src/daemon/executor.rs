@@ -56,7 +56,12 @@ impl<H: Host> Executor<H> {
             watchdog: sd_notify::watchdog_enabled(),
             last_watchdog: Instant::now(),
             status: String::new(),
-            notifier: Notifier::start(&config.notify, config.vip, config.node_addr, &config.interface),
+            notifier: Notifier::start(
+                &config.notify,
+                config.vip,
+                config.node_addr,
+                &config.interface,
+            ),
             events,
             port: config.echo.port,
             dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
@@ -80,12 +85,18 @@ impl<H: Host> Executor<H> {
             },
             Action::ProbeAddress | Action::ProbeHandedOver => {
                 // The holder that handed over already removed the address: a short look will do.
-                let wait = if action == Action::ProbeHandedOver { arp::HANDOVER_PROBE_WAIT } else { arp::PROBE_WAIT };
-                return Outcome::Feedback(Event::Probe(self.host.probe(wait).unwrap_or_else(|e| {
-                    // Unable to look means unable to prove the address free: never add it blind.
-                    error!("cannot probe {}: {e}; treating it as in use", self.vip);
-                    ProbeOutcome::InUse([0; 6])
-                })));
+                let wait = if action == Action::ProbeHandedOver {
+                    arp::HANDOVER_PROBE_WAIT
+                } else {
+                    arp::PROBE_WAIT
+                };
+                return Outcome::Feedback(Event::Probe(self.host.probe(wait).unwrap_or_else(
+                    |e| {
+                        // Unable to look means unable to prove the address free: never add it blind.
+                        error!("cannot probe {}: {e}; treating it as in use", self.vip);
+                        ProbeOutcome::InUse([0; 6])
+                    },
+                )));
             }
             Action::SendGarp => {
                 if let Err(e) = self.host.announce() {
@@ -104,7 +115,13 @@ impl<H: Host> Executor<H> {
             }
             Action::SetProbing(on) => self.prober.set_enabled(on),
             Action::ConfirmMaster(node) => {
-                crate::heartbeat::confirm_master(self.local.clone(), node, self.port, self.dial_timeout, self.events.clone());
+                crate::heartbeat::confirm_master(
+                    self.local.clone(),
+                    node,
+                    self.port,
+                    self.dial_timeout,
+                    self.events.clone(),
+                );
             }
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
@@ -124,7 +141,10 @@ impl<H: Host> Executor<H> {
     /// Link state and address presence as an event, or `None` if the host cannot be read.
     pub fn observe(&self) -> Option<Event> {
         match self.host.observe() {
-            Ok(o) => Some(Event::Observed { link_up: o.link_up, address_present: o.address_present }),
+            Ok(o) => Some(Event::Observed {
+                link_up: o.link_up,
+                address_present: o.address_present,
+            }),
             Err(e) => {
                 warn!("cannot read the interface: {e}");
                 None
@@ -152,10 +172,28 @@ impl<H: Host> Executor<H> {
     }
 
     /// What `floatip status` shows, made when asked.
-    pub fn snapshot(&self, machine: &Machine, config: &Config, checks: Vec<CheckStatus>) -> Snapshot {
-        let rejected = self.local.rejected.load(std::sync::atomic::Ordering::Relaxed);
-        let mut snapshot = Snapshot::of(machine, config, Instant::now(), SystemTime::now(), rejected, checks);
-        snapshot.counters.auth_failures = self.local.auth_failures.load(std::sync::atomic::Ordering::Relaxed);
+    pub fn snapshot(
+        &self,
+        machine: &Machine,
+        config: &Config,
+        checks: Vec<CheckStatus>,
+    ) -> Snapshot {
+        let rejected = self
+            .local
+            .rejected
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut snapshot = Snapshot::of(
+            machine,
+            config,
+            Instant::now(),
+            SystemTime::now(),
+            rejected,
+            checks,
+        );
+        snapshot.counters.auth_failures = self
+            .local
+            .auth_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
         snapshot
     }
 
@@ -166,7 +204,9 @@ impl<H: Host> Executor<H> {
 
     /// When the loop must wake for the watchdog at the latest (half the systemd period).
     pub fn next_watchdog(&self, now: Instant) -> Instant {
-        self.watchdog.map_or(now + Duration::from_secs(3600), |w| self.last_watchdog + w / 2)
+        self.watchdog.map_or(now + Duration::from_secs(3600), |w| {
+            self.last_watchdog + w / 2
+        })
     }
 
     /// Pings systemd's watchdog from the loop that owns the state, so a stuck loop is caught.

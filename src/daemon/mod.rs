@@ -24,7 +24,10 @@ pub enum Input {
     Machine(Event),
     Reload,
     /// One run of service check `index` (`floating_ip.track[index]`).
-    Check { index: usize, sample: crate::health::Sample },
+    Check {
+        index: usize,
+        sample: crate::health::Sample,
+    },
     /// `floatip status` wants a snapshot, as JSON.
     Status(mpsc::Sender<String>),
 }
@@ -64,18 +67,26 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.node_addr,
         host.mac(),
         boot,
-        LocalView { role: Role::Backup, priority: config.priority, preempt_request: false },
+        LocalView {
+            role: Role::Backup,
+            priority: config.priority,
+            preempt_request: false,
+        },
         config.auth.clone(),
         config.echo.interval,
     );
     let port = config.echo.port;
     let broadcaster = Broadcaster::bind(local.clone(), port, &config.interface, config.netmask)
         .map_err(|error| DaemonError::Broadcast { port, error })?;
-    let listener = Listener::bind(port, &config.interface).map_err(|error| DaemonError::Listen { port, error })?;
+    let listener = Listener::bind(port, &config.interface)
+        .map_err(|error| DaemonError::Listen { port, error })?;
 
     // Nothing from an earlier run may survive: a crash can leave the address behind.
     if host.remove_address()? {
-        warn!("removed a stale copy of {} from {} left by an earlier run", config.vip, config.interface);
+        warn!(
+            "removed a stale copy of {} from {} left by an earlier run",
+            config.vip, config.interface
+        );
         broadcaster.send(crate::wire::Kind::Released, None);
     }
 
@@ -83,7 +94,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     // receiver instead of growing the queue; signals and checks wait for room instead.
     let (tx, rx) = mpsc::sync_channel(INPUT_QUEUE);
     signals::spawn(tx.clone()).map_err(DaemonError::Signals)?;
-    broadcaster.spawn_receiver(tx.clone()).map_err(|error| DaemonError::Broadcast { port, error })?;
+    broadcaster
+        .spawn_receiver(tx.clone())
+        .map_err(|error| DaemonError::Broadcast { port, error })?;
     let read_deadline = config.echo.timeout + config.echo.interval;
     let serving = local.clone();
     std::thread::Builder::new()
@@ -92,9 +105,19 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map_err(DaemonError::Thread)?;
     crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
     let status_requests = tx.clone();
-    let prober = Prober::start(local.clone(), port, config.echo.interval, config.echo.dial_timeout, tx.clone());
+    let prober = Prober::start(
+        local.clone(),
+        port,
+        config.echo.interval,
+        config.echo.dial_timeout,
+        tx.clone(),
+    );
 
-    let me = Me { node: config.node_addr, boot, priority: config.priority };
+    let me = Me {
+        node: config.node_addr,
+        boot,
+        priority: config.priority,
+    };
     let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
     info!(
         "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
@@ -108,7 +131,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     );
     let tracker = Tracker::new(&config.track);
     let exec = Executor::new(host, broadcaster, prober, local, &config, tx);
-    let mut daemon = Daemon { machine, exec, config, tracker, health: Health::healthy() };
+    let mut daemon = Daemon {
+        machine,
+        exec,
+        config,
+        tracker,
+        health: Health::healthy(),
+    };
     daemon.apply(Instant::now(), first);
     if !daemon.tracker.is_empty() {
         // No take-over before the checks' first verdict.
@@ -123,7 +152,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 /// The status socket asks the loop for a snapshot through its own channel.
-fn start_status_server(config: &Config, loop_inputs: mpsc::SyncSender<Input>) -> Option<crate::status::Server> {
+fn start_status_server(
+    config: &Config,
+    loop_inputs: mpsc::SyncSender<Input>,
+) -> Option<crate::status::Server> {
     let ask = move || {
         let (reply, answer) = mpsc::channel();
         loop_inputs.send(Input::Status(reply)).ok()?;
@@ -132,7 +164,10 @@ fn start_status_server(config: &Config, loop_inputs: mpsc::SyncSender<Input>) ->
     match crate::status::Server::start(&config.status_socket, ask) {
         Ok(server) => Some(server),
         Err(e) => {
-            warn!("status socket {} unavailable: {e}; `floatip status` will not work", config.status_socket.display());
+            warn!(
+                "status socket {} unavailable: {e}; `floatip status` will not work",
+                config.status_socket.display()
+            );
             None
         }
     }
@@ -153,7 +188,11 @@ impl<H: Host> Daemon<H> {
         let mut next_poll = Instant::now();
         loop {
             let now = Instant::now();
-            let wake = self.machine.next_deadline().min(next_poll).min(self.exec.next_watchdog(now));
+            let wake = self
+                .machine
+                .next_deadline()
+                .min(next_poll)
+                .min(self.exec.next_watchdog(now));
             let input = match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -169,7 +208,9 @@ impl<H: Host> Daemon<H> {
                 }
                 Some(Input::Check { index, sample }) => self.on_check(now, index, sample),
                 Some(Input::Status(reply)) => {
-                    let snapshot = self.exec.snapshot(&self.machine, &self.config, self.tracker.statuses(now));
+                    let snapshot =
+                        self.exec
+                            .snapshot(&self.machine, &self.config, self.tracker.statuses(now));
                     let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
                     Event::Tick
                 }
@@ -200,7 +241,9 @@ impl<H: Host> Daemon<H> {
         let mut queue: VecDeque<_> = actions.into();
         // Each action yields at most one follow-up event; the machine never loops on them.
         for _ in 0..64 {
-            let Some(action) = queue.pop_front() else { break };
+            let Some(action) = queue.pop_front() else {
+                break;
+            };
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
                 executor::Outcome::Exit => return true,
@@ -219,7 +262,12 @@ impl<H: Host> Daemon<H> {
     /// Records a check result; a changed verdict or penalty becomes the machine's event.
     fn on_check(&mut self, now: Instant, index: usize, sample: crate::health::Sample) -> Event {
         if !sample.ok {
-            log::debug!("check {:?} failed in {} ms: {}", self.tracker.name(index), sample.took.as_millis(), sample.detail);
+            log::debug!(
+                "check {:?} failed in {} ms: {}",
+                self.tracker.name(index),
+                sample.took.as_millis(),
+                sample.detail
+            );
         }
         if let Some(change) = self.tracker.record(index, sample, now) {
             info!("{change}");
@@ -243,7 +291,10 @@ impl<H: Host> Daemon<H> {
             }
             Ok(new) => {
                 self.machine.set_timing(Timing::from_config(&new));
-                info!("reload: timings and preemption updated from {}", new.source.display());
+                info!(
+                    "reload: timings and preemption updated from {}",
+                    new.source.display()
+                );
                 self.config = new;
             }
             Err(e) => warn!("reload rejected, keeping the running config: {e:#}"),

@@ -10,13 +10,19 @@ use crate::state::Event;
 
 pub fn spawn(events: SyncSender<Input>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
-    std::thread::Builder::new().name("fip-signals".into()).spawn(move || {
-        for signal in signals.forever() {
-            let input = if signal == SIGHUP { Input::Reload } else { Input::Machine(Event::Shutdown) };
-            if events.send(input).is_err() {
-                return;
+    std::thread::Builder::new()
+        .name("fip-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                let input = if signal == SIGHUP {
+                    Input::Reload
+                } else {
+                    Input::Machine(Event::Shutdown)
+                };
+                if events.send(input).is_err() {
+                    return;
+                }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }

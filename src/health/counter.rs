@@ -37,7 +37,12 @@ pub struct Counter {
 
 impl Counter {
     pub fn new(rise: u32, fall: u32) -> Counter {
-        Counter { rise: rise.max(1), fall: fall.max(1), state: CheckState::Pending, streak: 0 }
+        Counter {
+            rise: rise.max(1),
+            fall: fall.max(1),
+            state: CheckState::Pending,
+            streak: 0,
+        }
     }
 
     pub fn state(&self) -> CheckState {

@@ -24,15 +24,19 @@ pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()>
     for (index, check) in checks.iter().enumerate() {
         let check = check.clone();
         let events = events.clone();
-        std::thread::Builder::new().name(format!("fip-check-{index}")).spawn(move || loop {
-            let started = Instant::now();
-            let sample = probe::run(&check.target, check.timeout);
-            if events.send(Input::Check { index, sample }).is_err() {
-                return;
-            }
-            // From start to start; a run that overran is followed at once.
-            std::thread::sleep((started + check.interval).saturating_duration_since(Instant::now()));
-        })?;
+        std::thread::Builder::new()
+            .name(format!("fip-check-{index}"))
+            .spawn(move || loop {
+                let started = Instant::now();
+                let sample = probe::run(&check.target, check.timeout);
+                if events.send(Input::Check { index, sample }).is_err() {
+                    return;
+                }
+                // From start to start; a run that overran is followed at once.
+                std::thread::sleep(
+                    (started + check.interval).saturating_duration_since(Instant::now()),
+                );
+            })?;
     }
     Ok(())
 }
@@ -49,7 +53,11 @@ pub struct Change {
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "check {:?}: {} -> {}: {}", self.name, self.from, self.to, self.why)
+        write!(
+            f,
+            "check {:?}: {} -> {}: {}",
+            self.name, self.from, self.to, self.why
+        )
     }
 }
 
@@ -91,7 +99,9 @@ impl Tracker {
     }
 
     pub fn name(&self, index: usize) -> &str {
-        self.checks.get(index).map_or("?", |t| t.check.name.as_str())
+        self.checks
+            .get(index)
+            .map_or("?", |t| t.check.name.as_str())
     }
 
     /// Records one result of check `index` at `now`; returns the check's state change, if any.
@@ -104,13 +114,20 @@ impl Tracker {
         let changed = t.counter.record(sample.ok);
         let why = match (changed, from) {
             (_, CheckState::Pending) => format!("first result: {}", sample.detail),
-            (Some(CheckState::Down), _) => format!("failed {in_a_row} times in a row, last: {}", sample.detail),
+            (Some(CheckState::Down), _) => {
+                format!("failed {in_a_row} times in a row, last: {}", sample.detail)
+            }
             _ => format!("passed {in_a_row} times in a row, last: {}", sample.detail),
         };
         t.last = Some((sample, now));
         let to = changed?;
         t.since = Some(now);
-        Some(Change { name: t.check.name.clone(), from, to, why })
+        Some(Change {
+            name: t.check.name.clone(),
+            from,
+            to,
+            why,
+        })
     }
 
     /// The verdict over all checks: failing if a check without a weight is down, pending
@@ -124,7 +141,10 @@ impl Tracker {
         let mut penalty: u32 = 0;
         let mut pending = false;
         for t in &self.checks {
-            let last = t.last.as_ref().map_or(String::new(), |(s, _)| s.detail.clone());
+            let last = t
+                .last
+                .as_ref()
+                .map_or(String::new(), |(s, _)| s.detail.clone());
             match (t.counter.state(), t.check.weight) {
                 (CheckState::Pending, _) => pending = true,
                 (CheckState::Up, _) => {}
@@ -147,7 +167,11 @@ impl Tracker {
         if verdict == Verdict::Pending && detail.is_empty() {
             detail.push("waiting for the first check results".into());
         }
-        Health { verdict, penalty: penalty.min(253) as u8, detail: detail.join("; ") }
+        Health {
+            verdict,
+            penalty: penalty.min(253) as u8,
+            detail: detail.join("; "),
+        }
     }
 
     /// Each check as `floatip status` shows it.
@@ -160,7 +184,10 @@ impl Tracker {
                 kind: t.check.target.kind().into(),
                 target: t.check.target.to_string(),
                 state: t.counter.state().to_string(),
-                effect: t.check.weight.map_or("fault".to_string(), |w| format!("priority -{w}")),
+                effect: t
+                    .check
+                    .weight
+                    .map_or("fault".to_string(), |w| format!("priority -{w}")),
                 streak: t.counter.streak(),
                 rise: t.check.rise,
                 fall: t.check.fall,
@@ -169,7 +196,10 @@ impl Tracker {
                 last_ok: t.last.as_ref().map(|(s, _)| s.ok),
                 last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
                 last_took_ms: t.last.as_ref().map(|(s, _)| ms(s.took)),
-                last_ms_ago: t.last.as_ref().map(|(_, at)| ms(now.saturating_duration_since(*at))),
+                last_ms_ago: t
+                    .last
+                    .as_ref()
+                    .map(|(_, at)| ms(now.saturating_duration_since(*at))),
                 state_since_ms_ago: t.since.map(|at| ms(now.saturating_duration_since(at))),
                 runs: t.runs,
                 failures: t.failures,
@@ -186,7 +216,10 @@ mod tests {
     fn check(name: &str, weight: Option<u8>) -> Check {
         Check {
             name: name.into(),
-            target: Target::Tcp { host: "127.0.0.1".into(), port: 8000 },
+            target: Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            },
             interval: Duration::from_millis(100),
             timeout: Duration::from_millis(50),
             rise: 2,
@@ -196,7 +229,15 @@ mod tests {
     }
 
     fn sample(ok: bool) -> Sample {
-        Sample { ok, detail: if ok { "connected".into() } else { "connection refused".into() }, took: Duration::from_millis(1) }
+        Sample {
+            ok,
+            detail: if ok {
+                "connected".into()
+            } else {
+                "connection refused".into()
+            },
+            took: Duration::from_millis(1),
+        }
     }
 
     #[test]
@@ -212,7 +253,10 @@ mod tests {
         t.record(0, sample(true), now);
         assert_eq!(t.health().verdict, Verdict::Pending);
         let change = t.record(1, sample(true), now).unwrap();
-        assert_eq!(change.to_string(), "check \"b\": pending -> up: first result: connected");
+        assert_eq!(
+            change.to_string(),
+            "check \"b\": pending -> up: first result: connected"
+        );
         assert_eq!(t.health(), Health::healthy());
     }
 
@@ -224,7 +268,10 @@ mod tests {
         assert_eq!(t.record(0, sample(false), now), None);
         assert_eq!(t.record(0, sample(false), now), None);
         let change = t.record(0, sample(false), now).unwrap();
-        assert_eq!(change.why, "failed 3 times in a row, last: connection refused");
+        assert_eq!(
+            change.why,
+            "failed 3 times in a row, last: connection refused"
+        );
         let h = t.health();
         assert_eq!(h.verdict, Verdict::Failing);
         assert_eq!(h.penalty, 0);
@@ -234,7 +281,11 @@ mod tests {
     #[test]
     fn weighted_checks_add_penalties_not_faults() {
         let now = Instant::now();
-        let mut t = Tracker::new(&[check("a", Some(30)), check("b", Some(250)), check("c", None)]);
+        let mut t = Tracker::new(&[
+            check("a", Some(30)),
+            check("b", Some(250)),
+            check("c", None),
+        ]);
         t.record(2, sample(true), now);
         t.record(0, sample(false), now);
         t.record(1, sample(true), now);
@@ -264,7 +315,10 @@ mod tests {
         assert_eq!(s.last_ms_ago, Some(30));
         assert_eq!(s.state_since_ms_ago, Some(130));
         assert_eq!((s.runs, s.failures), (2, 1));
-        assert_eq!((s.kind.as_str(), s.target.as_str()), ("tcp", "127.0.0.1:8000"));
+        assert_eq!(
+            (s.kind.as_str(), s.target.as_str()),
+            ("tcp", "127.0.0.1:8000")
+        );
     }
 
     #[test]

@@ -35,7 +35,11 @@ pub fn run(target: &Target, timeout: Duration) -> Sample {
             (ran.success(), ran.summary())
         }
     };
-    Sample { ok, detail, took: started.elapsed() }
+    Sample {
+        ok,
+        detail,
+        took: started.elapsed(),
+    }
 }
 
 fn left(deadline: Instant) -> Result<Duration, String> {
@@ -48,13 +52,18 @@ fn left(deadline: Instant) -> Result<Duration, String> {
 }
 
 fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String> {
-    let addrs: Vec<SocketAddr> =
-        (host, port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
     let mut last = format!("{host} has no address");
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, left(deadline)?) {
             Ok(s) => return Ok(s),
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
                 last = format!("connect to {addr} timed out");
             }
             Err(e) => last = format!("connect to {addr}: {}", io_reason(&e)),
@@ -66,17 +75,24 @@ fn connect(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, String
 /// `GET path HTTP/1.0` and the status code of the answer.
 fn get(host: &str, port: u16, path: &str, deadline: Instant) -> Result<u16, String> {
     let mut s = connect(host, port, deadline)?;
-    let host_header = if port == 80 { host.to_string() } else { format!("{host}:{port}") };
+    let host_header = if port == 80 {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    };
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: floatip/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    s.set_write_timeout(Some(left(deadline)?)).map_err(|e| e.to_string())?;
-    s.write_all(request.as_bytes()).map_err(|e| format!("sending the request: {}", io_reason(&e)))?;
+    s.set_write_timeout(Some(left(deadline)?))
+        .map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes())
+        .map_err(|e| format!("sending the request: {}", io_reason(&e)))?;
     let mut head = Vec::with_capacity(256);
     let mut buf = [0u8; 256];
     while !head.windows(2).any(|w| w == b"\r\n") && !head.contains(&b'\n') && head.len() < 1024 {
-        s.set_read_timeout(Some(left(deadline)?)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(left(deadline)?))
+            .map_err(|e| e.to_string())?;
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
@@ -108,9 +124,15 @@ fn status_code(head: &[u8]) -> Result<u16, String> {
     }
     let mut words = line.split_whitespace();
     let version = words.next().unwrap_or_default();
-    match (version.starts_with("HTTP/"), words.next().and_then(|c| c.parse::<u16>().ok())) {
+    match (
+        version.starts_with("HTTP/"),
+        words.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
         (true, Some(code)) if (100..1000).contains(&code) => Ok(code),
-        _ => Err(format!("not an HTTP answer: {:?}", line.chars().take(60).collect::<String>())),
+        _ => Err(format!(
+            "not an HTTP answer: {:?}",
+            line.chars().take(60).collect::<String>()
+        )),
     }
 }
 
@@ -138,16 +160,28 @@ mod tests {
     }
 
     fn http(port: u16, timeout: Duration) -> Sample {
-        run(&Target::Http { host: "127.0.0.1".into(), port, path: "/health".into() }, timeout)
+        run(
+            &Target::Http {
+                host: "127.0.0.1".into(),
+                port,
+                path: "/health".into(),
+            },
+            timeout,
+        )
     }
 
     #[test]
     fn status_lines() {
         assert_eq!(status_code(b"HTTP/1.0 200 OK\r\n"), Ok(200));
-        assert_eq!(status_code(b"HTTP/1.1 503 Service Unavailable\r\nx"), Ok(503));
+        assert_eq!(
+            status_code(b"HTTP/1.1 503 Service Unavailable\r\nx"),
+            Ok(503)
+        );
         assert_eq!(status_code(b"HTTP/1.1 301\n"), Ok(301));
         assert!(status_code(b"").unwrap_err().contains("without an answer"));
-        assert!(status_code(b"SSH-2.0-OpenSSH\r\n").unwrap_err().contains("not an HTTP answer"));
+        assert!(status_code(b"SSH-2.0-OpenSSH\r\n")
+            .unwrap_err()
+            .contains("not an HTTP answer"));
         assert!(status_code(b"HTTP/1.1 abc\r\n").is_err());
     }
 
@@ -155,18 +189,39 @@ mod tests {
     fn tcp_connect_and_refusal() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let up = run(&Target::Tcp { host: "127.0.0.1".into(), port }, ms(1000));
+        let up = run(
+            &Target::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            ms(1000),
+        );
         assert!(up.ok, "{up:?}");
         drop(l);
-        let down = run(&Target::Tcp { host: "127.0.0.1".into(), port }, ms(1000));
+        let down = run(
+            &Target::Tcp {
+                host: "127.0.0.1".into(),
+                port,
+            },
+            ms(1000),
+        );
         assert!(!down.ok);
         assert!(down.detail.contains("refused"), "{}", down.detail);
     }
 
     #[test]
     fn http_2xx_3xx_pass_others_fail() {
-        assert_eq!(http(server("HTTP/1.0 200 OK\r\n\r\nfine"), ms(1000)).detail, "HTTP 200");
-        assert!(http(server("HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n"), ms(1000)).ok);
+        assert_eq!(
+            http(server("HTTP/1.0 200 OK\r\n\r\nfine"), ms(1000)).detail,
+            "HTTP 200"
+        );
+        assert!(
+            http(
+                server("HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n"),
+                ms(1000)
+            )
+            .ok
+        );
         let s = http(server("HTTP/1.1 503 Service Unavailable\r\n\r\n"), ms(1000));
         assert!(!s.ok);
         assert_eq!(s.detail, "HTTP 503");
@@ -190,7 +245,12 @@ mod tests {
         });
         assert!(http(port, ms(1000)).ok);
         let req = seen.join().unwrap();
-        assert!(req.starts_with(&format!("GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n")), "{req}");
+        assert!(
+            req.starts_with(&format!(
+                "GET /health HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+            )),
+            "{req}"
+        );
     }
 
     #[test]
@@ -208,12 +268,26 @@ mod tests {
     #[test]
     fn exec_passes_on_exit_zero_and_overrun_fails() {
         assert!(run(&Target::Exec(vec!["/bin/true".into()]), ms(1000)).ok);
-        let f = run(&Target::Exec(vec!["/bin/sh".into(), "-c".into(), "echo no db; exit 2".into()]), ms(1000));
+        let f = run(
+            &Target::Exec(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo no db; exit 2".into(),
+            ]),
+            ms(1000),
+        );
         assert_eq!((f.ok, f.detail.as_str()), (false, "exit 2: no db"));
         let t0 = Instant::now();
-        let hang = run(&Target::Exec(vec!["/bin/sleep".into(), "10".into()]), ms(150));
+        let hang = run(
+            &Target::Exec(vec!["/bin/sleep".into(), "10".into()]),
+            ms(150),
+        );
         assert!(!hang.ok);
-        assert!(hang.detail.contains("timed out after 150 ms"), "{}", hang.detail);
+        assert!(
+            hang.detail.contains("timed out after 150 ms"),
+            "{}",
+            hang.detail
+        );
         assert!(t0.elapsed() < ms(600));
     }
 }

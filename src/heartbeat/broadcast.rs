@@ -28,14 +28,24 @@ pub struct Broadcaster {
 impl Broadcaster {
     /// Binds `port` on `interface` only (no other interface, a WAN side, reaches it); the
     /// LAN segment is our node address under `lan`, and only its hosts are heard.
-    pub fn bind(local: Arc<Local>, port: u16, interface: &str, lan: Netmask) -> std::io::Result<Broadcaster> {
+    pub fn bind(
+        local: Arc<Local>,
+        port: u16,
+        interface: &str,
+        lan: Netmask,
+    ) -> std::io::Result<Broadcaster> {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
         s.set_reuse_address(true)?;
         s.set_broadcast(true)?;
         super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         let target = SocketAddrV4::new(lan.broadcast(local.node), port);
-        Ok(Broadcaster { socket: s.into(), target, lan, local })
+        Ok(Broadcaster {
+            socket: s.into(),
+            target,
+            lan,
+            local,
+        })
     }
 
     pub fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
@@ -51,20 +61,28 @@ impl Broadcaster {
     pub fn spawn_receiver(&self, events: SyncSender<Input>) -> std::io::Result<()> {
         let socket = self.socket.try_clone()?;
         let (local, lan) = (self.local.clone(), self.lan);
-        std::thread::Builder::new().name("fip-announce".into()).spawn(move || {
-            let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
-            loop {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-                let Some(event) = to_event(&buf[..n], from, lan, &local) else { continue };
-                match events.try_send(Input::Machine(event)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        local.refuse(from.ip(), Trouble::Limit, || "the daemon's input queue is full".into());
+        std::thread::Builder::new()
+            .name("fip-announce".into())
+            .spawn(move || {
+                let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
+                loop {
+                    let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let Some(event) = to_event(&buf[..n], from, lan, &local) else {
+                        continue;
+                    };
+                    match events.try_send(Input::Machine(event)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(_)) => {
+                            local.refuse(from.ip(), Trouble::Limit, || {
+                                "the daemon's input queue is full".into()
+                            });
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
                     }
-                    Err(TrySendError::Disconnected(_)) => return,
                 }
-            }
-        })?;
+            })?;
         Ok(())
     }
 }
@@ -73,20 +91,31 @@ impl Broadcaster {
 fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Option<Event> {
     let on_lan = matches!(from.ip(), IpAddr::V4(ip) if lan.same_subnet(ip, local.node));
     if !on_lan {
-        local.refuse(from.ip(), Trouble::Malformed, || format!("datagram from outside the LAN segment {}/{}", lan.network(local.node), lan.prefix_len()));
+        local.refuse(from.ip(), Trouble::Malformed, || {
+            format!(
+                "datagram from outside the LAN segment {}/{}",
+                lan.network(local.node),
+                lan.prefix_len()
+            )
+        });
         return None;
     }
     let decoded = match wire::decode(bytes) {
         Ok(d) => d,
         Err(e) => {
-            local.refuse(from.ip(), Trouble::Malformed, || format!("bad datagram: {e}"));
+            local.refuse(from.ip(), Trouble::Malformed, || {
+                format!("bad datagram: {e}")
+            });
             return None;
         }
     };
     let m = decoded.message;
     // Another group sharing the port (its own address) is not an attack: ignore it quietly.
     if m.vip != local.vip {
-        debug!("ignored {:?} from {from} for another floating IP {}", m.kind, m.vip);
+        debug!(
+            "ignored {:?} from {from} for another floating IP {}",
+            m.kind, m.vip
+        );
         return None;
     }
     if let Err(e) = wire::authenticate(bytes, &decoded, local.auth.as_ref()) {
@@ -97,22 +126,31 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
         return None;
     }
     if from.ip() != IpAddr::V4(m.node) {
-        local.refuse(from.ip(), Trouble::Malformed, || format!("{:?} claiming to be {}", m.kind, m.node));
+        local.refuse(from.ip(), Trouble::Malformed, || {
+            format!("{:?} claiming to be {}", m.kind, m.node)
+        });
         return None;
     }
     // Everything above needs no memory; what follows is charged to the (verified) sender.
     if !local.admit_datagram(m.node, m.boot) {
-        local.refuse(from.ip(), Trouble::Limit, || "datagram rate limit exceeded".into());
+        local.refuse(from.ip(), Trouble::Limit, || {
+            "datagram rate limit exceeded".into()
+        });
         return None;
     }
     if let Err(e) = local.check_replay(&decoded) {
-        local.refuse(from.ip(), Trouble::Auth, || format!("{:?} from boot {:016x} seq {}: {e}", m.kind, m.boot, m.seq));
+        local.refuse(from.ip(), Trouble::Auth, || {
+            format!("{:?} from boot {:016x} seq {}: {e}", m.kind, m.boot, m.seq)
+        });
         return None;
     }
     local.heard_member(m.node);
     match m.kind {
         Kind::Announce => Some(Event::Announce(peer_of(&m))),
-        Kind::Resign => Some(Event::Resign { from: peer_of(&m), successor: m.successor }),
+        Kind::Resign => Some(Event::Resign {
+            from: peer_of(&m),
+            successor: m.successor,
+        }),
         Kind::Released => Some(Event::Released(m.node)),
         Kind::Heartbeat | Kind::Echo => None,
     }
@@ -142,8 +180,20 @@ mod tests {
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
 
     fn local(auth: Option<Auth>) -> Arc<Local> {
-        let view = LocalView { role: Role::Backup, priority: Priority(100), preempt_request: false };
-        Local::new(VIP, ME, [2, 0, 0, 0, 0, 11], 1, view, auth, Duration::from_millis(100))
+        let view = LocalView {
+            role: Role::Backup,
+            priority: Priority(100),
+            preempt_request: false,
+        };
+        Local::new(
+            VIP,
+            ME,
+            [2, 0, 0, 0, 0, 11],
+            1,
+            view,
+            auth,
+            Duration::from_millis(100),
+        )
     }
 
     fn announce(node: Ipv4Addr, seq: u64) -> Message {
@@ -170,14 +220,22 @@ mod tests {
         let key = Auth::new(Key::new(vec![b'k'; 32]).unwrap());
         let wrong = Auth::new(Key::new(vec![b'x'; 32]).unwrap());
         let l = local(Some(key.clone()));
-        let stamp = Stamp { time_ms: crate::heartbeat::wall_ms(), reply_to: None };
+        let stamp = Stamp {
+            time_ms: crate::heartbeat::wall_ms(),
+            reply_to: None,
+        };
         for seq in 0..10_000 {
             let forged = wire::encode_authenticated(&announce(PEER, seq), &stamp, &wrong);
             assert_eq!(to_event(&forged, from(PEER), Netmask::default(), &l), None);
-            assert_eq!(to_event(&[0xff; 40], from(PEER), Netmask::default(), &l), None);
+            assert_eq!(
+                to_event(&[0xff; 40], from(PEER), Netmask::default(), &l),
+                None
+            );
         }
         let real = wire::encode_authenticated(&announce(PEER, 1), &stamp, &key);
-        assert!(matches!(to_event(&real, from(PEER), Netmask::default(), &l), Some(Event::Announce(p)) if p.node == PEER));
+        assert!(
+            matches!(to_event(&real, from(PEER), Netmask::default(), &l), Some(Event::Announce(p)) if p.node == PEER)
+        );
         // A replay of it is refused, and spends nothing either.
         assert_eq!(to_event(&real, from(PEER), Netmask::default(), &l), None);
         let next = wire::encode_authenticated(&announce(PEER, 2), &stamp, &key);
@@ -188,7 +246,21 @@ mod tests {
     fn senders_off_the_lan_segment_are_not_heard() {
         let l = local(None);
         let off = Ipv4Addr::new(198, 51, 100, 7);
-        assert_eq!(to_event(&wire::encode(&announce(off, 1)), from(off), Netmask::default(), &l), None);
-        assert!(to_event(&wire::encode(&announce(PEER, 1)), from(PEER), Netmask::default(), &l).is_some());
+        assert_eq!(
+            to_event(
+                &wire::encode(&announce(off, 1)),
+                from(off),
+                Netmask::default(),
+                &l
+            ),
+            None
+        );
+        assert!(to_event(
+            &wire::encode(&announce(PEER, 1)),
+            from(PEER),
+            Netmask::default(),
+            &l
+        )
+        .is_some());
     }
 }

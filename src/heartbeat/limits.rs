@@ -14,8 +14,16 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 const MAX_SOURCES: usize = 4096;
 
 /// The key for a source: its own, or one shared slot when the table is full.
-fn slot<K: Eq + std::hash::Hash + Copy, V>(map: &mut HashMap<Option<K>, V>, ip: K, fresh: impl FnOnce() -> V) -> &mut V {
-    let key = if map.contains_key(&Some(ip)) || map.len() < MAX_SOURCES { Some(ip) } else { None };
+fn slot<K: Eq + std::hash::Hash + Copy, V>(
+    map: &mut HashMap<Option<K>, V>,
+    ip: K,
+    fresh: impl FnOnce() -> V,
+) -> &mut V {
+    let key = if map.contains_key(&Some(ip)) || map.len() < MAX_SOURCES {
+        Some(ip)
+    } else {
+        None
+    };
     map.entry(key).or_insert_with(fresh)
 }
 
@@ -36,7 +44,11 @@ pub struct RateLimit<K = IpAddr> {
 
 impl<K: Eq + std::hash::Hash + Copy> RateLimit<K> {
     pub fn new(rate_per_sec: f64, burst: u32) -> RateLimit<K> {
-        RateLimit { rate: rate_per_sec, burst: f64::from(burst), buckets: HashMap::new() }
+        RateLimit {
+            rate: rate_per_sec,
+            burst: f64::from(burst),
+            buckets: HashMap::new(),
+        }
     }
 
     /// What a node at heartbeat `interval` legitimately sends, times four, plus a burst.
@@ -50,11 +62,17 @@ impl<K: Eq + std::hash::Hash + Copy> RateLimit<K> {
         if self.buckets.len() >= MAX_SOURCES {
             let (rate, burst) = (self.rate, self.burst);
             // Full buckets are the same as no entry: forget them.
-            self.buckets.retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst);
+            self.buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
         }
         let burst = self.burst;
-        let b = slot(&mut self.buckets, ip, || Bucket { tokens: burst, at: now });
-        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.rate).min(self.burst);
+        let b = slot(&mut self.buckets, ip, || Bucket {
+            tokens: burst,
+            at: now,
+        });
+        b.tokens = (b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * self.rate)
+            .min(self.burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
@@ -82,19 +100,34 @@ pub struct ConnectionCap {
 
 impl ConnectionCap {
     pub fn new(per_source: usize, for_strangers: usize, for_members: usize) -> ConnectionCap {
-        ConnectionCap { per_source, for_strangers, for_members, open: HashMap::new(), strangers: 0, members: 0 }
+        ConnectionCap {
+            per_source,
+            for_strangers,
+            for_members,
+            open: HashMap::new(),
+            strangers: 0,
+            members: 0,
+        }
     }
 
     /// Counts a new connection from `ip` (a `member` or not); false (and nothing counted)
     /// at a cap. [`ConnectionCap::close`] must get the same `member`.
     pub fn open(&mut self, ip: IpAddr, member: bool) -> bool {
-        let (pool, cap) = if member { (self.members, self.for_members) } else { (self.strangers, self.for_strangers) };
+        let (pool, cap) = if member {
+            (self.members, self.for_members)
+        } else {
+            (self.strangers, self.for_strangers)
+        };
         let n = self.open.get(&ip).copied().unwrap_or(0);
         if n >= self.per_source || pool >= cap {
             return false;
         }
         self.open.insert(ip, n + 1);
-        *(if member { &mut self.members } else { &mut self.strangers }) += 1;
+        *(if member {
+            &mut self.members
+        } else {
+            &mut self.strangers
+        }) += 1;
         true
     }
 
@@ -104,7 +137,11 @@ impl ConnectionCap {
             if *n == 0 {
                 self.open.remove(&ip);
             }
-            let pool = if member { &mut self.members } else { &mut self.strangers };
+            let pool = if member {
+                &mut self.members
+            } else {
+                &mut self.strangers
+            };
             *pool = pool.saturating_sub(1);
         }
     }
@@ -165,14 +202,21 @@ impl LogLimit {
     pub fn admit(&mut self, ip: IpAddr, trouble: Trouble, now: Instant) -> Option<u64> {
         let ip = (ip, trouble);
         if self.sources.len() >= MAX_SOURCES {
-            self.sources.retain(|_, r| now.saturating_duration_since(r.at) < LOG_EVERY || r.suppressed > 0);
+            self.sources
+                .retain(|_, r| now.saturating_duration_since(r.at) < LOG_EVERY || r.suppressed > 0);
         }
-        let first = Reported { at: now.checked_sub(LOG_EVERY).unwrap_or(now), suppressed: 0 };
+        let first = Reported {
+            at: now.checked_sub(LOG_EVERY).unwrap_or(now),
+            suppressed: 0,
+        };
         let fresh = !self.sources.contains_key(&Some(ip));
         let r = slot(&mut self.sources, ip, || first);
         if fresh || now.saturating_duration_since(r.at) >= LOG_EVERY {
             let n = r.suppressed;
-            *r = Reported { at: now, suppressed: 0 };
+            *r = Reported {
+                at: now,
+                suppressed: 0,
+            };
             Some(n)
         } else {
             r.suppressed += 1;
@@ -198,15 +242,28 @@ mod tests {
         // Another source is not affected.
         assert!(r.allow(ip(2), t0));
         // One second refills ten tokens, capped at the burst.
-        assert_eq!((0..20).filter(|_| r.allow(ip(1), t0 + Duration::from_secs(1))).count(), 5);
-        assert_eq!((0..20).filter(|_| r.allow(ip(1), t0 + Duration::from_millis(1300))).count(), 3);
+        assert_eq!(
+            (0..20)
+                .filter(|_| r.allow(ip(1), t0 + Duration::from_secs(1)))
+                .count(),
+            5
+        );
+        assert_eq!(
+            (0..20)
+                .filter(|_| r.allow(ip(1), t0 + Duration::from_millis(1300)))
+                .count(),
+            3
+        );
     }
 
     #[test]
     fn interval_rate_covers_real_traffic() {
         let r: RateLimit = RateLimit::for_interval(Duration::from_millis(100), 20);
         assert_eq!(r.rate, 40.0);
-        assert_eq!(RateLimit::<IpAddr>::for_interval(Duration::from_secs(1), 20).rate, 20.0);
+        assert_eq!(
+            RateLimit::<IpAddr>::for_interval(Duration::from_secs(1), 20).rate,
+            20.0
+        );
     }
 
     #[test]
@@ -251,7 +308,10 @@ mod tests {
         let t0 = Instant::now();
         let mut m = Members::default();
         for i in 0..200u32 {
-            m.heard(Ipv4Addr::from(0x0a00_0000 + i), t0 + Duration::from_millis(u64::from(i)));
+            m.heard(
+                Ipv4Addr::from(0x0a00_0000 + i),
+                t0 + Duration::from_millis(u64::from(i)),
+            );
         }
         assert!(m.seen.len() <= MAX_MEMBERS);
         assert!(m.contains(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + 199))));
@@ -264,11 +324,26 @@ mod tests {
         let mut l = LogLimit::default();
         assert_eq!(l.admit(ip(1), Trouble::Auth, t0), Some(0));
         for _ in 0..99 {
-            assert_eq!(l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(1)), None);
+            assert_eq!(
+                l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(1)),
+                None
+            );
         }
-        assert_eq!(l.admit(ip(2), Trouble::Auth, t0 + Duration::from_secs(1)), Some(0));
-        assert_eq!(l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(10)), Some(99));
-        assert_eq!(l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(11)), None);
-        assert_eq!(l.admit(ip(1), Trouble::Limit, t0 + Duration::from_secs(11)), Some(0));
+        assert_eq!(
+            l.admit(ip(2), Trouble::Auth, t0 + Duration::from_secs(1)),
+            Some(0)
+        );
+        assert_eq!(
+            l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(10)),
+            Some(99)
+        );
+        assert_eq!(
+            l.admit(ip(1), Trouble::Auth, t0 + Duration::from_secs(11)),
+            None
+        );
+        assert_eq!(
+            l.admit(ip(1), Trouble::Limit, t0 + Duration::from_secs(11)),
+            Some(0)
+        );
     }
 }

@@ -26,7 +26,10 @@ impl Listener {
         super::bind_to_interface(&s, interface)?;
         s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
         s.listen(64)?;
-        Ok(Listener { socket: s.into(), port })
+        Ok(Listener {
+            socket: s.into(),
+            port,
+        })
     }
 
     /// Serves forever on the current thread; each connection gets its own bounded thread.
@@ -39,7 +42,9 @@ impl Listener {
         }
         for stream in self.socket.incoming() {
             let Ok(stream) = stream else { continue };
-            let Ok(from) = stream.peer_addr().map(|a| a.ip()) else { continue };
+            let Ok(from) = stream.peer_addr().map(|a| a.ip()) else {
+                continue;
+            };
             let Some(member) = local.admit_connection(from) else {
                 local.refuse(from, Trouble::Limit, || {
                     format!(
@@ -51,16 +56,18 @@ impl Listener {
                 continue;
             };
             let conn_local = local.clone();
-            let spawned = std::thread::Builder::new().name("fip-conn".into()).spawn(move || {
-                if let Err(e) = answer(stream, &conn_local, read_deadline) {
-                    if e.rejected {
-                        conn_local.refuse(from, e.trouble, || e.why.clone());
-                    } else {
-                        debug!("heartbeat connection from {from} ended: {e}");
+            let spawned = std::thread::Builder::new()
+                .name("fip-conn".into())
+                .spawn(move || {
+                    if let Err(e) = answer(stream, &conn_local, read_deadline) {
+                        if e.rejected {
+                            conn_local.refuse(from, e.trouble, || e.why.clone());
+                        } else {
+                            debug!("heartbeat connection from {from} ended: {e}");
+                        }
                     }
-                }
-                conn_local.connection_closed(from, member);
-            });
+                    conn_local.connection_closed(from, member);
+                });
             if spawned.is_err() {
                 local.connection_closed(from, member);
             }
@@ -78,7 +85,11 @@ pub enum ReadError {
 
 /// Reads one framed message, never more than [`wire::MAX_MESSAGE_LEN`] bytes, whole by
 /// `deadline` however the bytes trickle in, and applies the authentication policy.
-pub fn read_message(stream: &mut TcpStream, local: &Local, deadline: Instant) -> Result<Decoded, ReadError> {
+pub fn read_message(
+    stream: &mut TcpStream,
+    local: &Local,
+    deadline: Instant,
+) -> Result<Decoded, ReadError> {
     let mut buf = [0u8; wire::MAX_MESSAGE_LEN];
     read_by(stream, &mut buf[..wire::HEADER_LEN], deadline)?;
     let len = wire::frame_len(&buf[..wire::HEADER_LEN])?;
@@ -120,15 +131,25 @@ impl std::fmt::Display for Ended {
 }
 
 fn io_end(e: std::io::Error) -> Ended {
-    Ended { why: e.to_string(), rejected: false, trouble: Trouble::Malformed }
+    Ended {
+        why: e.to_string(),
+        rejected: false,
+        trouble: Trouble::Malformed,
+    }
 }
 
 fn refused(why: String, trouble: Trouble) -> Ended {
-    Ended { why, rejected: true, trouble }
+    Ended {
+        why,
+        rejected: true,
+        trouble,
+    }
 }
 
 fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), Ended> {
-    stream.set_write_timeout(Some(read_deadline)).map_err(io_end)?;
+    stream
+        .set_write_timeout(Some(read_deadline))
+        .map_err(io_end)?;
     stream.set_nodelay(true).map_err(io_end)?;
     // Within one connection a prober's sequence only grows.
     let mut last: Option<(u64, u64)> = None;
@@ -136,20 +157,38 @@ fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Resu
         let d = match read_message(&mut stream, local, Instant::now() + read_deadline) {
             Ok(d) => d,
             Err(ReadError::Io(e)) => return Err(io_end(e)),
-            Err(ReadError::Wire(e)) => return Err(refused(format!("heartbeat: {e}"), trouble_of(&e))),
+            Err(ReadError::Wire(e)) => {
+                return Err(refused(format!("heartbeat: {e}"), trouble_of(&e)))
+            }
         };
         let m = d.message;
         if m.kind != Kind::Heartbeat || m.vip != local.vip {
-            return Err(refused(format!("unexpected {:?} for {} on the heartbeat port", m.kind, m.vip), Trouble::Malformed));
+            return Err(refused(
+                format!(
+                    "unexpected {:?} for {} on the heartbeat port",
+                    m.kind, m.vip
+                ),
+                Trouble::Malformed,
+            ));
         }
         if let Err(e) = local.check_clock(&d) {
             return Err(refused(format!("heartbeat: {e}"), Trouble::Auth));
         }
         if last.is_some_and(|(boot, seq)| boot != m.boot || m.seq <= seq) {
-            return Err(refused(format!("heartbeat seq {} replayed or reordered", m.seq), Trouble::Auth));
+            return Err(refused(
+                format!("heartbeat seq {} replayed or reordered", m.seq),
+                Trouble::Auth,
+            ));
         }
         last = Some((m.boot, m.seq));
-        let (_, echo) = local.seal(Kind::Echo, None, Some(Challenge { boot: m.boot, seq: m.seq }));
+        let (_, echo) = local.seal(
+            Kind::Echo,
+            None,
+            Some(Challenge {
+                boot: m.boot,
+                seq: m.seq,
+            }),
+        );
         stream.write_all(&echo).map_err(io_end)?;
     }
 }

@@ -89,7 +89,9 @@ fn bind_to_interface(socket: &socket2::Socket, interface: &str) -> std::io::Resu
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
 fn wall_ms() -> u64 {
-    let d = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -104,11 +106,17 @@ impl Local {
         auth: Option<Auth>,
         interval: Duration,
     ) -> Arc<Local> {
-        let window = auth.as_ref().map_or(crate::auth::DEFAULT_MAX_SKEW, |a| a.max_skew);
+        let window = auth
+            .as_ref()
+            .map_or(crate::auth::DEFAULT_MAX_SKEW, |a| a.max_skew);
         let shield = Shield {
             datagrams: RateLimit::for_interval(interval, 40),
             connects: RateLimit::for_interval(interval, 10),
-            open: ConnectionCap::new(CONNECTIONS_PER_SOURCE, MAX_CONNECTIONS - MEMBER_CONNECTIONS, MEMBER_CONNECTIONS),
+            open: ConnectionCap::new(
+                CONNECTIONS_PER_SOURCE,
+                MAX_CONNECTIONS - MEMBER_CONNECTIONS,
+                MEMBER_CONNECTIONS,
+            ),
             replay: ReplayGuard::new(window),
             members: Members::default(),
             log: LogLimit::default(),
@@ -137,9 +145,21 @@ impl Local {
     }
 
     /// A new message of `kind` in the form this node speaks, with its bytes.
-    pub fn seal(&self, kind: Kind, successor: Option<Ipv4Addr>, reply_to: Option<Challenge>) -> (Message, Vec<u8>) {
+    pub fn seal(
+        &self,
+        kind: Kind,
+        successor: Option<Ipv4Addr>,
+        reply_to: Option<Challenge>,
+    ) -> (Message, Vec<u8>) {
         let m = self.message(kind, successor);
-        let bytes = wire::seal(&m, &Stamp { time_ms: wall_ms(), reply_to }, self.auth.as_ref());
+        let bytes = wire::seal(
+            &m,
+            &Stamp {
+                time_ms: wall_ms(),
+                reply_to,
+            },
+            self.auth.as_ref(),
+        );
         (m, bytes)
     }
 
@@ -151,7 +171,13 @@ impl Local {
     /// Refuses a replayed, reordered or stale authenticated broadcast.
     fn check_replay(&self, d: &Decoded) -> Result<(), Replay> {
         match d.stamp {
-            Some(s) => self.shield().replay.check(d.message.node, d.message.boot, d.message.seq, s.time_ms, wall_ms()),
+            Some(s) => self.shield().replay.check(
+                d.message.node,
+                d.message.boot,
+                d.message.seq,
+                s.time_ms,
+                wall_ms(),
+            ),
             None => Ok(()),
         }
     }
@@ -163,8 +189,13 @@ impl Local {
 
     /// Refuses a timestamp outside the skew window (TCP messages, bound by their connection).
     fn check_clock(&self, d: &Decoded) -> Result<(), Replay> {
-        let (Some(a), Some(s)) = (&self.auth, d.stamp) else { return Ok(()) };
-        let (now, window) = (wall_ms(), u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX));
+        let (Some(a), Some(s)) = (&self.auth, d.stamp) else {
+            return Ok(());
+        };
+        let (now, window) = (
+            wall_ms(),
+            u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX),
+        );
         if s.time_ms.saturating_add(window) < now {
             Err(Replay::TooOld(now - s.time_ms))
         } else if s.time_ms > now.saturating_add(window) {
@@ -200,7 +231,11 @@ impl Local {
         }
         let admitted = self.shield().log.admit(from, trouble, Instant::now());
         if let Some(suppressed) = admitted {
-            let more = if suppressed > 0 { format!(" ({suppressed} more from {from} since the last report)") } else { String::new() };
+            let more = if suppressed > 0 {
+                format!(" ({suppressed} more from {from} since the last report)")
+            } else {
+                String::new()
+            };
             warn!("heartbeat port: dropped from {from}: {}{more}", why());
         }
     }
@@ -239,14 +274,26 @@ impl Local {
 
 /// The sender of a message, as the state machine sees it.
 pub fn peer_of(m: &Message) -> Peer {
-    Peer { node: m.node, boot: m.boot, priority: m.priority, role: m.role, mac: m.mac, preempt_request: m.preempt_request }
+    Peer {
+        node: m.node,
+        boot: m.boot,
+        priority: m.priority,
+        role: m.role,
+        mac: m.mac,
+        preempt_request: m.preempt_request,
+    }
 }
 
 /// A random id for this daemon run, so a restarted node is told apart from its past self.
 pub fn new_boot_id() -> u64 {
     let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         bytes = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_be_bytes();
     }
     u64::from_be_bytes(bytes)

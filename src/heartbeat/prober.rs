@@ -24,25 +24,36 @@ pub struct Prober {
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Prober {
-    pub fn start(local: Arc<Local>, port: u16, interval: Duration, dial_timeout: Duration, events: SyncSender<Input>) -> Prober {
+    pub fn start(
+        local: Arc<Local>,
+        port: u16,
+        interval: Duration,
+        dial_timeout: Duration,
+        events: SyncSender<Input>,
+    ) -> Prober {
         let enabled = Arc::new(AtomicBool::new(false));
         let flag = enabled.clone();
         let target = SocketAddr::from((local.vip, port));
-        let spawned = std::thread::Builder::new().name("fip-prober".into()).spawn(move || loop {
-            if !flag.load(Ordering::Relaxed) {
-                std::thread::park_timeout(IDLE_WAIT);
-                continue;
-            }
-            let started = Instant::now();
-            let loss = follow(&local, target, interval, dial_timeout, &flag, &events);
-            if let Some(loss) = loss {
-                if events.send(Input::Machine(Event::HolderLost(loss))).is_err() {
-                    return; // the daemon is gone
+        let spawned = std::thread::Builder::new()
+            .name("fip-prober".into())
+            .spawn(move || loop {
+                if !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(IDLE_WAIT);
+                    continue;
                 }
-            }
-            // Redial at most once per interval, but at once after a long healthy session.
-            std::thread::sleep(interval.saturating_sub(started.elapsed()));
-        });
+                let started = Instant::now();
+                let loss = follow(&local, target, interval, dial_timeout, &flag, &events);
+                if let Some(loss) = loss {
+                    if events
+                        .send(Input::Machine(Event::HolderLost(loss)))
+                        .is_err()
+                    {
+                        return; // the daemon is gone
+                    }
+                }
+                // Redial at most once per interval, but at once after a long healthy session.
+                std::thread::sleep(interval.saturating_sub(started.elapsed()));
+            });
         let thread = match spawned {
             Ok(handle) => Some(handle.thread().clone()),
             Err(e) => {
@@ -89,25 +100,45 @@ fn follow(
             return classify(&e).filter(|_| answered);
         }
         // With a key, the echo must answer this very heartbeat: a replayed echo cannot.
-        let challenge = Challenge { boot: sent_heartbeat.boot, seq: sent_heartbeat.seq };
+        let challenge = Challenge {
+            boot: sent_heartbeat.boot,
+            seq: sent_heartbeat.seq,
+        };
         match read_message(&mut stream, local, sent + interval) {
-            Ok(d) if d.message.kind == Kind::Echo
-                && d.message.vip == local.vip
-                && d.stamp.map_or(true, |s| s.reply_to == Some(challenge))
-                && local.check_clock(&d).is_ok() =>
+            Ok(d)
+                if d.message.kind == Kind::Echo
+                    && d.message.vip == local.vip
+                    && d.stamp.map_or(true, |s| s.reply_to == Some(challenge))
+                    && local.check_clock(&d).is_ok() =>
             {
                 answered = true;
-                if events.send(Input::Machine(Event::Echo(peer_of(&d.message)))).is_err() {
+                if events
+                    .send(Input::Machine(Event::Echo(peer_of(&d.message))))
+                    .is_err()
+                {
                     return None;
                 }
             }
             Ok(d) => {
-                local.refuse(target.ip(), if local.authenticated() { Trouble::Auth } else { Trouble::Malformed }, || {
-                    format!("unexpected or stale {:?} answering our heartbeat", d.message.kind)
-                });
+                local.refuse(
+                    target.ip(),
+                    if local.authenticated() {
+                        Trouble::Auth
+                    } else {
+                        Trouble::Malformed
+                    },
+                    || {
+                        format!(
+                            "unexpected or stale {:?} answering our heartbeat",
+                            d.message.kind
+                        )
+                    },
+                );
                 return None;
             }
-            Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => return answered.then_some(Loss::Closed),
+            Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                return answered.then_some(Loss::Closed)
+            }
             // A timeout: redial; the machine's clock, not this thread, measures silence.
             Err(ReadError::Io(e)) => return classify(&e).filter(|_| answered),
             Err(ReadError::Wire(e)) => {
@@ -129,21 +160,31 @@ fn idle_until_next(stream: &TcpStream, rest: Duration) -> Option<Option<Loss>> {
         return None;
     }
     let mut byte = [0u8; 1];
-    let waited = stream.set_read_timeout(Some(rest)).and_then(|()| stream.peek(&mut byte));
+    let waited = stream
+        .set_read_timeout(Some(rest))
+        .and_then(|()| stream.peek(&mut byte));
     match waited {
         Ok(0) => Some(Some(Loss::Closed)),
         // Data nobody asked for: the next echo read deals with it.
         Ok(_) => None,
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => None,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+            ) =>
+        {
+            None
+        }
         Err(e) => Some(classify(&e)),
     }
 }
 
 fn classify(e: &std::io::Error) -> Option<Loss> {
     match e.kind() {
-        ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-            Some(Loss::Closed)
-        }
+        ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe => Some(Loss::Closed),
         _ => None,
     }
 }
@@ -151,28 +192,43 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
 /// Asks `node` itself, by one heartbeat exchange on its own short thread, what it is; its
 /// echo comes back as [`Event::MasterConfirmed`]. A claim forged in an unauthenticated
 /// announce (from an address nobody has, or in a real node's name) gets no such echo.
-pub fn confirm_master(local: Arc<Local>, node: std::net::Ipv4Addr, port: u16, timeout: Duration, events: SyncSender<Input>) {
-    let spawned = std::thread::Builder::new().name("fip-confirm".into()).spawn(move || {
-        let deadline = Instant::now() + timeout;
-        let target = SocketAddr::from((node, port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else { return };
-        let _ = stream.set_nodelay(true);
-        let (asked, heartbeat) = local.seal(Kind::Heartbeat, None, None);
-        if stream.write_all(&heartbeat).is_err() {
-            return;
-        }
-        let challenge = Challenge { boot: asked.boot, seq: asked.seq };
-        match read_message(&mut stream, &local, deadline) {
-            Ok(d) if d.message.kind == Kind::Echo
-                && d.message.vip == local.vip
-                && d.message.node == node
-                && d.stamp.map_or(true, |s| s.reply_to == Some(challenge)) =>
-            {
-                let _ = events.send(Input::Machine(Event::MasterConfirmed(peer_of(&d.message))));
+pub fn confirm_master(
+    local: Arc<Local>,
+    node: std::net::Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+    events: SyncSender<Input>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("fip-confirm".into())
+        .spawn(move || {
+            let deadline = Instant::now() + timeout;
+            let target = SocketAddr::from((node, port));
+            let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else {
+                return;
+            };
+            let _ = stream.set_nodelay(true);
+            let (asked, heartbeat) = local.seal(Kind::Heartbeat, None, None);
+            if stream.write_all(&heartbeat).is_err() {
+                return;
             }
-            _ => log::debug!("{node} did not confirm its claim to be master"),
-        }
-    });
+            let challenge = Challenge {
+                boot: asked.boot,
+                seq: asked.seq,
+            };
+            match read_message(&mut stream, &local, deadline) {
+                Ok(d)
+                    if d.message.kind == Kind::Echo
+                        && d.message.vip == local.vip
+                        && d.message.node == node
+                        && d.stamp.map_or(true, |s| s.reply_to == Some(challenge)) =>
+                {
+                    let _ =
+                        events.send(Input::Machine(Event::MasterConfirmed(peer_of(&d.message))));
+                }
+                _ => log::debug!("{node} did not confirm its claim to be master"),
+            }
+        });
     if let Err(e) = spawned {
         log::warn!("cannot ask {node} to confirm its claim: {e}");
     }

@@ -22,16 +22,24 @@ pub struct Invocation {
 
 impl Invocation {
     fn new(program: Tool, args: &[&str]) -> Invocation {
-        Invocation { program, args: args.iter().map(|s| s.to_string()).collect() }
+        Invocation {
+            program,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     pub fn display(&self) -> String {
-        std::iter::once(self.program.name().to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+        std::iter::once(self.program.name().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The full argument vector, the program at its absolute path `path`.
     pub fn argv(&self, path: &Path) -> Vec<String> {
-        std::iter::once(path.display().to_string()).chain(self.args.iter().cloned()).collect()
+        std::iter::once(path.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect()
     }
 
     /// Runs it from the system directories, bounded by [`COMMAND_TIMEOUT`].
@@ -45,7 +53,10 @@ impl Invocation {
         if ran.success() {
             return Ok(());
         }
-        Err(NetError::Command { command: self.display(), detail: ran.summary() })
+        Err(NetError::Command {
+            command: self.display(),
+            detail: ran.summary(),
+        })
     }
 }
 
@@ -63,7 +74,10 @@ pub fn linux_label(iface: &str, vip: Ipv4Addr) -> Result<String, NetError> {
 pub fn add(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocation, NetError> {
     let (ip, mask) = (vip.to_string(), mask.to_string());
     Ok(match os {
-        Os::Linux => Invocation::new(Tool::Ifconfig, &[&linux_label(iface, vip)?, &ip, "netmask", &mask, "up"]),
+        Os::Linux => Invocation::new(
+            Tool::Ifconfig,
+            &[&linux_label(iface, vip)?, &ip, "netmask", &mask, "up"],
+        ),
         Os::MacOs => Invocation::new(Tool::Ifconfig, &[iface, "alias", &ip, "netmask", &mask]),
     })
 }
@@ -74,7 +88,17 @@ pub fn remove(os: Os, iface: &str, label: &str, vip: Ipv4Addr, mask: Netmask) ->
         // `ifconfig eth0:234 down` deletes the alias; on an unlabeled copy the same command
         // would take the whole interface down, so that case goes through iproute2.
         Os::Linux if label.contains(':') => Invocation::new(Tool::Ifconfig, &[label, "down"]),
-        Os::Linux => Invocation::new(Tool::Ip, &["-4", "addr", "del", &format!("{vip}/{}", mask.prefix_len()), "dev", iface]),
+        Os::Linux => Invocation::new(
+            Tool::Ip,
+            &[
+                "-4",
+                "addr",
+                "del",
+                &format!("{vip}/{}", mask.prefix_len()),
+                "dev",
+                iface,
+            ],
+        ),
         Os::MacOs => Invocation::new(Tool::Ifconfig, &[iface, "-alias", &vip.to_string()]),
     }
 }
@@ -91,8 +115,14 @@ mod tests {
     #[test]
     fn linux_commands() {
         let a = add(Os::Linux, "eth0", VIP, mask()).unwrap();
-        assert_eq!(a.display(), "ifconfig eth0:234 192.168.3.234 netmask 255.255.255.0 up");
-        assert_eq!(remove(Os::Linux, "eth0", "eth0:234", VIP, mask()).display(), "ifconfig eth0:234 down");
+        assert_eq!(
+            a.display(),
+            "ifconfig eth0:234 192.168.3.234 netmask 255.255.255.0 up"
+        );
+        assert_eq!(
+            remove(Os::Linux, "eth0", "eth0:234", VIP, mask()).display(),
+            "ifconfig eth0:234 down"
+        );
         assert_eq!(
             remove(Os::Linux, "eth0", "eth0", VIP, mask()).display(),
             "ip -4 addr del 192.168.3.234/24 dev eth0"
@@ -103,15 +133,28 @@ mod tests {
     fn macos_commands() {
         let a = add(Os::MacOs, "en1", VIP, mask()).unwrap();
         assert_eq!(a.program, Tool::Ifconfig);
-        assert_eq!(a.args, ["en1", "alias", "192.168.3.234", "netmask", "255.255.255.0"]);
-        assert_eq!(remove(Os::MacOs, "en1", "en1", VIP, mask()).args, ["en1", "-alias", "192.168.3.234"]);
-        assert_eq!(remove(Os::MacOs, "en1", "en1", VIP, mask()).program, Tool::Ifconfig, "no iproute2 on macOS");
+        assert_eq!(
+            a.args,
+            ["en1", "alias", "192.168.3.234", "netmask", "255.255.255.0"]
+        );
+        assert_eq!(
+            remove(Os::MacOs, "en1", "en1", VIP, mask()).args,
+            ["en1", "-alias", "192.168.3.234"]
+        );
+        assert_eq!(
+            remove(Os::MacOs, "en1", "en1", VIP, mask()).program,
+            Tool::Ifconfig,
+            "no iproute2 on macOS"
+        );
     }
 
     #[test]
     fn argv_starts_with_the_absolute_path() {
         let a = add(Os::Linux, "eth0", VIP, mask()).unwrap();
-        assert_eq!(a.argv(Path::new("/usr/sbin/ifconfig"))[..2], ["/usr/sbin/ifconfig", "eth0:234"]);
+        assert_eq!(
+            a.argv(Path::new("/usr/sbin/ifconfig"))[..2],
+            ["/usr/sbin/ifconfig", "eth0:234"]
+        );
         let r = remove(Os::Linux, "eth0", "eth0", VIP, mask());
         assert_eq!(r.program, Tool::Ip);
         assert_eq!(r.argv(Path::new("/sbin/ip"))[0], "/sbin/ip");
@@ -126,9 +169,15 @@ mod tests {
     #[test]
     fn failing_command_quotes_itself() {
         let t = Duration::from_secs(5);
-        let err = Invocation::new(Tool::Ifconfig, &["x"]).run_at(Path::new("/bin/false"), t).unwrap_err().to_string();
+        let err = Invocation::new(Tool::Ifconfig, &["x"])
+            .run_at(Path::new("/bin/false"), t)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "`ifconfig x` failed: exit 1");
-        let err = Invocation::new(Tool::Ip, &[]).run_at(Path::new("/nonexistent/floatip-test"), t).unwrap_err().to_string();
+        let err = Invocation::new(Tool::Ip, &[])
+            .run_at(Path::new("/nonexistent/floatip-test"), t)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/floatip-test"), "{err}");
     }
 
@@ -136,7 +185,10 @@ mod tests {
     fn a_hung_command_is_killed_and_fails() {
         let t0 = std::time::Instant::now();
         let hung = Invocation::new(Tool::Ifconfig, &["30"]);
-        let err = hung.run_at(Path::new("/bin/sleep"), Duration::from_millis(200)).unwrap_err().to_string();
+        let err = hung
+            .run_at(Path::new("/bin/sleep"), Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "`ifconfig 30` failed: timed out after 200 ms, killed");
         assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }

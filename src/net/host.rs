@@ -42,10 +42,17 @@ pub struct SystemHost {
 impl SystemHost {
     pub fn new(config: &Config) -> Result<SystemHost, NetError> {
         let (ifs, _) = snapshot()?;
-        let iface = ifs.iter().find(|i| i.name == config.interface).ok_or_else(|| NetError::NoInterface {
-            name: config.interface.clone(),
-            available: ifs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", "),
-        })?;
+        let iface = ifs
+            .iter()
+            .find(|i| i.name == config.interface)
+            .ok_or_else(|| NetError::NoInterface {
+                name: config.interface.clone(),
+                available: ifs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
         Ok(SystemHost {
             arp: arp::Arp::open(&iface.name)?,
             os: Os::current(),
@@ -71,8 +78,13 @@ impl Host for SystemHost {
     fn observe(&self) -> Result<Observation, NetError> {
         let (ifs, addrs) = snapshot()?;
         let link_up = ifs.iter().any(|i| i.name == self.iface && i.running);
-        let address_present = addrs.iter().any(|a| a.addr == self.vip && base_name(&a.label) == self.iface);
-        Ok(Observation { link_up, address_present })
+        let address_present = addrs
+            .iter()
+            .any(|a| a.addr == self.vip && base_name(&a.label) == self.iface);
+        Ok(Observation {
+            link_up,
+            address_present,
+        })
     }
 
     fn add_address(&self) -> Result<(), NetError> {
@@ -82,7 +94,12 @@ impl Host for SystemHost {
         let cmd = alias::add(self.os, &self.iface, self.vip, self.mask)?;
         cmd.run()?;
         if self.copies()?.is_empty() {
-            return Err(NetError::NotApplied { vip: self.vip, iface: self.iface.clone(), state: "absent", command: cmd.display() });
+            return Err(NetError::NotApplied {
+                vip: self.vip,
+                iface: self.iface.clone(),
+                state: "absent",
+                command: cmd.display(),
+            });
         }
         Ok(())
     }
@@ -93,7 +110,12 @@ impl Host for SystemHost {
             let cmd = alias::remove(self.os, &self.iface, label, self.vip, self.mask);
             cmd.run()?;
             if self.copies()?.contains(label) {
-                return Err(NetError::NotApplied { vip: self.vip, iface: self.iface.clone(), state: "present", command: cmd.display() });
+                return Err(NetError::NotApplied {
+                    vip: self.vip,
+                    iface: self.iface.clone(),
+                    state: "present",
+                    command: cmd.display(),
+                });
             }
         }
         Ok(!labels.is_empty())

@@ -47,7 +47,14 @@ pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
         let name = base_name(&ifa.interface_name).to_string();
         let entry = by_name.entry(name.clone()).or_insert_with(|| {
             order.push(name.clone());
-            Interface { name: name.clone(), addrs: Vec::new(), up: false, running: false, loopback: false, mac: None }
+            Interface {
+                name: name.clone(),
+                addrs: Vec::new(),
+                up: false,
+                running: false,
+                loopback: false,
+                mac: None,
+            }
         });
         if ifa.interface_name == name {
             entry.up = ifa.flags.contains(InterfaceFlags::IFF_UP);
@@ -63,14 +70,20 @@ pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
                 .and_then(|m| m.as_sockaddr_in())
                 .map_or(Ipv4Addr::new(255, 255, 255, 0), |m| m.ip());
             entry.addrs.push((addr, mask));
-            labeled.push(LabeledAddr { label: ifa.interface_name.clone(), addr });
+            labeled.push(LabeledAddr {
+                label: ifa.interface_name.clone(),
+                addr,
+            });
         } else if let Some(mac) = address.as_link_addr().and_then(|l| l.addr()) {
             if mac != [0; 6] {
                 entry.mac = Some(mac);
             }
         }
     }
-    let interfaces = order.into_iter().filter_map(|n| by_name.remove(&n)).collect();
+    let interfaces = order
+        .into_iter()
+        .filter_map(|n| by_name.remove(&n))
+        .collect();
     Ok((interfaces, labeled))
 }
 
@@ -87,7 +100,10 @@ mod tests {
     #[test]
     fn loopback_is_found_without_root() {
         let ifs = discover().expect("getifaddrs works unprivileged");
-        let lo = ifs.iter().find(|i| i.loopback).expect("a loopback interface");
+        let lo = ifs
+            .iter()
+            .find(|i| i.loopback)
+            .expect("a loopback interface");
         assert!(lo.addrs.iter().any(|(a, _)| a.is_loopback()));
     }
 }

@@ -41,9 +41,18 @@ pub enum NetError {
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("{vip} still {state} on {iface} after `{command}`")]
-    NotApplied { vip: Ipv4Addr, iface: String, state: &'static str, command: String },
+    NotApplied {
+        vip: Ipv4Addr,
+        iface: String,
+        state: &'static str,
+        command: String,
+    },
     #[error("{what} on {iface}: {error}")]
-    Socket { what: &'static str, iface: String, error: std::io::Error },
+    Socket {
+        what: &'static str,
+        iface: String,
+        error: std::io::Error,
+    },
     #[error("{0}")]
     Unsupported(String),
     #[error(transparent)]

@@ -17,16 +17,25 @@ pub fn ping_argv(os: Os, ip: Ipv4Addr) -> Vec<String> {
         // BSD ping: -t is the overall timeout in seconds (-W is in milliseconds there).
         Os::MacOs => "-t",
     };
-    ["-c", "1", wait, "1", "-n", "-q"].iter().map(|s| s.to_string()).chain([ip.to_string()]).collect()
+    ["-c", "1", wait, "1", "-n", "-q"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([ip.to_string()])
+        .collect()
 }
 
 /// True when `ip` answered one ping within a second.
 pub fn answers(os: Os, ip: Ipv4Addr) -> Result<bool, NetError> {
-    let argv: Vec<String> = std::iter::once(Tool::Ping.locate()?.display().to_string()).chain(ping_argv(os, ip)).collect();
+    let argv: Vec<String> = std::iter::once(Tool::Ping.locate()?.display().to_string())
+        .chain(ping_argv(os, ip))
+        .collect();
     let ran = crate::exec::run(&argv, &[], PING_TIMEOUT);
     match ran.exit {
         Exit::Code(code) => Ok(code == 0),
-        _ => Err(NetError::Command { command: argv.join(" "), detail: ran.summary() }),
+        _ => Err(NetError::Command {
+            command: argv.join(" "),
+            detail: ran.summary(),
+        }),
     }
 }
 
@@ -37,7 +46,13 @@ mod tests {
     #[test]
     fn argv_per_os() {
         let ip = Ipv4Addr::new(192, 0, 2, 234);
-        assert_eq!(ping_argv(Os::Linux, ip), ["-c", "1", "-W", "1", "-n", "-q", "192.0.2.234"]);
-        assert_eq!(ping_argv(Os::MacOs, ip), ["-c", "1", "-t", "1", "-n", "-q", "192.0.2.234"]);
+        assert_eq!(
+            ping_argv(Os::Linux, ip),
+            ["-c", "1", "-W", "1", "-n", "-q", "192.0.2.234"]
+        );
+        assert_eq!(
+            ping_argv(Os::MacOs, ip),
+            ["-c", "1", "-t", "1", "-n", "-q", "192.0.2.234"]
+        );
     }
 }

@@ -62,8 +62,16 @@ impl Tool {
         use std::os::unix::fs::PermissionsExt;
         dirs.iter()
             .map(|d| Path::new(d).join(self.name()))
-            .find(|p| p.is_absolute() && p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-            .ok_or_else(|| MissingTool { command: self.name(), package: self.package(), dirs: dirs.join(", ") })
+            .find(|p| {
+                p.is_absolute()
+                    && p.metadata()
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .ok_or_else(|| MissingTool {
+                command: self.name(),
+                package: self.package(),
+                dirs: dirs.join(", "),
+            })
     }
 }
 
@@ -74,7 +82,10 @@ mod tests {
 
     #[test]
     fn required_per_os() {
-        assert_eq!(Tool::required(Os::Linux), [Tool::Ifconfig, Tool::Ip, Tool::Ping]);
+        assert_eq!(
+            Tool::required(Os::Linux),
+            [Tool::Ifconfig, Tool::Ip, Tool::Ping]
+        );
         assert_eq!(Tool::required(Os::MacOs), [Tool::Ifconfig, Tool::Ping]);
     }
 
@@ -88,7 +99,10 @@ mod tests {
         let missing = Tool::Ip.locate_in(&dirs).unwrap_err();
         assert_eq!(
             missing.to_string(),
-            format!("`ip` not found in {}, {}; install the iproute2 package", dirs[0], dirs[1])
+            format!(
+                "`ip` not found in {}, {}; install the iproute2 package",
+                dirs[0], dirs[1]
+            )
         );
         // Not executable, or a directory: skipped.
         std::fs::write(first.join("ip"), "#!/bin/sh\n").unwrap();
@@ -96,10 +110,15 @@ mod tests {
         assert!(Tool::Ip.locate_in(&dirs).is_err());
         assert!(Tool::Ping.locate_in(&dirs).is_err());
         std::fs::write(second.join("ip"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(second.join("ip"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(second.join("ip"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         assert_eq!(Tool::Ip.locate_in(&dirs).unwrap(), second.join("ip"));
         std::fs::set_permissions(first.join("ip"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(Tool::Ip.locate_in(&dirs).unwrap(), first.join("ip"), "the first directory wins");
+        assert_eq!(
+            Tool::Ip.locate_in(&dirs).unwrap(),
+            first.join("ip"),
+            "the first directory wins"
+        );
         // A relative directory (as PATH may hold) never yields a program.
         assert!(Tool::Ip.locate_in(&["."]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

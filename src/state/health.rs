@@ -40,19 +40,33 @@ pub enum Verdict {
 impl Health {
     /// No checks configured, or all pass.
     pub fn healthy() -> Health {
-        Health { verdict: Verdict::Healthy, penalty: 0, detail: String::new() }
+        Health {
+            verdict: Verdict::Healthy,
+            penalty: 0,
+            detail: String::new(),
+        }
     }
 
     /// Checks configured, no verdict yet.
     pub fn pending() -> Health {
-        Health { verdict: Verdict::Pending, penalty: 0, detail: "waiting for the first check results".into() }
+        Health {
+            verdict: Verdict::Pending,
+            penalty: 0,
+            detail: "waiting for the first check results".into(),
+        }
     }
 }
 
 impl Machine {
     /// The priority this node announces and compares with: configured minus the penalty.
     pub fn priority(&self) -> Priority {
-        Priority(self.me.priority.0.saturating_sub(self.health.penalty).max(1))
+        Priority(
+            self.me
+                .priority
+                .0
+                .saturating_sub(self.health.penalty)
+                .max(1),
+        )
     }
 
     pub fn health(&self) -> &Health {
@@ -73,7 +87,13 @@ impl Machine {
             (Verdict::Failing, Role::Backup) => {
                 self.takeover = None;
                 let reason = format!("service checks failing: {}", self.health.detail);
-                self.enter(now, Role::Fault, Some(Fault::Unhealthy(self.health.detail.clone())), reason, out);
+                self.enter(
+                    now,
+                    Role::Fault,
+                    Some(Fault::Unhealthy(self.health.detail.clone())),
+                    reason,
+                    out,
+                );
             }
             (Verdict::Failing, Role::Fault) => {
                 if let Some(Fault::Unhealthy(d)) = &mut self.fault {
@@ -81,7 +101,13 @@ impl Machine {
                 }
             }
             (Verdict::Healthy, Role::Fault) if matches!(self.fault, Some(Fault::Unhealthy(_))) => {
-                self.enter(now, Role::Backup, None, "service checks pass again".into(), out);
+                self.enter(
+                    now,
+                    Role::Backup,
+                    None,
+                    "service checks pass again".into(),
+                    out,
+                );
                 match self.holder {
                     Holder::Alive { peer, .. } => self.update_preempt(now, peer),
                     // Nobody held the address while we were down (or we lost track): look.
@@ -101,9 +127,16 @@ impl Machine {
             out.push(Action::Note(format!(
                 "priority {after} (configured {}{})",
                 self.me.priority,
-                if self.health.penalty > 0 { format!(", -{} for failing checks", self.health.penalty) } else { String::new() }
+                if self.health.penalty > 0 {
+                    format!(", -{} for failing checks", self.health.penalty)
+                } else {
+                    String::new()
+                }
             )));
-            if !out[start..].iter().any(|a| matches!(a, Action::Transition { .. })) {
+            if !out[start..]
+                .iter()
+                .any(|a| matches!(a, Action::Transition { .. }))
+            {
                 // Tell the group at once (a transition announces by itself): ranks,
                 // preemption and two-master decisions use it.
                 out.push(Action::Announce);
@@ -125,7 +158,14 @@ impl Machine {
                 Some(best) => {
                     let detail = self.health.detail.clone();
                     let reason = format!("service checks failing: {detail}; handing the address over to healthy backup {best}");
-                    self.step_down(now, Role::Fault, Some(Fault::Unhealthy(detail)), Some(best), reason, out);
+                    self.step_down(
+                        now,
+                        Role::Fault,
+                        Some(Fault::Unhealthy(detail)),
+                        Some(best),
+                        reason,
+                        out,
+                    );
                     true
                 }
                 None => {
@@ -142,7 +182,9 @@ impl Machine {
             },
             _ if self.health.penalty > 0 => {
                 let mine = self.priority();
-                let Some(best) = self.best_backup_peer(now).filter(|p| p.priority > mine) else { return false };
+                let Some(best) = self.best_backup_peer(now).filter(|p| p.priority > mine) else {
+                    return false;
+                };
                 let reason = format!(
                     "priority lowered to {mine} by failing checks ({}); handing the address over to {} (priority {})",
                     self.health.detail, best.node, best.priority

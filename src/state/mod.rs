@@ -24,9 +24,9 @@
 //!   in announces, ranks, preemption and two-master decisions.
 
 mod health;
-mod timing;
 #[cfg(test)]
 mod tests;
+mod timing;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,7 +57,10 @@ impl fmt::Display for Role {
 pub type Mac = [u8; 6];
 
 pub fn fmt_mac(mac: &Mac) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// What a node says about itself in every message.
@@ -112,7 +115,10 @@ pub enum Event {
     /// A node's periodic broadcast.
     Announce(Peer),
     /// A master removed the address and says so.
-    Resign { from: Peer, successor: Option<Ipv4Addr> },
+    Resign {
+        from: Peer,
+        successor: Option<Ipv4Addr>,
+    },
     /// Some node removed a stale copy of the address (`floatip release`, start-up clean-up).
     Released(Ipv4Addr),
     /// Outcome of [`Action::ProbeAddress`].
@@ -120,7 +126,10 @@ pub enum Event {
     /// A node asked by [`Action::ConfirmMaster`] answered a heartbeat, saying this.
     MasterConfirmed(Peer),
     /// What the interface looks like now (polled by the daemon).
-    Observed { link_up: bool, address_present: bool },
+    Observed {
+        link_up: bool,
+        address_present: bool,
+    },
     /// An action could not be carried out (e.g. `ifconfig` failed).
     ActionFailed(String),
     /// The service checks' verdict or penalty changed.
@@ -141,13 +150,19 @@ pub enum Action {
     /// Broadcast our identity and role now.
     Announce,
     /// Broadcast that we removed the address, naming who should take it.
-    Resign { successor: Option<Ipv4Addr> },
+    Resign {
+        successor: Option<Ipv4Addr>,
+    },
     /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
     /// an answer comes back as [`Event::MasterConfirmed`], silence as nothing.
     ConfirmMaster(Ipv4Addr),
     /// The prober should (true) or should not (false) follow the holder.
     SetProbing(bool),
-    Transition { from: Role, to: Role, reason: String },
+    Transition {
+        from: Role,
+        to: Role,
+        reason: String,
+    },
     /// Worth a log line, not a state change.
     Note(String),
     Exit,
@@ -167,8 +182,15 @@ pub enum Fault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
     Unknown,
-    Alive { peer: Peer, last: Instant },
-    Lost { peer: Option<Peer>, loss: Loss, at: Instant },
+    Alive {
+        peer: Peer,
+        last: Instant,
+    },
+    Lost {
+        peer: Option<Peer>,
+        loss: Loss,
+        at: Instant,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +324,8 @@ impl Machine {
 
     /// True while this backup asks the master to hand over (preemption).
     pub fn preempt_requesting(&self, now: Instant) -> bool {
-        self.preempt_since.is_some_and(|t| now >= t + self.timing.preempt_delay)
+        self.preempt_since
+            .is_some_and(|t| now >= t + self.timing.preempt_delay)
     }
 
     /// The earliest time the machine wants a [`Event::Tick`].
@@ -313,7 +336,11 @@ impl Machine {
                 d = d.min(t);
             }
         };
-        consider(self.takeover.filter(|t| !t.probing && self.may_take_over()).map(|t| t.at));
+        consider(
+            self.takeover
+                .filter(|t| !t.probing && self.may_take_over())
+                .map(|t| t.at),
+        );
         consider(self.garp_followup);
         consider(self.next_refresh);
         if let Holder::Alive { last, .. } = self.holder {
@@ -344,7 +371,10 @@ impl Machine {
             Event::Released(from) => self.on_released(now, from, &mut out),
             Event::Probe(outcome) => self.on_probe(now, outcome, &mut out),
             Event::MasterConfirmed(peer) => self.on_master_confirmed(now, peer, &mut out),
-            Event::Observed { link_up, address_present } => self.on_observed(now, link_up, address_present, &mut out),
+            Event::Observed {
+                link_up,
+                address_present,
+            } => self.on_observed(now, link_up, address_present, &mut out),
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
             Event::Health(health) => self.on_health(now, health, &mut out),
             Event::Shutdown => {
@@ -358,7 +388,14 @@ impl Machine {
 
     // ---- transitions -------------------------------------------------------------
 
-    fn enter(&mut self, now: Instant, to: Role, fault: Option<Fault>, reason: String, out: &mut Vec<Action>) {
+    fn enter(
+        &mut self,
+        now: Instant,
+        to: Role,
+        fault: Option<Fault>,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
         let from = self.role;
         self.role = to;
         self.fault = fault;
@@ -371,7 +408,10 @@ impl Machine {
             self.garp_followup = None;
             self.next_refresh = None;
         }
-        let probing = !matches!((&to, &self.fault), (Role::Master, _) | (Role::Fault, Some(Fault::Link)));
+        let probing = !matches!(
+            (&to, &self.fault),
+            (Role::Master, _) | (Role::Fault, Some(Fault::Link))
+        );
         out.push(Action::SetProbing(probing));
         out.push(Action::Transition { from, to, reason });
         out.push(Action::Announce);
@@ -395,14 +435,28 @@ impl Machine {
             let detail = self.health.detail.clone();
             let reason = format!("{reason}, but service checks fail: {detail}");
             self.takeover = None;
-            self.enter(now, Role::Fault, Some(Fault::Unhealthy(detail)), reason, out);
+            self.enter(
+                now,
+                Role::Fault,
+                Some(Fault::Unhealthy(detail)),
+                reason,
+                out,
+            );
         } else {
             self.enter(now, Role::Backup, None, reason, out);
         }
     }
 
     /// Master gives the address up; `successor` is told to take it at once.
-    fn step_down(&mut self, now: Instant, to: Role, fault: Option<Fault>, successor: Option<Ipv4Addr>, reason: String, out: &mut Vec<Action>) {
+    fn step_down(
+        &mut self,
+        now: Instant,
+        to: Role,
+        fault: Option<Fault>,
+        successor: Option<Ipv4Addr>,
+        reason: String,
+        out: &mut Vec<Action>,
+    ) {
         out.push(Action::RemoveAddress);
         out.push(Action::Resign { successor });
         self.enter(now, to, fault, reason, out);
@@ -410,13 +464,25 @@ impl Machine {
 
     /// Schedules a take-over whose delay already accounts for our rank.
     fn schedule(&mut self, now: Instant, delay: Duration, cause: Cause) {
-        self.takeover = Some(Takeover { at: now + delay, scheduled: now, cause, ranked: true, probing: false });
+        self.takeover = Some(Takeover {
+            at: now + delay,
+            scheduled: now,
+            cause,
+            ranked: true,
+            probing: false,
+        });
     }
 
     /// Schedules a take-over after a listening period; the rank delay is added when it ends,
     /// once the announces heard meanwhile tell who else is waiting.
     fn schedule_unranked(&mut self, now: Instant, delay: Duration, cause: Cause) {
-        self.takeover = Some(Takeover { at: now + delay, scheduled: now, cause, ranked: false, probing: false });
+        self.takeover = Some(Takeover {
+            at: now + delay,
+            scheduled: now,
+            cause,
+            ranked: false,
+            probing: false,
+        });
     }
 
     // ---- event handlers ----------------------------------------------------------
@@ -432,7 +498,9 @@ impl Machine {
                 out.push(Action::ProbeAddress);
             }
             Role::Backup | Role::Fault => {
-                out.push(Action::Note(format!("loop stalled {ms} ms: discarding timers, waiting for fresh evidence")));
+                out.push(Action::Note(format!(
+                    "loop stalled {ms} ms: discarding timers, waiting for fresh evidence"
+                )));
                 if let Holder::Alive { peer, .. } = self.holder {
                     self.holder = Holder::Alive { peer, last: now };
                 }
@@ -443,7 +511,8 @@ impl Machine {
             }
         }
         // Peer sightings from before the stall are stale.
-        self.peers.retain(|_, s| now.saturating_duration_since(s.at) < self.timing.interval);
+        self.peers
+            .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.interval);
     }
 
     fn on_holder_heard(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
@@ -454,7 +523,10 @@ impl Machine {
             Role::Master => self.two_masters(now, peer, out),
             // Without a key an announce may be forged: only the holder's echo (or its own
             // announces) says who holds; a claim from another node does not replace it.
-            Role::Backup if self.timing.confirm_claims && how == "announce" && self.follows_another(now, peer) => {}
+            Role::Backup
+                if self.timing.confirm_claims
+                    && how == "announce"
+                    && self.follows_another(now, peer) => {}
             Role::Backup => {
                 self.holder = Holder::Alive { peer, last: now };
                 self.takeover = None;
@@ -476,7 +548,8 @@ impl Machine {
     }
 
     fn update_preempt(&mut self, now: Instant, holder: Peer) {
-        let wanted = self.timing.preempt && self.may_take_over() && self.priority() > holder.priority;
+        let wanted =
+            self.timing.preempt && self.may_take_over() && self.priority() > holder.priority;
         match (wanted, self.preempt_since) {
             (true, None) => self.preempt_since = Some(now),
             (false, Some(_)) => self.preempt_since = None,
@@ -494,7 +567,11 @@ impl Machine {
     }
 
     fn lose_holder(&mut self, now: Instant, peer: Option<Peer>, loss: Loss, out: &mut Vec<Action>) {
-        self.holder = Holder::Lost { peer, loss, at: now };
+        self.holder = Holder::Lost {
+            peer,
+            loss,
+            at: now,
+        };
         self.counters.holder_losses += 1;
         self.preempt_since = None;
         let rank = self.rank(now, peer.map(|p| p.node));
@@ -503,7 +580,9 @@ impl Machine {
             Loss::Closed => "connection closed".to_string(),
         };
         let who = peer.map_or("holder".to_string(), |p| format!("holder {}", p.node));
-        out.push(Action::Note(format!("{who} {what}; take-over in rank {rank}")));
+        out.push(Action::Note(format!(
+            "{who} {what}; take-over in rank {rank}"
+        )));
         self.schedule(now, self.timing.rank_delay(rank), Cause::Lost(loss));
     }
 
@@ -527,7 +606,10 @@ impl Machine {
     fn best_backup_peer(&self, now: Instant) -> Option<Peer> {
         self.peers
             .values()
-            .filter(|s| now.saturating_duration_since(s.at) < self.timing.timeout && s.peer.role == Role::Backup)
+            .filter(|s| {
+                now.saturating_duration_since(s.at) < self.timing.timeout
+                    && s.peer.role == Role::Backup
+            })
             .max_by_key(|s| s.peer.rank_key())
             .map(|s| s.peer)
     }
@@ -537,7 +619,10 @@ impl Machine {
             return;
         }
         if peer.node == self.me.node {
-            out.push(Action::Note(format!("another daemon announces our own address {}; ignored", peer.node)));
+            out.push(Action::Note(format!(
+                "another daemon announces our own address {}; ignored",
+                peer.node
+            )));
             return;
         }
         self.peers.insert(peer.node, Seen { peer, at: now });
@@ -550,7 +635,9 @@ impl Machine {
                 if peer.preempt_request && peer.priority > self.priority() {
                     let reason = format!(
                         "preempted by {} (priority {} > ours {})",
-                        peer.node, peer.priority, self.priority()
+                        peer.node,
+                        peer.priority,
+                        self.priority()
                     );
                     self.step_down(now, Role::Backup, None, Some(peer.node), reason, out);
                     self.schedule(now, self.timing.timeout, Cause::Resigned);
@@ -571,7 +658,10 @@ impl Machine {
         }
         if peer.rank_key() > (self.priority(), self.me.node) {
             if self.timing.confirm_claims {
-                if !self.confirming.is_some_and(|at| now < at + self.timing.interval) {
+                if !self
+                    .confirming
+                    .is_some_and(|at| now < at + self.timing.interval)
+                {
                     self.confirming = Some(now);
                     out.push(Action::Note(format!(
                         "{} announces itself master with priority {}; asking it before stepping down",
@@ -585,7 +675,10 @@ impl Machine {
         } else {
             out.push(Action::Note(format!(
                 "two masters: we ({} priority {}) outrank {} (priority {}); re-announcing",
-                self.me.node, self.priority(), peer.node, peer.priority
+                self.me.node,
+                self.priority(),
+                peer.node,
+                peer.priority
             )));
             out.push(Action::Announce);
             out.push(Action::SendGarp);
@@ -596,7 +689,10 @@ impl Machine {
     fn yield_to(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
         let reason = format!(
             "two masters: {} (priority {}{how}) outranks us ({} priority {})",
-            peer.node, peer.priority, self.me.node, self.priority()
+            peer.node,
+            peer.priority,
+            self.me.node,
+            self.priority()
         );
         self.step_down(now, Role::Backup, None, None, reason, out);
         self.holder = Holder::Alive { peer, last: now };
@@ -611,8 +707,16 @@ impl Machine {
         }
     }
 
-    fn on_resign(&mut self, now: Instant, from: Peer, successor: Option<Ipv4Addr>, out: &mut Vec<Action>) {
-        let repeated = self.last_resign.is_some_and(|(boot, at)| boot == from.boot && now < at + self.timing.interval);
+    fn on_resign(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        successor: Option<Ipv4Addr>,
+        out: &mut Vec<Action>,
+    ) {
+        let repeated = self
+            .last_resign
+            .is_some_and(|(boot, at)| boot == from.boot && now < at + self.timing.interval);
         if from.boot == self.me.boot || repeated {
             return;
         }
@@ -620,32 +724,65 @@ impl Machine {
         // an older resignation, a node we never followed) moves nothing.
         let followed = matches!(self.holder, Holder::Alive { peer, .. } if peer.node == from.node && peer.boot == from.boot);
         if self.role != Role::Master && !followed {
-            out.push(Action::Note(format!("ignored a resignation from {}: not the holder we follow", from.node)));
+            out.push(Action::Note(format!(
+                "ignored a resignation from {}: not the holder we follow",
+                from.node
+            )));
             return;
         }
         self.last_resign = Some((from.boot, now));
-        self.peers.insert(from.node, Seen { peer: Peer { role: Role::Backup, ..from }, at: now });
+        self.peers.insert(
+            from.node,
+            Seen {
+                peer: Peer {
+                    role: Role::Backup,
+                    ..from
+                },
+                at: now,
+            },
+        );
         match (self.role, &self.fault) {
             (Role::Master, _) => {
                 if !self.verifying {
-                    out.push(Action::Note(format!("{} resigned; re-announcing our hold", from.node)));
+                    out.push(Action::Note(format!(
+                        "{} resigned; re-announcing our hold",
+                        from.node
+                    )));
                     out.push(Action::SendGarp);
                 }
             }
             (Role::Fault, Some(Fault::Link)) => {}
             (Role::Fault, Some(Fault::Unhealthy(_))) => {
                 // Not ours to take; on recovery we look for a holder again.
-                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+                self.holder = Holder::Lost {
+                    peer: Some(from),
+                    loss: Loss::Closed,
+                    at: now,
+                };
             }
             _ if successor == Some(self.me.node) && self.may_take_over() => {
                 // The holder says it removed the address: a brief probe proves it.
-                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+                self.holder = Holder::Lost {
+                    peer: Some(from),
+                    loss: Loss::Closed,
+                    at: now,
+                };
                 let cause = Cause::HandedOver(from.node);
-                self.takeover = Some(Takeover { at: now, scheduled: now, cause, ranked: true, probing: true });
+                self.takeover = Some(Takeover {
+                    at: now,
+                    scheduled: now,
+                    cause,
+                    ranked: true,
+                    probing: true,
+                });
                 out.push(Action::ProbeHandedOver);
             }
             _ => {
-                self.holder = Holder::Lost { peer: Some(from), loss: Loss::Closed, at: now };
+                self.holder = Holder::Lost {
+                    peer: Some(from),
+                    loss: Loss::Closed,
+                    at: now,
+                };
                 let rank = self.rank(now, Some(from.node)) + u32::from(successor.is_some());
                 self.schedule(now, self.timing.rank_delay(rank), Cause::Resigned);
             }
@@ -664,7 +801,9 @@ impl Machine {
             if !t.probing && t.cause != Cause::Startup {
                 // Everyone waiting hears this at once: keep the rank order so only the best moves.
                 let rank = self.rank(now, Some(from));
-                out.push(Action::Note(format!("{from} released a stale copy; probing in rank {rank}")));
+                out.push(Action::Note(format!(
+                    "{from} released a stale copy; probing in rank {rank}"
+                )));
                 self.schedule(now, self.timing.rank_delay(rank), t.cause);
             }
         }
@@ -681,9 +820,15 @@ impl Machine {
                         out.push(Action::AddAddress);
                         out.push(Action::SendGarp);
                     }
-                    ProbeOutcome::Free => out.push(Action::Note("still the only holder after the stall".into())),
+                    ProbeOutcome::Free => {
+                        out.push(Action::Note("still the only holder after the stall".into()))
+                    }
                     ProbeOutcome::InUse(mac) => {
-                        let why = if restoring { "the address vanished" } else { "view stale after a stall" };
+                        let why = if restoring {
+                            "the address vanished"
+                        } else {
+                            "view stale after a stall"
+                        };
                         let reason = format!("{why}: {} answers for the address", fmt_mac(&mac));
                         self.step_down(now, Role::Backup, None, None, reason, out);
                         self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
@@ -692,7 +837,9 @@ impl Machine {
             }
             return;
         }
-        let Some(t) = self.takeover.filter(|t| t.probing) else { return };
+        let Some(t) = self.takeover.filter(|t| t.probing) else {
+            return;
+        };
         match outcome {
             ProbeOutcome::Free => {
                 let reason = match t.cause {
@@ -708,7 +855,11 @@ impl Machine {
             }
             ProbeOutcome::InUse(mac) => {
                 let lost_silent = match self.holder {
-                    Holder::Lost { peer: Some(p), loss: Loss::Silence, .. } => p.mac == mac,
+                    Holder::Lost {
+                        peer: Some(p),
+                        loss: Loss::Silence,
+                        ..
+                    } => p.mac == mac,
                     _ => false,
                 };
                 if t.cause == Cause::Lost(Loss::Silence) && lost_silent {
@@ -721,7 +872,11 @@ impl Machine {
                 } else {
                     self.counters.conflicts += u64::from(self.fault != Some(Fault::Conflict(mac)));
                     let rank = self.rank(now, None);
-                    self.schedule(now, self.timing.conflict_retry() + self.timing.rank_delay(rank), Cause::Retry);
+                    self.schedule(
+                        now,
+                        self.timing.conflict_retry() + self.timing.rank_delay(rank),
+                        Cause::Retry,
+                    );
                     if self.fault != Some(Fault::Conflict(mac)) {
                         let reason = format!(
                             "address conflict: {} answers for the address but sends no heartbeat; not adding it, retrying",
@@ -767,7 +922,9 @@ impl Machine {
                 out.push(Action::ProbeAddress);
             }
             (Role::Backup | Role::Fault, true) => {
-                out.push(Action::Note("found a copy of the address while not MASTER; removing it".into()));
+                out.push(Action::Note(
+                    "found a copy of the address while not MASTER; removing it".into(),
+                ));
                 out.push(Action::RemoveAddress);
             }
             _ => {}
@@ -778,7 +935,14 @@ impl Machine {
         let reason = format!("action failed: {error}");
         self.schedule(now, self.timing.conflict_retry(), Cause::Retry);
         if self.role == Role::Master {
-            self.step_down(now, Role::Fault, Some(Fault::Failed(error)), None, reason, out);
+            self.step_down(
+                now,
+                Role::Fault,
+                Some(Fault::Failed(error)),
+                None,
+                reason,
+                out,
+            );
         } else if self.role == Role::Backup || self.fault != Some(Fault::Link) {
             self.enter(now, Role::Fault, Some(Fault::Failed(error)), reason, out);
         }
@@ -788,27 +952,41 @@ impl Machine {
         self.stopped = true;
         if self.role == Role::Master {
             out.push(Action::RemoveAddress);
-            out.push(Action::Resign { successor: self.best_backup(self.last_event) });
+            out.push(Action::Resign {
+                successor: self.best_backup(self.last_event),
+            });
         }
         out.push(Action::Exit);
     }
 
     fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
-        self.peers.retain(|_, s| now.saturating_duration_since(s.at) < self.timing.timeout);
+        self.peers
+            .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.timeout);
         if let Holder::Alive { peer, last } = self.holder {
             if self.role == Role::Backup && now >= last + self.timing.timeout {
                 self.lose_holder(now, Some(peer), Loss::Silence, out);
             }
         }
         if let Some(t) = self.takeover {
-            if !t.probing && now >= t.at && self.role != Role::Master && self.fault != Some(Fault::Link) && self.may_take_over() {
+            if !t.probing
+                && now >= t.at
+                && self.role != Role::Master
+                && self.fault != Some(Fault::Link)
+                && self.may_take_over()
+            {
                 if self.master_announced_since(t.scheduled) {
                     self.takeover = None;
                 } else if !t.ranked {
                     let rank = self.rank(now, None);
-                    self.takeover = Some(Takeover { at: now + self.timing.rank_delay(rank), ranked: true, ..t });
+                    self.takeover = Some(Takeover {
+                        at: now + self.timing.rank_delay(rank),
+                        ranked: true,
+                        ..t
+                    });
                     if rank > 0 {
-                        out.push(Action::Note(format!("{rank} better backup(s) around; waiting for them first")));
+                        out.push(Action::Note(format!(
+                            "{rank} better backup(s) around; waiting for them first"
+                        )));
                     } else {
                         return self.on_timers(now, out);
                     }
@@ -838,6 +1016,9 @@ impl Machine {
 
     fn master_announced_since(&self, t: Instant) -> bool {
         matches!(self.holder, Holder::Alive { last, .. } if last >= t)
-            || self.peers.values().any(|s| s.peer.role == Role::Master && s.at >= t)
+            || self
+                .peers
+                .values()
+                .any(|s| s.peer.role == Role::Master && s.at >= t)
     }
 }

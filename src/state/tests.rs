@@ -9,11 +9,25 @@ const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
 const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
 
 fn timing() -> Timing {
-    Timing { interval: 100 * MS, timeout: 300 * MS, preempt: false, preempt_delay: Duration::ZERO, garp_refresh: None, confirm_claims: false }
+    Timing {
+        interval: 100 * MS,
+        timeout: 300 * MS,
+        preempt: false,
+        preempt_delay: Duration::ZERO,
+        garp_refresh: None,
+        confirm_claims: false,
+    }
 }
 
 fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
-    Peer { node, boot: u64::from(node.octets()[3]), priority: Priority(priority), role, mac: [2, 0, 0, 0, 0, node.octets()[3]], preempt_request: false }
+    Peer {
+        node,
+        boot: u64::from(node.octets()[3]),
+        priority: Priority(priority),
+        role,
+        mac: [2, 0, 0, 0, 0, node.octets()[3]],
+        preempt_request: false,
+    }
 }
 
 /// A machine plus its synthetic clock.
@@ -30,7 +44,11 @@ impl Rig {
 
     fn with(priority: u8, timing: Timing) -> Rig {
         let t0 = Instant::now();
-        let me = Me { node: ME, boot: 1, priority: Priority(priority) };
+        let me = Me {
+            node: ME,
+            boot: 1,
+            priority: Priority(priority),
+        };
         let (m, first) = Machine::new(me, timing, t0);
         assert_eq!(first, vec![Action::SetProbing(true), Action::Announce]);
         Rig { m, t0, now: t0 }
@@ -97,7 +115,10 @@ fn has(actions: &[Action], want: &Action) -> bool {
 #[test]
 fn alone_at_start_takes_over_after_listening() {
     let mut r = Rig::new();
-    assert!(!r.run_to(100).contains(&Action::ProbeAddress), "listens for one start-up wait first");
+    assert!(
+        !r.run_to(100).contains(&Action::ProbeAddress),
+        "listens for one start-up wait first"
+    );
     assert!(r.run_to(150).contains(&Action::ProbeAddress));
     let a = r.at(152, Event::Probe(ProbeOutcome::Free));
     assert_eq!(
@@ -106,7 +127,11 @@ fn alone_at_start_takes_over_after_listening() {
             Action::AddAddress,
             Action::SendGarp,
             Action::SetProbing(false),
-            Action::Transition { from: Role::Backup, to: Role::Master, reason: "no holder found at start-up".into() },
+            Action::Transition {
+                from: Role::Backup,
+                to: Role::Master,
+                reason: "no holder found at start-up".into()
+            },
             Action::Announce,
         ]
     );
@@ -129,10 +154,17 @@ fn better_backup_at_start_goes_first() {
     let mut r = Rig::new();
     r.at(50, Event::Announce(peer(N12, 100, Role::Backup)));
     let a = r.run_to(150);
-    assert!(!a.contains(&Action::ProbeAddress), "n12 outranks us by address");
-    assert!(a.iter().any(|x| matches!(x, Action::Note(n) if n.contains("better backup"))));
+    assert!(
+        !a.contains(&Action::ProbeAddress),
+        "n12 outranks us by address"
+    );
+    assert!(a
+        .iter()
+        .any(|x| matches!(x, Action::Note(n) if n.contains("better backup"))));
     // n12 took over and announces: we stay BACKUP.
-    assert!(!r.hear(200, 1000, peer(N12, 100, Role::Master)).contains(&Action::ProbeAddress));
+    assert!(!r
+        .hear(200, 1000, peer(N12, 100, Role::Master))
+        .contains(&Action::ProbeAddress));
     assert_eq!(r.m.role(), Role::Backup);
 }
 
@@ -158,7 +190,10 @@ fn address_in_use_at_start_is_a_conflict() {
     let a = r.at(152, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Backup, Role::Fault));
-    assert!(reason.contains("address conflict: 02:00:00:00:00:99"), "{reason}");
+    assert!(
+        reason.contains("address conflict: 02:00:00:00:00:99"),
+        "{reason}"
+    );
     assert!(!has(&a, &Action::AddAddress));
     assert_eq!(r.m.fault(), Some(&Fault::Conflict(OTHER_MAC)));
     assert_eq!(r.m.counters().conflicts, 1);
@@ -179,7 +214,10 @@ fn conflict_clears_when_a_real_master_answers() {
     r.run_to(150);
     r.at(152, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     let a = r.at(180, Event::Announce(peer(N12, 100, Role::Master)));
-    assert_eq!(transition(&a).map(|t| (t.0, t.1)), Some((Role::Fault, Role::Backup)));
+    assert_eq!(
+        transition(&a).map(|t| (t.0, t.1)),
+        Some((Role::Fault, Role::Backup))
+    );
     assert!(!r.run_to(400).contains(&Action::ProbeAddress));
 }
 
@@ -190,7 +228,10 @@ fn silent_holder_is_replaced_even_if_frozen_kernel_answers() {
     let mut r = Rig::following(20);
     assert!(!r.run_to(300).contains(&Action::ProbeAddress));
     let a = r.run_to(320);
-    assert!(a.contains(&Action::ProbeAddress), "silence for the timeout starts a take-over");
+    assert!(
+        a.contains(&Action::ProbeAddress),
+        "silence for the timeout starts a take-over"
+    );
     let holder_mac = peer(N12, 100, Role::Master).mac;
     let a = r.at(330, Event::Probe(ProbeOutcome::InUse(holder_mac)));
     let (_, to, reason) = transition(&a).unwrap();
@@ -214,7 +255,11 @@ fn closed_connection_with_address_still_there_is_a_conflict_until_released() {
     assert!(a.contains(&Action::ProbeAddress), "acts at once on a reset");
     let holder_mac = peer(N12, 100, Role::Master).mac;
     r.at(45, Event::Probe(ProbeOutcome::InUse(holder_mac)));
-    assert_eq!(r.m.fault(), Some(&Fault::Conflict(holder_mac)), "a dead daemon's address is never shared silently");
+    assert_eq!(
+        r.m.fault(),
+        Some(&Fault::Conflict(holder_mac)),
+        "a dead daemon's address is never shared silently"
+    );
     // `floatip release` on the dead node: probe at once rather than at the next retry.
     let a = r.at(60, Event::Released(N12));
     assert!(a.contains(&Action::ProbeAddress));
@@ -235,9 +280,14 @@ fn worse_backups_wait_their_rank() {
     let mut r = Rig::following(20);
     r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
     let a = r.at(40, Event::HolderLost(Loss::Closed));
-    assert!(!a.contains(&Action::ProbeAddress), "n13 (priority 150) goes first");
+    assert!(
+        !a.contains(&Action::ProbeAddress),
+        "n13 (priority 150) goes first"
+    );
     // n13 takes over and announces: we never probe.
-    assert!(!r.hear(60, 1000, peer(N13, 150, Role::Master)).contains(&Action::ProbeAddress));
+    assert!(!r
+        .hear(60, 1000, peer(N13, 150, Role::Master))
+        .contains(&Action::ProbeAddress));
     assert_eq!(r.m.role(), Role::Backup);
 }
 
@@ -247,7 +297,10 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
     r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
     r.at(40, Event::HolderLost(Loss::Closed));
     assert!(!r.run_to(180).contains(&Action::ProbeAddress));
-    assert!(r.run_to(200).contains(&Action::ProbeAddress), "rank 1 waits 1.5 intervals");
+    assert!(
+        r.run_to(200).contains(&Action::ProbeAddress),
+        "rank 1 waits 1.5 intervals"
+    );
 }
 
 // ---- resignation ----------------------------------------------------------------
@@ -255,7 +308,13 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
 #[test]
 fn handed_over_address_is_probed_briefly_then_taken() {
     let mut r = Rig::following(20);
-    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(ME),
+        },
+    );
     assert_eq!(a, vec![Action::ProbeHandedOver]);
     let a = r.at(53, Event::Probe(ProbeOutcome::Free));
     assert!(a.contains(&Action::AddAddress));
@@ -267,7 +326,13 @@ fn handed_over_address_is_probed_briefly_then_taken() {
 #[test]
 fn handed_over_address_still_in_use_is_a_conflict() {
     let mut r = Rig::following(20);
-    r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    r.at(
+        50,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(ME),
+        },
+    );
     let a = r.at(53, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     assert!(!a.contains(&Action::AddAddress));
     assert!(matches!(r.m.fault(), Some(Fault::Conflict(_))));
@@ -277,14 +342,41 @@ fn handed_over_address_still_in_use_is_a_conflict() {
 fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
     // A replay from an earlier boot of the holder.
     let mut r = Rig::following(20);
-    let old_boot = Peer { boot: 999, ..peer(N12, 100, Role::Backup) };
-    let a = r.at(50, Event::Resign { from: old_boot, successor: Some(ME) });
-    assert!(!has(&a, &Action::ProbeHandedOver) && !has(&a, &Action::AddAddress), "{a:?}");
+    let old_boot = Peer {
+        boot: 999,
+        ..peer(N12, 100, Role::Backup)
+    };
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: old_boot,
+            successor: Some(ME),
+        },
+    );
+    assert!(
+        !has(&a, &Action::ProbeHandedOver) && !has(&a, &Action::AddAddress),
+        "{a:?}"
+    );
     assert!(matches!(r.m.holder(), Holder::Alive { .. }));
     // Another node, and a node that just started and follows nobody yet.
-    assert!(r.at(60, Event::Resign { from: peer(N13, 100, Role::Backup), successor: Some(ME) }).iter().all(|a| matches!(a, Action::Note(_))));
+    assert!(r
+        .at(
+            60,
+            Event::Resign {
+                from: peer(N13, 100, Role::Backup),
+                successor: Some(ME)
+            }
+        )
+        .iter()
+        .all(|a| matches!(a, Action::Note(_))));
     let mut fresh = Rig::new();
-    let a = fresh.at(10, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    let a = fresh.at(
+        10,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(ME),
+        },
+    );
     assert!(a.iter().all(|a| matches!(a, Action::Note(_))), "{a:?}");
     assert!(!fresh.run_to(140).contains(&Action::AddAddress));
 }
@@ -292,25 +384,54 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
 #[test]
 fn resignation_to_someone_else_waits_then_checks() {
     let mut r = Rig::following(20);
-    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(N13) });
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(N13),
+        },
+    );
     assert!(!a.contains(&Action::ProbeAddress));
     assert!(!r.run_to(190).contains(&Action::ProbeAddress));
-    assert!(r.run_to(200).contains(&Action::ProbeAddress), "the successor did not show up");
+    assert!(
+        r.run_to(200).contains(&Action::ProbeAddress),
+        "the successor did not show up"
+    );
 }
 
 #[test]
 fn resignation_without_successor_makes_best_backup_probe() {
     let mut r = Rig::following(20);
-    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None });
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: None,
+        },
+    );
     assert!(a.contains(&Action::ProbeAddress));
 }
 
 #[test]
 fn repeated_resignation_is_heard_once() {
     let mut m = Rig::master();
-    let first = m.at(160, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None });
+    let first = m.at(
+        160,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: None,
+        },
+    );
     assert!(first.contains(&Action::SendGarp));
-    assert!(m.at(161, Event::Resign { from: peer(N12, 100, Role::Backup), successor: None }).is_empty());
+    assert!(m
+        .at(
+            161,
+            Event::Resign {
+                from: peer(N12, 100, Role::Backup),
+                successor: None
+            }
+        )
+        .is_empty());
 }
 
 // ---- two masters and preemption -------------------------------------------------
@@ -319,7 +440,10 @@ fn repeated_resignation_is_heard_once() {
 fn two_masters_higher_priority_wins() {
     let mut m = Rig::master();
     let a = m.at(160, Event::Announce(peer(N12, 150, Role::Master)));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    assert_eq!(
+        &a[..2],
+        &[Action::RemoveAddress, Action::Resign { successor: None }]
+    );
     let (_, to, reason) = transition(&a).unwrap();
     assert_eq!(to, Role::Backup);
     assert!(reason.contains("outranks us"), "{reason}");
@@ -329,13 +453,23 @@ fn two_masters_higher_priority_wins() {
 fn two_masters_equal_priority_higher_address_wins() {
     let mut m = Rig::master();
     let a = m.at(160, Event::Announce(peer(N12, 100, Role::Master)));
-    assert_eq!(transition(&a).map(|t| t.1), Some(Role::Backup), "192.0.2.12 > 192.0.2.11");
+    assert_eq!(
+        transition(&a).map(|t| t.1),
+        Some(Role::Backup),
+        "192.0.2.12 > 192.0.2.11"
+    );
 
     let mut m = Rig::master();
-    let lower = Peer { node: Ipv4Addr::new(192, 0, 2, 5), ..peer(N12, 100, Role::Master) };
+    let lower = Peer {
+        node: Ipv4Addr::new(192, 0, 2, 5),
+        ..peer(N12, 100, Role::Master)
+    };
     let a = m.at(160, Event::Announce(lower));
     assert!(transition(&a).is_none());
-    assert!(a.contains(&Action::SendGarp), "the winner re-announces so clients come back");
+    assert!(
+        a.contains(&Action::SendGarp),
+        "the winner re-announces so clients come back"
+    );
     assert_eq!(m.m.role(), Role::Master);
 }
 
@@ -347,7 +481,11 @@ fn echo_from_another_master_while_master_is_settled_the_same_way() {
 }
 
 fn preempt_timing() -> Timing {
-    Timing { preempt: true, preempt_delay: 200 * MS, ..timing() }
+    Timing {
+        preempt: true,
+        preempt_delay: 200 * MS,
+        ..timing()
+    }
 }
 
 #[test]
@@ -365,20 +503,37 @@ fn no_preempt_without_config_or_with_equal_priority() {
     let mut r = Rig::with(150, timing());
     r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
     r.at(400, Event::Echo(peer(N12, 100, Role::Master)));
-    assert!(!r.m.preempt_requesting(r.now), "preempt: false keeps a working master");
+    assert!(
+        !r.m.preempt_requesting(r.now),
+        "preempt: false keeps a working master"
+    );
 
     let mut r = Rig::with(100, preempt_timing());
     r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
     r.at(400, Event::Echo(peer(N12, 100, Role::Master)));
-    assert!(!r.m.preempt_requesting(r.now), "equal priority never preempts");
+    assert!(
+        !r.m.preempt_requesting(r.now),
+        "equal priority never preempts"
+    );
 }
 
 #[test]
 fn master_hands_over_to_a_preempting_higher_priority_backup() {
     let mut m = Rig::master();
-    let asking = Peer { preempt_request: true, ..peer(N12, 150, Role::Backup) };
+    let asking = Peer {
+        preempt_request: true,
+        ..peer(N12, 150, Role::Backup)
+    };
     let a = m.at(160, Event::Announce(asking));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(
+        &a[..2],
+        &[
+            Action::RemoveAddress,
+            Action::Resign {
+                successor: Some(N12)
+            }
+        ]
+    );
     assert_eq!(m.m.role(), Role::Backup);
 }
 
@@ -386,7 +541,10 @@ fn master_hands_over_to_a_preempting_higher_priority_backup() {
 fn master_ignores_preempt_requests_from_lower_or_equal_priority() {
     for prio in [50, 100] {
         let mut m = Rig::master();
-        let asking = Peer { preempt_request: true, ..peer(N12, prio, Role::Backup) };
+        let asking = Peer {
+            preempt_request: true,
+            ..peer(N12, prio, Role::Backup)
+        };
         assert!(transition(&m.at(160, Event::Announce(asking))).is_none());
         assert_eq!(m.m.role(), Role::Master);
     }
@@ -397,29 +555,69 @@ fn master_ignores_preempt_requests_from_lower_or_equal_priority() {
 #[test]
 fn link_loss_on_master_drops_the_address() {
     let mut m = Rig::master();
-    let a = m.at(160, Event::Observed { link_up: false, address_present: true });
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    let a = m.at(
+        160,
+        Event::Observed {
+            link_up: false,
+            address_present: true,
+        },
+    );
+    assert_eq!(
+        &a[..2],
+        &[Action::RemoveAddress, Action::Resign { successor: None }]
+    );
     assert!(a.contains(&Action::SetProbing(false)));
     assert_eq!(m.m.fault(), Some(&Fault::Link));
     // no take-over while the link is down, whatever happens
     assert!(!m.run_to(1000).contains(&Action::ProbeAddress));
-    let a = m.at(1010, Event::Observed { link_up: true, address_present: false });
-    assert_eq!(transition(&a).map(|t| (t.0, t.1)), Some((Role::Fault, Role::Backup)));
+    let a = m.at(
+        1010,
+        Event::Observed {
+            link_up: true,
+            address_present: false,
+        },
+    );
+    assert_eq!(
+        transition(&a).map(|t| (t.0, t.1)),
+        Some((Role::Fault, Role::Backup))
+    );
     assert!(a.contains(&Action::SetProbing(true)));
 }
 
 #[test]
 fn link_back_with_a_master_around_stays_backup() {
     let mut m = Rig::master();
-    m.at(160, Event::Observed { link_up: false, address_present: true });
-    m.at(500, Event::Observed { link_up: true, address_present: false });
-    assert!(!m.hear(550, 1500, peer(N12, 100, Role::Master)).contains(&Action::ProbeAddress), "no flapping back");
+    m.at(
+        160,
+        Event::Observed {
+            link_up: false,
+            address_present: true,
+        },
+    );
+    m.at(
+        500,
+        Event::Observed {
+            link_up: true,
+            address_present: false,
+        },
+    );
+    assert!(
+        !m.hear(550, 1500, peer(N12, 100, Role::Master))
+            .contains(&Action::ProbeAddress),
+        "no flapping back"
+    );
 }
 
 #[test]
 fn link_loss_on_backup_is_fault_without_address_changes() {
     let mut r = Rig::following(20);
-    let a = r.at(30, Event::Observed { link_up: false, address_present: false });
+    let a = r.at(
+        30,
+        Event::Observed {
+            link_up: false,
+            address_present: false,
+        },
+    );
     assert!(!a.contains(&Action::RemoveAddress));
     assert_eq!(r.m.role(), Role::Fault);
 }
@@ -427,24 +625,50 @@ fn link_loss_on_backup_is_fault_without_address_changes() {
 #[test]
 fn reconcile_removes_a_copy_held_while_not_master() {
     let mut r = Rig::new();
-    let a = r.at(10, Event::Observed { link_up: true, address_present: true });
+    let a = r.at(
+        10,
+        Event::Observed {
+            link_up: true,
+            address_present: true,
+        },
+    );
     assert!(a.contains(&Action::RemoveAddress));
 }
 
 #[test]
 fn reconcile_probes_then_restores_a_vanished_address_on_master() {
     let mut m = Rig::master();
-    let a = m.at(160, Event::Observed { link_up: true, address_present: false });
+    let a = m.at(
+        160,
+        Event::Observed {
+            link_up: true,
+            address_present: false,
+        },
+    );
     assert_eq!(a, vec![Action::ProbeAddress]);
     let a = m.at(162, Event::Probe(ProbeOutcome::Free));
     assert_eq!(a[1..3], [Action::AddAddress, Action::SendGarp]);
-    assert!(m.at(170, Event::Observed { link_up: true, address_present: true }).is_empty());
+    assert!(m
+        .at(
+            170,
+            Event::Observed {
+                link_up: true,
+                address_present: true
+            }
+        )
+        .is_empty());
 }
 
 #[test]
 fn vanished_address_answered_by_another_host_is_not_restored() {
     let mut m = Rig::master();
-    m.at(160, Event::Observed { link_up: true, address_present: false });
+    m.at(
+        160,
+        Event::Observed {
+            link_up: true,
+            address_present: false,
+        },
+    );
     let a = m.at(162, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert_eq!(m.m.role(), Role::Backup);
@@ -458,10 +682,19 @@ fn master_after_a_stall_verifies_before_anything_else() {
     // frozen for a second; the first thing it sees is the new master's announce
     let a = m.at(1200, Event::Announce(peer(N12, 100, Role::Master)));
     assert_eq!(a[1], Action::ProbeAddress, "{a:?}");
-    assert!(!a.contains(&Action::Announce) && !a.contains(&Action::SendGarp), "nothing announced from a stale view");
+    assert!(
+        !a.contains(&Action::Announce) && !a.contains(&Action::SendGarp),
+        "nothing announced from a stale view"
+    );
     assert_eq!(m.m.role(), Role::Master);
-    let a = m.at(1201, Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    let a = m.at(
+        1201,
+        Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)),
+    );
+    assert_eq!(
+        &a[..2],
+        &[Action::RemoveAddress, Action::Resign { successor: None }]
+    );
     let (_, to, reason) = transition(&a).unwrap();
     assert_eq!(to, Role::Backup);
     assert!(reason.contains("stale"), "{reason}");
@@ -475,7 +708,10 @@ fn master_after_a_stall_keeps_the_address_if_nobody_took_it() {
     let a = m.at(1201, Event::Probe(ProbeOutcome::Free));
     assert!(transition(&a).is_none());
     assert_eq!(m.m.role(), Role::Master);
-    assert!(m.run_to(1400).contains(&Action::Announce), "announces resume");
+    assert!(
+        m.run_to(1400).contains(&Action::Announce),
+        "announces resume"
+    );
 }
 
 #[test]
@@ -512,7 +748,16 @@ fn shutdown_as_master_releases_and_names_the_best_backup() {
     m.at(160, Event::Announce(peer(N12, 50, Role::Backup)));
     m.at(170, Event::Announce(peer(N13, 200, Role::Backup)));
     let a = m.at(180, Event::Shutdown);
-    assert_eq!(a, vec![Action::RemoveAddress, Action::Resign { successor: Some(N13) }, Action::Exit]);
+    assert_eq!(
+        a,
+        vec![
+            Action::RemoveAddress,
+            Action::Resign {
+                successor: Some(N13)
+            },
+            Action::Exit
+        ]
+    );
     assert!(m.at(190, Event::Tick).is_empty(), "nothing after shutdown");
 }
 
@@ -525,9 +770,20 @@ fn shutdown_as_backup_just_exits() {
 #[test]
 fn own_messages_are_ignored() {
     let mut m = Rig::master();
-    let me_as_peer = Peer { boot: 1, ..peer(ME, 100, Role::Master) };
+    let me_as_peer = Peer {
+        boot: 1,
+        ..peer(ME, 100, Role::Master)
+    };
     assert!(m.at(160, Event::Announce(me_as_peer)).is_empty());
-    assert!(m.at(161, Event::Resign { from: me_as_peer, successor: None }).is_empty());
+    assert!(m
+        .at(
+            161,
+            Event::Resign {
+                from: me_as_peer,
+                successor: None
+            }
+        )
+        .is_empty());
     let mut r = Rig::new();
     r.at(10, Event::Echo(me_as_peer));
     assert_eq!(r.m.holder(), Holder::Unknown);
@@ -547,17 +803,28 @@ fn master_announces_every_interval_and_repeats_garp_after_a_second() {
     let a = m.run_to(1200);
     let announces = a.iter().filter(|x| **x == Action::Announce).count();
     assert!((9..=11).contains(&announces), "{announces}");
-    assert_eq!(a.iter().filter(|x| **x == Action::SendGarp).count(), 1, "one follow-up burst");
+    assert_eq!(
+        a.iter().filter(|x| **x == Action::SendGarp).count(),
+        1,
+        "one follow-up burst"
+    );
 }
 
 #[test]
 fn garp_refresh_when_configured() {
-    let t = Timing { garp_refresh: Some(300 * MS), ..timing() };
+    let t = Timing {
+        garp_refresh: Some(300 * MS),
+        ..timing()
+    };
     let mut r = Rig::with(100, t);
     r.run_to(150);
     r.at(152, Event::Probe(ProbeOutcome::Free));
     // refreshes at +300, +600, +900 ms and the one-second follow-up
-    let garps = r.run_to(1200).iter().filter(|x| **x == Action::SendGarp).count();
+    let garps = r
+        .run_to(1200)
+        .iter()
+        .filter(|x| **x == Action::SendGarp)
+        .count();
     assert_eq!(garps, 4);
 }
 
@@ -581,7 +848,11 @@ fn peers_expire_after_the_timeout() {
 // ---- service checks ---------------------------------------------------------------
 
 fn failing(detail: &str) -> Event {
-    Event::Health(Health { verdict: Verdict::Failing, penalty: 0, detail: detail.into() })
+    Event::Health(Health {
+        verdict: Verdict::Failing,
+        penalty: 0,
+        detail: detail.into(),
+    })
 }
 
 fn healthy() -> Event {
@@ -589,7 +860,11 @@ fn healthy() -> Event {
 }
 
 fn penalty(p: u8) -> Event {
-    Event::Health(Health { verdict: Verdict::Healthy, penalty: p, detail: "web failed 3 times".into() })
+    Event::Health(Health {
+        verdict: Verdict::Healthy,
+        penalty: p,
+        detail: "web failed 3 times".into(),
+    })
 }
 
 /// A MASTER with priority `priority`, alone at start.
@@ -605,53 +880,113 @@ fn master_with(priority: u8) -> Rig {
 fn pending_checks_defer_the_startup_take_over() {
     let mut r = Rig::new();
     assert!(r.at(0, Event::Health(Health::pending())).is_empty());
-    assert!(!r.run_to(400).contains(&Action::ProbeAddress), "no take-over before the first verdict");
-    assert!(r.m.next_deadline() > r.now, "a blocked take-over must not make the loop spin");
-    assert!(r.at(410, healthy()).contains(&Action::ProbeAddress), "the deferred take-over goes ahead at once");
+    assert!(
+        !r.run_to(400).contains(&Action::ProbeAddress),
+        "no take-over before the first verdict"
+    );
+    assert!(
+        r.m.next_deadline() > r.now,
+        "a blocked take-over must not make the loop spin"
+    );
+    assert!(
+        r.at(410, healthy()).contains(&Action::ProbeAddress),
+        "the deferred take-over goes ahead at once"
+    );
 }
 
 #[test]
 fn without_a_key_a_better_master_must_answer_before_we_step_down() {
-    let mut m = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    let mut m = Rig::with(
+        100,
+        Timing {
+            confirm_claims: true,
+            ..timing()
+        },
+    );
     assert!(m.run_to(150).contains(&Action::ProbeAddress));
     m.at(152, Event::Probe(ProbeOutcome::Free));
     let phantom = peer(N13, 254, Role::Master);
     let a = m.at(160, Event::Announce(phantom));
-    assert!(has(&a, &Action::ConfirmMaster(N13)) && !has(&a, &Action::RemoveAddress), "{a:?}");
+    assert!(
+        has(&a, &Action::ConfirmMaster(N13)) && !has(&a, &Action::RemoveAddress),
+        "{a:?}"
+    );
     // Asked once per interval however many announces come.
-    assert!(!has(&m.at(170, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
-    assert!(has(&m.at(270, Event::Announce(phantom)), &Action::ConfirmMaster(N13)));
+    assert!(!has(
+        &m.at(170, Event::Announce(phantom)),
+        &Action::ConfirmMaster(N13)
+    ));
+    assert!(has(
+        &m.at(270, Event::Announce(phantom)),
+        &Action::ConfirmMaster(N13)
+    ));
     assert_eq!(m.m.role(), Role::Master);
     // The node answers a heartbeat, as a better master: now we yield.
     let a = m.at(280, Event::MasterConfirmed(peer(N12, 150, Role::Master)));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: None }]);
+    assert_eq!(
+        &a[..2],
+        &[Action::RemoveAddress, Action::Resign { successor: None }]
+    );
     assert_eq!(m.m.role(), Role::Backup);
 }
 
 #[test]
 fn without_a_key_a_backup_keeps_following_the_holder_it_hears_from() {
-    let mut r = Rig::with(100, Timing { confirm_claims: true, ..timing() });
+    let mut r = Rig::with(
+        100,
+        Timing {
+            confirm_claims: true,
+            ..timing()
+        },
+    );
     r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
     r.at(30, Event::Announce(peer(N13, 254, Role::Master)));
     assert!(matches!(r.m.holder(), Holder::Alive { peer, .. } if peer.node == N12));
     // The holder's resignation still counts.
-    assert_eq!(r.at(40, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) }), vec![Action::ProbeHandedOver]);
+    assert_eq!(
+        r.at(
+            40,
+            Event::Resign {
+                from: peer(N12, 100, Role::Backup),
+                successor: Some(ME)
+            }
+        ),
+        vec![Action::ProbeHandedOver]
+    );
 }
 
 #[test]
 fn failing_backup_goes_to_fault_and_never_takes_over() {
     let mut r = Rig::following(20);
-    let a = r.at(50, failing("tcp 127.0.0.1:8000 failed 3 times: connection refused"));
+    let a = r.at(
+        50,
+        failing("tcp 127.0.0.1:8000 failed 3 times: connection refused"),
+    );
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Backup, Role::Fault));
-    assert_eq!(reason, "service checks failing: tcp 127.0.0.1:8000 failed 3 times: connection refused");
-    assert!(has(&a, &Action::SetProbing(true)), "keeps following the holder");
+    assert_eq!(
+        reason,
+        "service checks failing: tcp 127.0.0.1:8000 failed 3 times: connection refused"
+    );
+    assert!(
+        has(&a, &Action::SetProbing(true)),
+        "keeps following the holder"
+    );
     assert!(has(&a, &Action::Announce), "tells the group it is FAULT");
     assert!(matches!(r.m.fault(), Some(Fault::Unhealthy(_))));
     // The holder goes silent, then resigns naming us: still nothing.
     let a = r.run_to(1000);
-    assert!(!has(&a, &Action::ProbeAddress) && !has(&a, &Action::AddAddress), "{a:?}");
-    let a = r.at(1010, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    assert!(
+        !has(&a, &Action::ProbeAddress) && !has(&a, &Action::AddAddress),
+        "{a:?}"
+    );
+    let a = r.at(
+        1010,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(ME),
+        },
+    );
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(2000).contains(&Action::ProbeAddress));
     assert_eq!(r.m.role(), Role::Fault);
@@ -673,7 +1008,10 @@ fn recovered_node_returns_as_backup_and_leaves_the_holder_alone() {
     r.at(100, Event::Echo(peer(N12, 100, Role::Master)));
     let a = r.at(150, healthy());
     let (from, to, reason) = transition(&a).unwrap();
-    assert_eq!((from, to, reason.as_str()), (Role::Fault, Role::Backup, "service checks pass again"));
+    assert_eq!(
+        (from, to, reason.as_str()),
+        (Role::Fault, Role::Backup, "service checks pass again")
+    );
     for t in (200..=800).step_by(80) {
         let a = r.at(t, Event::Echo(peer(N12, 100, Role::Master)));
         assert!(!has(&a, &Action::ProbeAddress), "at {t}: {a:?}");
@@ -687,10 +1025,16 @@ fn recovered_node_with_no_holder_around_takes_over() {
     r.at(10, failing("web down"));
     assert!(!r.run_to(500).contains(&Action::ProbeAddress));
     r.at(500, healthy());
-    assert!(!r.run_to(600).contains(&Action::ProbeAddress), "listens first");
+    assert!(
+        !r.run_to(600).contains(&Action::ProbeAddress),
+        "listens first"
+    );
     assert!(r.run_to(660).contains(&Action::ProbeAddress));
     let a = r.at(661, Event::Probe(ProbeOutcome::Free));
-    assert_eq!(transition(&a).unwrap().2, "service checks pass and no holder is around");
+    assert_eq!(
+        transition(&a).unwrap().2,
+        "service checks pass and no holder is around"
+    );
 }
 
 #[test]
@@ -700,7 +1044,10 @@ fn recovered_node_whose_holder_died_meanwhile_takes_over() {
     // The holder falls silent while we are FAULT; we recover long after.
     assert!(!r.run_to(1000).contains(&Action::ProbeAddress));
     let a = r.at(1000, healthy());
-    assert!(has(&a, &Action::ProbeAddress), "the holder is long silent: probe at once: {a:?}");
+    assert!(
+        has(&a, &Action::ProbeAddress),
+        "the holder is long silent: probe at once: {a:?}"
+    );
 }
 
 #[test]
@@ -708,11 +1055,25 @@ fn failing_master_hands_over_to_a_healthy_backup() {
     let mut m = Rig::master();
     m.at(160, Event::Announce(peer(N12, 90, Role::Backup)));
     let a = m.at(170, failing("web failed 3 times"));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(
+        &a[..2],
+        &[
+            Action::RemoveAddress,
+            Action::Resign {
+                successor: Some(N12)
+            }
+        ]
+    );
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Master, Role::Fault));
-    assert!(reason.contains("handing the address over to healthy backup 192.0.2.12"), "{reason}");
-    assert!(!m.run_to(2000).contains(&Action::AddAddress), "never takes the address back while failing");
+    assert!(
+        reason.contains("handing the address over to healthy backup 192.0.2.12"),
+        "{reason}"
+    );
+    assert!(
+        !m.run_to(2000).contains(&Action::AddAddress),
+        "never takes the address back while failing"
+    );
 }
 
 #[test]
@@ -722,14 +1083,27 @@ fn failing_master_keeps_the_address_while_no_healthy_backup_announces() {
     let a = m.at(170, failing("web failed 3 times"));
     assert!(!has(&a, &Action::RemoveAddress), "{a:?}");
     assert_eq!(m.m.role(), Role::Master);
-    assert!(m.m.reason().contains("keeping the address: no healthy backup announces"), "{}", m.m.reason());
+    assert!(
+        m.m.reason()
+            .contains("keeping the address: no healthy backup announces"),
+        "{}",
+        m.m.reason()
+    );
     assert_eq!(a.iter().filter(|x| matches!(x, Action::Note(_))).count(), 1);
     // Said once, not on every announce.
     let a = m.at(240, Event::Announce(peer(N12, 100, Role::Fault)));
     assert!(!a.iter().any(|x| matches!(x, Action::Note(_))), "{a:?}");
     // The peer recovers: hand over at its first BACKUP announce.
     let a = m.at(320, Event::Announce(peer(N12, 100, Role::Backup)));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(
+        &a[..2],
+        &[
+            Action::RemoveAddress,
+            Action::Resign {
+                successor: Some(N12)
+            }
+        ]
+    );
     assert_eq!(m.m.role(), Role::Fault);
 }
 
@@ -740,7 +1114,10 @@ fn master_whose_checks_recover_before_any_backup_shows_up_keeps_going() {
     let a = m.at(300, healthy());
     assert_eq!(transition(&a), None);
     assert_eq!(m.m.reason(), "service checks pass again");
-    assert!(!has(&m.at(320, Event::Announce(peer(N12, 100, Role::Backup))), &Action::RemoveAddress));
+    assert!(!has(
+        &m.at(320, Event::Announce(peer(N12, 100, Role::Backup))),
+        &Action::RemoveAddress
+    ));
 }
 
 #[test]
@@ -749,7 +1126,15 @@ fn failing_master_picks_the_best_healthy_backup() {
     m.at(160, Event::Announce(peer(N12, 120, Role::Fault)));
     m.at(161, Event::Announce(peer(N13, 80, Role::Backup)));
     let a = m.at(170, failing("web"));
-    assert!(has(&a, &Action::Resign { successor: Some(N13) }), "{a:?}");
+    assert!(
+        has(
+            &a,
+            &Action::Resign {
+                successor: Some(N13)
+            }
+        ),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -757,8 +1142,15 @@ fn weight_lowers_the_announced_priority() {
     let mut r = Rig::with(150, timing());
     let a = r.at(10, penalty(60));
     assert_eq!(r.m.priority(), Priority(90));
-    assert_eq!(r.m.me().priority, Priority(150), "the configured priority is kept");
-    assert!(has(&a, &Action::Announce), "the new priority is told at once: {a:?}");
+    assert_eq!(
+        r.m.me().priority,
+        Priority(150),
+        "the configured priority is kept"
+    );
+    assert!(
+        has(&a, &Action::Announce),
+        "the new priority is told at once: {a:?}"
+    );
     assert_eq!(r.m.role(), Role::Backup, "a weight never means FAULT");
     r.at(20, penalty(200));
     assert_eq!(r.m.priority(), Priority(1), "never below 1");
@@ -772,7 +1164,10 @@ fn weight_counts_in_ranks() {
     let mut r = Rig::with(150, timing());
     r.at(0, penalty(60));
     r.hear(10, 140, peer(N12, 100, Role::Backup));
-    assert!(!r.run_to(170).contains(&Action::ProbeAddress), "n12 outranks our lowered priority");
+    assert!(
+        !r.run_to(170).contains(&Action::ProbeAddress),
+        "n12 outranks our lowered priority"
+    );
 }
 
 #[test]
@@ -780,7 +1175,15 @@ fn degraded_master_hands_over_to_a_backup_that_now_outranks_it() {
     let mut m = master_with(150);
     m.at(160, Event::Announce(peer(N12, 100, Role::Backup)));
     let a = m.at(170, penalty(60));
-    assert_eq!(&a[..2], &[Action::RemoveAddress, Action::Resign { successor: Some(N12) }]);
+    assert_eq!(
+        &a[..2],
+        &[
+            Action::RemoveAddress,
+            Action::Resign {
+                successor: Some(N12)
+            }
+        ]
+    );
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Master, Role::Backup));
     assert!(reason.contains("priority lowered to 90"), "{reason}");
@@ -797,7 +1200,15 @@ fn degraded_master_keeps_the_address_over_lower_backups() {
     assert_eq!(m.m.role(), Role::Master);
     // A backup announcing a higher priority later wins it.
     let a = m.at(250, Event::Announce(peer(N13, 95, Role::Backup)));
-    assert!(has(&a, &Action::Resign { successor: Some(N13) }), "{a:?}");
+    assert!(
+        has(
+            &a,
+            &Action::Resign {
+                successor: Some(N13)
+            }
+        ),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -807,7 +1218,10 @@ fn degraded_priority_decides_two_masters() {
     let a = m.at(170, Event::Announce(peer(N12, 100, Role::Master)));
     let (_, to, reason) = transition(&a).unwrap();
     assert_eq!(to, Role::Backup);
-    assert!(reason.contains("outranks us (192.0.2.11 priority 90)"), "{reason}");
+    assert!(
+        reason.contains("outranks us (192.0.2.11 priority 90)"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -822,7 +1236,10 @@ fn unhealthy_or_pending_nodes_never_request_preemption() {
     r.at(420, Event::Echo(peer(N12, 100, Role::Master)));
     r.run_to(700);
     r.at(700, Event::Echo(peer(N12, 100, Role::Master)));
-    assert!(r.m.preempt_requesting(r.now), "healthy and higher: preempts as configured");
+    assert!(
+        r.m.preempt_requesting(r.now),
+        "healthy and higher: preempts as configured"
+    );
     r.at(710, failing("web"));
     assert!(!r.m.preempt_requesting(r.now));
     assert_eq!(r.m.role(), Role::Fault);
@@ -846,22 +1263,50 @@ fn hand_over_to_a_pending_node_waits_for_its_verdict() {
     let mut r = Rig::new();
     r.at(0, Event::Health(Health::pending()));
     r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
-    let a = r.at(50, Event::Resign { from: peer(N12, 100, Role::Backup), successor: Some(ME) });
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: peer(N12, 100, Role::Backup),
+            successor: Some(ME),
+        },
+    );
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(300).contains(&Action::ProbeAddress));
-    assert!(r.at(310, healthy()).contains(&Action::ProbeAddress), "probes, then takes the address");
+    assert!(
+        r.at(310, healthy()).contains(&Action::ProbeAddress),
+        "probes, then takes the address"
+    );
 }
 
 #[test]
 fn link_back_with_failing_checks_is_fault_for_the_checks() {
     let mut r = Rig::following(20);
-    r.at(30, Event::Observed { link_up: false, address_present: false });
+    r.at(
+        30,
+        Event::Observed {
+            link_up: false,
+            address_present: false,
+        },
+    );
     r.at(40, failing("web"));
-    assert_eq!(r.m.fault(), Some(&Fault::Link), "the link fault stays the reason while the link is down");
-    let a = r.at(50, Event::Observed { link_up: true, address_present: false });
+    assert_eq!(
+        r.m.fault(),
+        Some(&Fault::Link),
+        "the link fault stays the reason while the link is down"
+    );
+    let a = r.at(
+        50,
+        Event::Observed {
+            link_up: true,
+            address_present: false,
+        },
+    );
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Fault, Role::Fault));
-    assert!(reason.contains("link up again, but service checks fail: web"), "{reason}");
+    assert!(
+        reason.contains("link up again, but service checks fail: web"),
+        "{reason}"
+    );
     assert!(!r.run_to(1000).contains(&Action::ProbeAddress));
 }
 
@@ -882,21 +1327,45 @@ fn release_notice_keeps_the_rank_order() {
     r.at(30, Event::Announce(peer(N13, 150, Role::Backup)));
     r.at(40, Event::HolderLost(Loss::Closed));
     let a = r.at(60, Event::Released(N12));
-    assert!(!a.contains(&Action::ProbeAddress), "n13 outranks us and goes first");
+    assert!(
+        !a.contains(&Action::ProbeAddress),
+        "n13 outranks us and goes first"
+    );
     assert!(!r.run_to(200).contains(&Action::ProbeAddress));
-    assert!(r.run_to(220).contains(&Action::ProbeAddress), "our turn 1.5 intervals after the notice");
+    assert!(
+        r.run_to(220).contains(&Action::ProbeAddress),
+        "our turn 1.5 intervals after the notice"
+    );
 }
 
 #[test]
 fn conflicted_backups_retry_in_rank_order() {
     let mut r = Rig::following(20);
-    r.at(30, Event::Announce(Peer { role: Role::Fault, ..peer(N13, 150, Role::Backup) }));
+    r.at(
+        30,
+        Event::Announce(Peer {
+            role: Role::Fault,
+            ..peer(N13, 150, Role::Backup)
+        }),
+    );
     r.at(40, Event::HolderLost(Loss::Closed));
     r.run_to(200);
-    let a = r.at(201, Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)));
+    let a = r.at(
+        201,
+        Event::Probe(ProbeOutcome::InUse(peer(N12, 100, Role::Master).mac)),
+    );
     assert_eq!(transition(&a).map(|t| t.1), Some(Role::Fault));
-    r.at(230, Event::Announce(Peer { role: Role::Fault, ..peer(N13, 150, Role::Backup) }));
-    assert!(!r.run_to(440).contains(&Action::ProbeAddress), "a FAULT peer waiting on the same conflict still ranks first");
+    r.at(
+        230,
+        Event::Announce(Peer {
+            role: Role::Fault,
+            ..peer(N13, 150, Role::Backup)
+        }),
+    );
+    assert!(
+        !r.run_to(440).contains(&Action::ProbeAddress),
+        "a FAULT peer waiting on the same conflict still ranks first"
+    );
     assert!(r.run_to(460).contains(&Action::ProbeAddress));
 }
 
@@ -904,5 +1373,8 @@ fn conflicted_backups_retry_in_rank_order() {
 fn release_notice_from_the_followed_holder_starts_a_take_over() {
     let mut r = Rig::following(20);
     let a = r.at(40, Event::Released(N12));
-    assert!(a.contains(&Action::ProbeAddress), "the holder released its copy: nobody holds the address");
+    assert!(
+        a.contains(&Action::ProbeAddress),
+        "the holder released its copy: nobody holds the address"
+    );
 }

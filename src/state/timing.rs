@@ -51,6 +51,8 @@ impl Timing {
     /// A gap between two events this long means the process was frozen: by then a
     /// backup may have taken over, so the view is stale. Normal gaps never exceed one interval.
     pub fn stall_threshold(&self) -> Duration {
-        self.timeout.saturating_sub(self.interval).max(self.interval * 2)
+        self.timeout
+            .saturating_sub(self.interval)
+            .max(self.interval * 2)
     }
 }

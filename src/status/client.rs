@@ -9,36 +9,65 @@ use super::Snapshot;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    #[error("no floatip daemon answers on {path}: {error} (is it running? is status_socket the same?)")]
+    #[error(
+        "no floatip daemon answers on {path}: {error} (is it running? is status_socket the same?)"
+    )]
     Connect { path: String, error: std::io::Error },
     #[error("reading {path}: {error}")]
     Read { path: String, error: std::io::Error },
     #[error("{path} sent something that is not a floatip status: {error}")]
-    Parse { path: String, error: serde_json::Error },
+    Parse {
+        path: String,
+        error: serde_json::Error,
+    },
 }
 
 pub fn fetch(path: &Path) -> Result<(Snapshot, String), StatusError> {
     let p = path.display().to_string();
-    let mut stream = UnixStream::connect(path).map_err(|error| StatusError::Connect { path: p.clone(), error })?;
+    let mut stream = UnixStream::connect(path).map_err(|error| StatusError::Connect {
+        path: p.clone(),
+        error,
+    })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut body = String::new();
-    stream.read_to_string(&mut body).map_err(|error| StatusError::Read { path: p.clone(), error })?;
-    let snapshot = serde_json::from_str(&body).map_err(|error| StatusError::Parse { path: p, error })?;
+    stream
+        .read_to_string(&mut body)
+        .map_err(|error| StatusError::Read {
+            path: p.clone(),
+            error,
+        })?;
+    let snapshot =
+        serde_json::from_str(&body).map_err(|error| StatusError::Parse { path: p, error })?;
     Ok((snapshot, body))
 }
 
 /// The human-readable form.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
-    out += &format!("state:     {} for {} ms ({})\n", s.state, s.since_ms_ago, s.reason);
-    out += &format!("address:   {} on {} (node {} priority {})\n", s.vip, s.interface, s.node, s.priority);
-    out += &format!("holder:    {}\n", s.holder.map_or("unknown".to_string(), |h| h.to_string()));
+    out += &format!(
+        "state:     {} for {} ms ({})\n",
+        s.state, s.since_ms_ago, s.reason
+    );
+    out += &format!(
+        "address:   {} on {} (node {} priority {})\n",
+        s.vip, s.interface, s.node, s.priority
+    );
+    out += &format!(
+        "holder:    {}\n",
+        s.holder.map_or("unknown".to_string(), |h| h.to_string())
+    );
     out += &format!("peers:     {}\n", s.peers.len());
     for p in &s.peers {
-        out += &format!("  {} {} priority {} mac {} heard {} ms ago\n", p.node, p.role, p.priority, p.mac, p.last_heard_ms_ago);
+        out += &format!(
+            "  {} {} priority {} mac {} heard {} ms ago\n",
+            p.node, p.role, p.priority, p.mac, p.last_heard_ms_ago
+        );
     }
     if !s.checks.is_empty() {
-        out += &format!("health:    {} (priority {} of configured {})\n", s.health, s.priority, s.configured_priority);
+        out += &format!(
+            "health:    {} (priority {} of configured {})\n",
+            s.health, s.priority, s.configured_priority
+        );
     }
     for c in &s.checks {
         let last = match (&c.last_result, c.last_ms_ago, c.last_took_ms) {
@@ -50,7 +79,9 @@ pub fn render(s: &Snapshot) -> String {
             ("up", n) => format!(", failed {n}/{} towards down", c.fall),
             (_, n) => format!(", passed {n}/{} towards up", c.rise),
         };
-        let since = c.state_since_ms_ago.map_or(String::new(), |ms| format!(" for {ms} ms"));
+        let since = c
+            .state_since_ms_ago
+            .map_or(String::new(), |ms| format!(" for {ms} ms"));
         out += &format!(
             "  check {:?} {} {}: {}{since}{towards} (down means {}); {last}; every {} ms, timeout {} ms, rise {} fall {}\n",
             c.name, c.kind, c.target, c.state, c.effect, c.interval_ms, c.timeout_ms, c.rise, c.fall

@@ -92,16 +92,29 @@ pub struct Snapshot {
 impl Snapshot {
     /// The machine's state as an operator reads it; `wall` is the wall-clock time at `now`,
     /// `checks` the service checks' states (from the daemon's tracker).
-    pub fn of(machine: &Machine, config: &Config, now: Instant, wall: SystemTime, rejected: u64, checks: Vec<CheckStatus>) -> Snapshot {
+    pub fn of(
+        machine: &Machine,
+        config: &Config,
+        now: Instant,
+        wall: SystemTime,
+        rejected: u64,
+        checks: Vec<CheckStatus>,
+    ) -> Snapshot {
         let ago = |t: Instant| now.saturating_duration_since(t);
         let since_ago = ago(machine.since());
-        let since_wall = wall.checked_sub(since_ago).unwrap_or(SystemTime::UNIX_EPOCH);
+        let since_wall = wall
+            .checked_sub(since_ago)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let holder = holder_of(machine, config);
         let c = machine.counters();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").into(),
             state: machine.role().to_string(),
-            since_unix_ms: millis(since_wall.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()),
+            since_unix_ms: millis(
+                since_wall
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
+            ),
             since_ms_ago: millis(since_ago),
             reason: machine.reason().to_string(),
             node: config.node_addr,
@@ -139,17 +152,35 @@ impl Snapshot {
 
     /// The one-line summary systemd shows as STATUS=.
     pub fn one_line(&self) -> String {
-        summary(&self.state, self.vip, self.holder, self.peers.len(), &self.reason)
+        summary(
+            &self.state,
+            self.vip,
+            self.holder,
+            self.peers.len(),
+            &self.reason,
+        )
     }
 }
 
 /// The one-line summary straight from the machine, without building a snapshot.
 pub fn one_line(machine: &Machine, config: &Config) -> String {
     let state = machine.role().to_string();
-    summary(&state, config.vip, holder_of(machine, config), machine.peers().count(), machine.reason())
+    summary(
+        &state,
+        config.vip,
+        holder_of(machine, config),
+        machine.peers().count(),
+        machine.reason(),
+    )
 }
 
-fn summary(state: &str, vip: Ipv4Addr, holder: Option<Ipv4Addr>, peers: usize, reason: &str) -> String {
+fn summary(
+    state: &str,
+    vip: Ipv4Addr,
+    holder: Option<Ipv4Addr>,
+    peers: usize,
+    reason: &str,
+) -> String {
     let holder = holder.map_or("none".to_string(), |h| h.to_string());
     format!("{state} {vip} holder {holder} peers {peers}: {reason}")
 }
@@ -202,7 +233,11 @@ mod tests {
     fn snapshot_of_a_master_with_a_peer() {
         let c = config();
         let t0 = Instant::now();
-        let me = Me { node: c.node_addr, boot: 1, priority: c.priority };
+        let me = Me {
+            node: c.node_addr,
+            boot: 1,
+            priority: c.priority,
+        };
         let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
         let peer = Peer {
             node: Ipv4Addr::new(192, 0, 2, 12),
@@ -214,7 +249,10 @@ mod tests {
         };
         m.handle(t0 + Duration::from_millis(50), Event::Announce(peer));
         m.handle(t0 + Duration::from_millis(200), Event::Tick);
-        m.handle(t0 + Duration::from_millis(201), Event::Probe(ProbeOutcome::Free));
+        m.handle(
+            t0 + Duration::from_millis(201),
+            Event::Probe(ProbeOutcome::Free),
+        );
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(301), wall, 7, vec![]);
         assert_eq!(s.state, "MASTER");
@@ -226,18 +264,31 @@ mod tests {
         assert_eq!(s.peers[0].mac, "02:00:00:00:00:0c");
         assert_eq!(s.counters.takeovers, 1);
         assert_eq!(s.counters.messages_rejected, 7);
-        assert!(s.one_line().starts_with("MASTER 192.0.2.234 holder 192.0.2.11 peers 1: "), "{}", s.one_line());
+        assert!(
+            s.one_line()
+                .starts_with("MASTER 192.0.2.234 holder 192.0.2.11 peers 1: "),
+            "{}",
+            s.one_line()
+        );
     }
 
     #[test]
     fn snapshot_shows_checks_health_and_effective_priority() {
         let c = config();
         let t0 = Instant::now();
-        let me = Me { node: c.node_addr, boot: 1, priority: c.priority };
+        let me = Me {
+            node: c.node_addr,
+            boot: 1,
+            priority: c.priority,
+        };
         let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
-        let health = crate::state::Health { verdict: crate::state::Verdict::Healthy, penalty: 30, detail: "x down".into() };
+        let health = crate::state::Health {
+            verdict: crate::state::Verdict::Healthy,
+            penalty: 30,
+            detail: "x down".into(),
+        };
         m.handle(t0 + Duration::from_millis(10), Event::Health(health));
         let check = CheckStatus {
             name: "gateway".into(),
@@ -258,11 +309,24 @@ mod tests {
             runs: 9,
             failures: 4,
         };
-        let s = Snapshot::of(&m, &c, t0 + Duration::from_millis(20), wall, 0, vec![check.clone()]);
-        assert_eq!((s.priority, s.configured_priority, s.health.as_str()), (70, 100, "healthy"));
+        let s = Snapshot::of(
+            &m,
+            &c,
+            t0 + Duration::from_millis(20),
+            wall,
+            0,
+            vec![check.clone()],
+        );
+        assert_eq!(
+            (s.priority, s.configured_priority, s.health.as_str()),
+            (70, 100, "healthy")
+        );
         assert_eq!(s.checks, vec![check]);
         let text = render(&s);
-        assert!(text.contains("health:    healthy (priority 70 of configured 100)"), "{text}");
+        assert!(
+            text.contains("health:    healthy (priority 70 of configured 100)"),
+            "{text}"
+        );
         assert!(text.contains("check \"gateway\" tcp 127.0.0.1:8000: down for 50 ms (down means priority -30); last \"connection refused\" 5 ms ago"), "{text}");
         // An older client's JSON without the new fields still parses.
         let mut json: serde_json::Value = serde_json::to_value(&s).unwrap();

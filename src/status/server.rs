@@ -14,9 +14,15 @@ pub struct Server {
 impl Server {
     /// Binds `path` (root-only, 0600; its directory 0750) and serves from a thread; `ask`
     /// returns the JSON snapshot, or `None` if the daemon did not answer in time.
-    pub fn start(path: &Path, ask: impl Fn() -> Option<String> + Send + 'static) -> std::io::Result<Server> {
+    pub fn start(
+        path: &Path,
+        ask: impl Fn() -> Option<String> + Send + 'static,
+    ) -> std::io::Result<Server> {
         // Only a directory we create gets our permissions; an existing one is the admin's.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
             std::fs::create_dir_all(dir)?;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
         }
@@ -26,16 +32,20 @@ impl Server {
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        std::thread::Builder::new().name("fip-status".into()).spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-                // An empty answer makes `floatip status` report a daemon that does not answer.
-                let body = ask().unwrap_or_default();
-                let _ = stream.write_all(body.as_bytes());
-            }
-        })?;
-        Ok(Server { path: path.to_path_buf() })
+        std::thread::Builder::new()
+            .name("fip-status".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { continue };
+                    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                    // An empty answer makes `floatip status` report a daemon that does not answer.
+                    let body = ask().unwrap_or_default();
+                    let _ = stream.write_all(body.as_bytes());
+                }
+            })?;
+        Ok(Server {
+            path: path.to_path_buf(),
+        })
     }
 }
 

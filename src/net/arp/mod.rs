@@ -10,9 +10,9 @@ mod packet_socket;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use crate::state::Mac;
 #[cfg(not(target_os = "linux"))]
 use crate::state::ProbeOutcome;
-use crate::state::Mac;
 
 pub const FRAME_LEN: usize = 42;
 const BROADCAST: Mac = [0xff; 6];
@@ -49,13 +49,21 @@ pub fn garp_reply(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
 
 /// RFC 5227 probe: sender address 0.0.0.0 so no host updates its cache from it.
 pub fn probe(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
-    frame(BROADCAST, OP_REQUEST, mac, Ipv4Addr::UNSPECIFIED, [0; 6], vip)
+    frame(
+        BROADCAST,
+        OP_REQUEST,
+        mac,
+        Ipv4Addr::UNSPECIFIED,
+        [0; 6],
+        vip,
+    )
 }
 
 /// If `f` shows another host using `vip` (a reply from it, or its own announcement),
 /// the MAC of that host.
 pub fn claimant(f: &[u8], vip: Ipv4Addr, ours: Mac) -> Option<Mac> {
-    if f.len() < FRAME_LEN || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[16..18] != [0x08, 0x00] {
+    if f.len() < FRAME_LEN || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[16..18] != [0x08, 0x00]
+    {
         return None;
     }
     let op = u16::from_be_bytes([f[20], f[21]]);
@@ -91,10 +99,23 @@ impl Arp {
         Ok(())
     }
 
-    pub fn probe(&self, _mac: Mac, vip: Ipv4Addr, _wait: Duration) -> Result<ProbeOutcome, crate::net::NetError> {
-        let answered = crate::net::ping::answers(crate::net::Os::current(), vip)
-            .map_err(|e| crate::net::NetError::Command { command: "ping".into(), detail: e.to_string() })?;
-        Ok(if answered { ProbeOutcome::InUse([0; 6]) } else { ProbeOutcome::Free })
+    pub fn probe(
+        &self,
+        _mac: Mac,
+        vip: Ipv4Addr,
+        _wait: Duration,
+    ) -> Result<ProbeOutcome, crate::net::NetError> {
+        let answered = crate::net::ping::answers(crate::net::Os::current(), vip).map_err(|e| {
+            crate::net::NetError::Command {
+                command: "ping".into(),
+                detail: e.to_string(),
+            }
+        })?;
+        Ok(if answered {
+            ProbeOutcome::InUse([0; 6])
+        } else {
+            ProbeOutcome::Free
+        })
     }
 }
 
@@ -113,8 +134,20 @@ mod tests {
     fn garp_request_bytes() {
         assert_eq!(
             hex(&garp_request(MAC, VIP)),
-            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0001",
-                    "02005e00010b", "c00002ea", "000000000000", "c00002ea")
+            concat!(
+                "ffffffffffff",
+                "02005e00010b",
+                "0806",
+                "0001",
+                "0800",
+                "06",
+                "04",
+                "0001",
+                "02005e00010b",
+                "c00002ea",
+                "000000000000",
+                "c00002ea"
+            )
         );
     }
 
@@ -122,8 +155,20 @@ mod tests {
     fn garp_reply_bytes() {
         assert_eq!(
             hex(&garp_reply(MAC, VIP)),
-            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0002",
-                    "02005e00010b", "c00002ea", "02005e00010b", "c00002ea")
+            concat!(
+                "ffffffffffff",
+                "02005e00010b",
+                "0806",
+                "0001",
+                "0800",
+                "06",
+                "04",
+                "0002",
+                "02005e00010b",
+                "c00002ea",
+                "02005e00010b",
+                "c00002ea"
+            )
         );
     }
 
@@ -131,8 +176,20 @@ mod tests {
     fn probe_bytes() {
         assert_eq!(
             hex(&probe(MAC, VIP)),
-            concat!("ffffffffffff", "02005e00010b", "0806", "0001", "0800", "06", "04", "0001",
-                    "02005e00010b", "00000000", "000000000000", "c00002ea")
+            concat!(
+                "ffffffffffff",
+                "02005e00010b",
+                "0806",
+                "0001",
+                "0800",
+                "06",
+                "04",
+                "0001",
+                "02005e00010b",
+                "00000000",
+                "000000000000",
+                "c00002ea"
+            )
         );
     }
 
@@ -144,7 +201,10 @@ mod tests {
         // our own frames, probes (sender 0.0.0.0), other addresses, and junk do not count
         assert_eq!(claimant(&garp_reply(MAC, VIP), VIP, MAC), None);
         assert_eq!(claimant(&probe(other, VIP), VIP, MAC), None);
-        assert_eq!(claimant(&garp_reply(other, Ipv4Addr::new(192, 0, 2, 1)), VIP, MAC), None);
+        assert_eq!(
+            claimant(&garp_reply(other, Ipv4Addr::new(192, 0, 2, 1)), VIP, MAC),
+            None
+        );
         assert_eq!(claimant(&[0u8; 10], VIP, MAC), None);
         let mut not_arp = garp_reply(other, VIP);
         not_arp[13] = 0;

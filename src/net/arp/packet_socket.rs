@@ -18,18 +18,26 @@ struct PacketSocket {
 }
 
 fn socket_err<'a>(what: &'static str, iface: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
-    move |error| NetError::Socket { what, iface: iface.to_string(), error }
+    move |error| NetError::Socket {
+        what,
+        iface: iface.to_string(),
+        error,
+    }
 }
 
 impl PacketSocket {
     fn open(iface: &str) -> Result<PacketSocket, NetError> {
         let ifindex = nix::net::if_::if_nametoindex(iface)
-            .map_err(|e| socket_err("interface index", iface)(io::Error::from(e)))? as i32;
+            .map_err(|e| socket_err("interface index", iface)(io::Error::from(e)))?
+            as i32;
         let proto = i32::from(ETHERTYPE_ARP.to_be());
         // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+        let raw =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
         if raw < 0 {
-            return Err(socket_err("open raw ARP socket", iface)(io::Error::last_os_error()));
+            return Err(socket_err("open raw ARP socket", iface)(
+                io::Error::last_os_error(),
+            ));
         }
         // SAFETY: `raw` is a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -44,7 +52,9 @@ impl PacketSocket {
             )
         };
         if rc < 0 {
-            return Err(socket_err("bind raw ARP socket", iface)(io::Error::last_os_error()));
+            return Err(socket_err("bind raw ARP socket", iface)(
+                io::Error::last_os_error(),
+            ));
         }
         Ok(sock)
     }
@@ -87,11 +97,20 @@ impl PacketSocket {
         for _ in 0..100_000 {
             // SAFETY: `buf` is valid for writes of its length.
             let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT)
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
-                return if e.kind() == io::ErrorKind::WouldBlock { Ok(()) } else { Err(e) };
+                return if e.kind() == io::ErrorKind::WouldBlock {
+                    Ok(())
+                } else {
+                    Err(e)
+                };
             }
         }
         Ok(())
@@ -106,14 +125,23 @@ impl PacketSocket {
             if left.is_zero() {
                 return Ok(None);
             }
-            let ms = PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&self.fd), PollFlags::POLLIN)];
+            let ms =
+                PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&self.fd),
+                PollFlags::POLLIN,
+            )];
             if poll(&mut fds, ms).map_err(io::Error::from)? == 0 {
                 return Ok(None);
             }
             // SAFETY: `buf` is valid for writes of its length.
             let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), libc::MSG_DONTWAIT)
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
             };
             if n < 0 {
                 let e = io::Error::last_os_error();
@@ -139,14 +167,19 @@ pub struct Arp {
 
 impl Arp {
     pub fn open(iface: &str) -> Result<Arp, NetError> {
-        Ok(Arp { sock: PacketSocket::open(iface)?, iface: iface.to_string() })
+        Ok(Arp {
+            sock: PacketSocket::open(iface)?,
+            iface: iface.to_string(),
+        })
     }
 
     /// Announces that `vip` is now at `mac`: request and reply forms, a few times.
     pub fn announce(&self, mac: Mac, vip: Ipv4Addr) -> Result<(), NetError> {
         for _ in 0..GARP_REPEATS {
             for f in [garp_request(mac, vip), garp_reply(mac, vip)] {
-                self.sock.send(&f).map_err(socket_err("send gratuitous ARP", &self.iface))?;
+                self.sock
+                    .send(&f)
+                    .map_err(socket_err("send gratuitous ARP", &self.iface))?;
             }
         }
         Ok(())
@@ -159,9 +192,15 @@ impl Arp {
         self.sock.drain().map_err(socket_err("drain ARP", iface))?;
         let start = Instant::now();
         for half in 1..=2u32 {
-            self.sock.send(&probe(mac, vip)).map_err(socket_err("send ARP probe", iface))?;
+            self.sock
+                .send(&probe(mac, vip))
+                .map_err(socket_err("send ARP probe", iface))?;
             let deadline = start + wait * half / 2;
-            if let Some(other) = self.sock.watch(vip, mac, deadline).map_err(socket_err("read ARP", iface))? {
+            if let Some(other) = self
+                .sock
+                .watch(vip, mac, deadline)
+                .map_err(socket_err("read ARP", iface))?
+            {
                 return Ok(ProbeOutcome::InUse(other));
             }
         }
