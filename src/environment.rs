@@ -3,7 +3,8 @@
 //! one line that says what to do.
 
 use crate::config::Config;
-use crate::net::{Interface, MissingTool, Os, Tool};
+use crate::net::{MissingTool, Os, Tool};
+use crate::vocabulary::Interface;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {

@@ -23,4 +23,5 @@ pub mod net;
 pub mod notify;
 pub mod state;
 pub mod status;
+pub mod vocabulary;
 pub mod wire;

@@ -15,6 +15,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::vocabulary::{Netmask, Priority};
+
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
 pub use track::{Check, Notify, Target};
@@ -25,59 +27,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/floatip/gateway.yml";
 pub const DEFAULT_ECHO_PORT: u16 = 61111;
 /// Last octet of the default floating IP (`x.y.z.234`).
 pub const DEFAULT_VIP_LAST_OCTET: u8 = 234;
-
-/// A VRRP-style priority, 1..=254; higher wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u8);
-
-impl Priority {
-    pub const DEFAULT: Priority = Priority(100);
-}
-
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// An IPv4 netmask known to be contiguous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Netmask(Ipv4Addr);
-
-impl Netmask {
-    /// `None` when the ones are not contiguous (e.g. 255.0.255.0).
-    pub fn new(mask: Ipv4Addr) -> Option<Netmask> {
-        let bits = u32::from(mask);
-        (bits.leading_ones() + bits.trailing_zeros() == 32).then_some(Netmask(mask))
-    }
-    pub fn addr(self) -> Ipv4Addr {
-        self.0
-    }
-    pub fn prefix_len(self) -> u8 {
-        u32::from(self.0).leading_ones() as u8
-    }
-    pub fn network(self, ip: Ipv4Addr) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(ip) & u32::from(self.0))
-    }
-    pub fn broadcast(self, ip: Ipv4Addr) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(ip) | !u32::from(self.0))
-    }
-    pub fn same_subnet(self, a: Ipv4Addr, b: Ipv4Addr) -> bool {
-        self.network(a) == self.network(b)
-    }
-}
-
-impl Default for Netmask {
-    fn default() -> Self {
-        Netmask(Ipv4Addr::new(255, 255, 255, 0))
-    }
-}
-
-impl std::fmt::Display for Netmask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Heartbeat timings and port (`floating_ip.echo.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,7 +180,7 @@ pub enum ConfigError {
 /// floatip's user) controls what it runs. Returns the unknown keys found, one line each.
 pub fn load(
     path: &Path,
-    interfaces: &[crate::net::Interface],
+    interfaces: &[crate::vocabulary::Interface],
 ) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {

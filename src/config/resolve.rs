@@ -4,10 +4,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, ConfigError, Echo, Loaded, Netmask, Priority, RawSection};
+use super::{Config, ConfigError, Echo, Loaded, RawSection};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::auth::{read_key_file, Auth, Key};
-use crate::net::Interface;
+use crate::vocabulary::{Interface, Netmask, Priority};
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
 

@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::{arp, Host};
 use crate::notify::Notifier;
-use crate::state::{Action, Event, Machine, ProbeOutcome};
+use crate::state::Machine;
 use crate::status::{CheckStatus, Snapshot};
+use crate::vocabulary::{Action, Event, ProbeOutcome};
 use crate::wire::Kind;
 
 pub enum Outcome {

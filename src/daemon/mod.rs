@@ -13,9 +13,10 @@ use log::{info, warn};
 
 use crate::config::Config;
 use crate::health::Tracker;
-use crate::heartbeat::{self, Broadcaster, Listener, Local, LocalView, Prober};
+use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Event, Health, Machine, Me, Role, Timing};
+use crate::state::{Machine, Me, Timing};
+use crate::vocabulary::{BootId, Event, Health, Role};
 use executor::Executor;
 
 /// What reaches the loop.
@@ -46,6 +47,8 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("cannot start the service check threads: {0}")]
     Checks(std::io::Error),
+    #[error("cannot draw a random boot id: {0}")]
+    BootId(getrandom::Error),
 }
 
 /// Inputs the loop's queue holds; a loop turn takes well under a millisecond.
@@ -61,7 +64,7 @@ fn poll_period(interval: Duration) -> Duration {
 /// Runs until SIGTERM/SIGINT; returns after the address is released.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let host = SystemHost::new(&config)?;
-    let boot = heartbeat::new_boot_id();
+    let boot = BootId::random().map_err(DaemonError::BootId)?;
     let local = Local::new(
         config.vip,
         config.node_addr,
@@ -237,7 +240,7 @@ impl<H: Host> Daemon<H> {
         self.apply(now, actions)
     }
 
-    fn apply(&mut self, now: Instant, actions: Vec<crate::state::Action>) -> bool {
+    fn apply(&mut self, now: Instant, actions: Vec<crate::vocabulary::Action>) -> bool {
         let mut queue: VecDeque<_> = actions.into();
         // Each action yields at most one follow-up event; the machine never loops on them.
         for _ in 0..64 {

@@ -16,8 +16,8 @@ pub use probe::Sample;
 
 use crate::config::Check;
 use crate::daemon::Input;
-use crate::state::{Health, Verdict};
 use crate::status::CheckStatus;
+use crate::vocabulary::{Health, Verdict};
 
 /// Starts one thread per check; each ends when the daemon loop is gone.
 pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()> {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::listener::{read_message, ReadError};
 use super::{peer_of, trouble_of, Local, Trouble};
 use crate::daemon::Input;
-use crate::state::{Event, Loss};
+use crate::vocabulary::{Event, Loss};
 use crate::wire::{Challenge, Kind};
 
 pub struct Prober {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::interfaces::{base_name, snapshot};
 use super::{alias, arp, NetError, Os};
-use crate::config::{Config, Netmask};
-use crate::state::{Mac, ProbeOutcome};
+use crate::config::Config;
+use crate::vocabulary::{Mac, Netmask, ProbeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {

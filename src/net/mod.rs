@@ -11,7 +11,7 @@ pub mod tools;
 use std::net::Ipv4Addr;
 
 pub use host::{Host, Observation, SystemHost};
-pub use interfaces::{discover, Interface};
+pub use interfaces::discover;
 pub use tools::{MissingTool, Tool};
 
 /// The operating systems floatip knows how to drive.

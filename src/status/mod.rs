@@ -15,7 +15,8 @@ pub use client::{fetch, render};
 pub use server::Server;
 
 use crate::config::Config;
-use crate::state::{fmt_mac, Holder, Machine};
+use crate::state::{Holder, Machine};
+use crate::vocabulary::fmt_mac;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
@@ -124,9 +125,9 @@ impl Snapshot {
             configured_priority: machine.me().priority.0,
             health: match (checks.is_empty(), machine.health().verdict) {
                 (true, _) => "none".into(),
-                (false, crate::state::Verdict::Pending) => "pending".into(),
-                (false, crate::state::Verdict::Healthy) => "healthy".into(),
-                (false, crate::state::Verdict::Failing) => "failing".into(),
+                (false, crate::vocabulary::Verdict::Pending) => "pending".into(),
+                (false, crate::vocabulary::Verdict::Healthy) => "healthy".into(),
+                (false, crate::vocabulary::Verdict::Failing) => "failing".into(),
             },
             checks,
             holder,
@@ -188,7 +189,7 @@ fn summary(
 /// Who holds the address as far as this node knows (itself when MASTER).
 fn holder_of(machine: &Machine, config: &Config) -> Option<Ipv4Addr> {
     match (machine.role(), machine.holder()) {
-        (crate::state::Role::Master, _) => Some(config.node_addr),
+        (crate::vocabulary::Role::Master, _) => Some(config.node_addr),
         (_, Holder::Alive { peer, .. }) => Some(peer.node),
         _ => None,
     }
@@ -201,8 +202,9 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Echo, Netmask, Priority};
-    use crate::state::{Event, Me, Peer, ProbeOutcome, Role, Timing};
+    use crate::config::Echo;
+    use crate::state::{Me, Timing};
+    use crate::vocabulary::{BootId, Event, Netmask, Peer, Priority, ProbeOutcome, Role};
 
     fn config() -> Config {
         Config {
@@ -235,13 +237,13 @@ mod tests {
         let t0 = Instant::now();
         let me = Me {
             node: c.node_addr,
-            boot: 1,
+            boot: BootId(1),
             priority: c.priority,
         };
         let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
         let peer = Peer {
             node: Ipv4Addr::new(192, 0, 2, 12),
-            boot: 2,
+            boot: BootId(2),
             priority: Priority(90),
             role: Role::Backup,
             mac: [2, 0, 0, 0, 0, 12],
@@ -278,14 +280,14 @@ mod tests {
         let t0 = Instant::now();
         let me = Me {
             node: c.node_addr,
-            boot: 1,
+            boot: BootId(1),
             priority: c.priority,
         };
         let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
-        let health = crate::state::Health {
-            verdict: crate::state::Verdict::Healthy,
+        let health = crate::vocabulary::Health {
+            verdict: crate::vocabulary::Verdict::Healthy,
             penalty: 30,
             detail: "x down".into(),
         };

@@ -10,9 +10,9 @@ mod packet_socket;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::state::Mac;
+use crate::vocabulary::Mac;
 #[cfg(not(target_os = "linux"))]
-use crate::state::ProbeOutcome;
+use crate::vocabulary::ProbeOutcome;
 
 pub const FRAME_LEN: usize = 42;
 const BROADCAST: Mac = [0xff; 6];

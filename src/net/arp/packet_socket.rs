@@ -10,7 +10,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::{claimant, garp_reply, garp_request, probe, ETHERTYPE_ARP, FRAME_LEN, GARP_REPEATS};
 use crate::net::NetError;
-use crate::state::{Mac, ProbeOutcome};
+use crate::vocabulary::{Mac, ProbeOutcome};
 
 struct PacketSocket {
     fd: OwnedFd,
