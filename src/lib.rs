@@ -10,6 +10,7 @@
 //!   into the machine's health events); [`notify`] runs the state-change hooks; both run
 //!   programs through [`exec`].
 
+mod architecture;
 pub mod auth;
 pub mod cli;
 pub mod config;

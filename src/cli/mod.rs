@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use log::warn;
 
-use crate::config::{self, Config, Loaded};
+use crate::config::{self, Loaded};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,12 +90,4 @@ pub fn load(path: &Path, unknown: UnknownKeys) -> anyhow::Result<Loaded> {
         warn!("{line}");
     }
     Ok(loaded)
-}
-
-/// Like [`load`], but a disabled floating IP is an error (for reload).
-pub fn load_enabled(path: &Path) -> anyhow::Result<Config> {
-    match load(path, UnknownKeys::Warn)? {
-        Loaded::Enabled(c) => Ok(*c),
-        Loaded::Disabled => bail!("{}: floating_ip.enabled is false", path.display()),
-    }
 }

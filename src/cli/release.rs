@@ -15,7 +15,7 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         Loaded::Enabled(c) => *c,
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
-    let host = SystemHost::new(&config)?;
+    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     if !host.remove_address()? {
         info!(
             "{} is not on {}; nothing to release",

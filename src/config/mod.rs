@@ -5,6 +5,7 @@
 //! defaults against the host's interfaces (passed in, so it is testable without a host).
 
 mod raw;
+mod reader;
 mod resolve;
 mod track;
 mod trust;
@@ -15,6 +16,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::state::Timing;
 use crate::vocabulary::{Netmask, Priority};
 
 pub use raw::{RawAuth, RawSection};
@@ -150,6 +152,18 @@ impl Config {
         s += &track::describe(&self.track, &self.notify);
         s
     }
+
+    /// The durations the state machine runs on.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            interval: self.echo.interval,
+            timeout: self.echo.timeout,
+            preempt: self.preempt,
+            preempt_delay: self.preempt_delay,
+            garp_refresh: self.garp_refresh,
+            confirm_claims: self.auth.is_none(),
+        }
+    }
 }
 
 /// What a configuration file asks for.
@@ -157,6 +171,20 @@ impl Config {
 pub enum Loaded {
     Disabled,
     Enabled(Box<Config>),
+}
+
+impl Loaded {
+    /// The configuration; a disabled floating IP is an error here (a reload cannot stop it).
+    pub fn enabled(self, path: &Path) -> Result<Config, ConfigError> {
+        match self {
+            Loaded::Enabled(c) => Ok(*c),
+            Loaded::Disabled => Err(ConfigError::Key {
+                file: path.display().to_string(),
+                key: "floating_ip.enabled".into(),
+                reason: "is false".into(),
+            }),
+        }
+    }
 }
 
 /// Every way a configuration can be wrong; each names the file and, where there is one, the key.

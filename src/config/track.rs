@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::raw::{kind, Reader, MAX_MS};
+use super::reader::{kind, Reader, MAX_MS};
 use super::ConfigError;
 
 const KNOWN_CHECK_KEYS: &[&str] = &[

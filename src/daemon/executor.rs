@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, error, info, warn};
 use sd_notify::NotifyState;
 
-use super::Input;
+use super::input::Input;
 use crate::config::Config;
 use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
 use crate::net::{arp, Host};

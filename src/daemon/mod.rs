@@ -3,35 +3,24 @@
 //! actions that come back through [`crate::net::Host`].
 
 mod executor;
+mod input;
 mod signals;
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
-use crate::config::Config;
+use crate::config::{self, Config, ConfigError};
 use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Machine, Me, Timing};
+use crate::state::{Machine, Me};
 use crate::vocabulary::{BootId, Event, Health, Role};
 use executor::Executor;
-
-/// What reaches the loop.
-#[derive(Debug)]
-pub enum Input {
-    Machine(Event),
-    Reload,
-    /// One run of service check `index` (`floating_ip.track[index]`).
-    Check {
-        index: usize,
-        sample: crate::health::Sample,
-    },
-    /// `floatip status` wants a snapshot, as JSON.
-    Status(mpsc::Sender<String>),
-}
+use input::Input;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -49,6 +38,17 @@ pub enum DaemonError {
     Checks(std::io::Error),
     #[error("cannot draw a random boot id: {0}")]
     BootId(getrandom::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Reads the configuration again (on SIGHUP); unknown keys are logged, as at start.
+fn load_enabled(path: &Path) -> Result<Config, DaemonError> {
+    let (loaded, unknown_keys) = config::load(path, &crate::net::discover()?)?;
+    for line in unknown_keys {
+        warn!("{line}");
+    }
+    Ok(loaded.enabled(path)?)
 }
 
 /// Inputs the loop's queue holds; a loop turn takes well under a millisecond.
@@ -63,7 +63,7 @@ fn poll_period(interval: Duration) -> Duration {
 
 /// Runs until SIGTERM/SIGINT; returns after the address is released.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let host = SystemHost::new(&config)?;
+    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     let boot = BootId::random().map_err(DaemonError::BootId)?;
     let local = Local::new(
         config.vip,
@@ -121,7 +121,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         boot,
         priority: config.priority,
     };
-    let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
+    let (machine, first) = Machine::new(me, config.timing(), Instant::now());
     info!(
         "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
@@ -209,11 +209,13 @@ impl<H: Host> Daemon<H> {
                     self.reload();
                     Event::Tick
                 }
-                Some(Input::Check { index, sample }) => self.on_check(now, index, sample),
+                Some(Input::Check(run)) => self.on_check(now, run.index, run.sample),
                 Some(Input::Status(reply)) => {
-                    let snapshot =
-                        self.exec
-                            .snapshot(&self.machine, &self.config, self.tracker.statuses(now));
+                    let snapshot = self.exec.snapshot(
+                        &self.machine,
+                        &self.config,
+                        crate::status::CheckStatus::all(&self.tracker, now),
+                    );
                     let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
                     Event::Tick
                 }
@@ -284,7 +286,7 @@ impl<H: Host> Daemon<H> {
     }
 
     fn reload(&mut self) {
-        match crate::cli::load_enabled(&self.config.source) {
+        match load_enabled(&self.config.source) {
             Ok(new) if !self.config.needs_restart_for(&new).is_empty() => {
                 warn!(
                     "reload: {} changes {}; restart floatip to apply it (keeping the running config)",
@@ -293,7 +295,7 @@ impl<H: Host> Daemon<H> {
                 );
             }
             Ok(new) => {
-                self.machine.set_timing(Timing::from_config(&new));
+                self.machine.set_timing(new.timing());
                 info!(
                     "reload: timings and preemption updated from {}",
                     new.source.display()

@@ -5,7 +5,7 @@ use std::sync::mpsc::SyncSender;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::Input;
+use super::input::Input;
 use crate::vocabulary::Event;
 
 pub fn spawn(events: SyncSender<Input>) -> std::io::Result<()> {

@@ -9,18 +9,26 @@ mod counter;
 mod probe;
 
 use std::sync::mpsc::SyncSender;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use counter::{CheckState, Counter};
 pub use probe::Sample;
 
 use crate::config::Check;
-use crate::daemon::Input;
-use crate::status::CheckStatus;
 use crate::vocabulary::{Health, Verdict};
 
-/// Starts one thread per check; each ends when the daemon loop is gone.
-pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()> {
+/// One run of check `index` (`floating_ip.track[index]`).
+#[derive(Debug)]
+pub struct Run {
+    pub index: usize,
+    pub sample: Sample,
+}
+
+/// Starts one thread per check; each ends when the receiver is gone.
+pub fn start<T: From<Run> + Send + 'static>(
+    checks: &[Check],
+    events: SyncSender<T>,
+) -> std::io::Result<()> {
     for (index, check) in checks.iter().enumerate() {
         let check = check.clone();
         let events = events.clone();
@@ -29,7 +37,7 @@ pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()>
             .spawn(move || loop {
                 let started = Instant::now();
                 let sample = probe::run(&check.target, check.timeout);
-                if events.send(Input::Check { index, sample }).is_err() {
+                if events.send(Run { index, sample }.into()).is_err() {
                     return;
                 }
                 // From start to start; a run that overran is followed at once.
@@ -61,14 +69,17 @@ impl std::fmt::Display for Change {
     }
 }
 
+/// One check and what its runs said so far.
 #[derive(Debug, Clone)]
-struct Tracked {
-    check: Check,
-    counter: Counter,
-    last: Option<(Sample, Instant)>,
-    since: Option<Instant>,
-    runs: u64,
-    failures: u64,
+pub struct Tracked {
+    pub check: Check,
+    pub counter: Counter,
+    /// The last result and when it came.
+    pub last: Option<(Sample, Instant)>,
+    /// When the state last changed.
+    pub since: Option<Instant>,
+    pub runs: u64,
+    pub failures: u64,
 }
 
 /// Every check's state; pure apart from the samples and times handed in.
@@ -174,43 +185,16 @@ impl Tracker {
         }
     }
 
-    /// Each check as `floatip status` shows it.
-    pub fn statuses(&self, now: Instant) -> Vec<CheckStatus> {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.checks
-            .iter()
-            .map(|t| CheckStatus {
-                name: t.check.name.clone(),
-                kind: t.check.target.kind().into(),
-                target: t.check.target.to_string(),
-                state: t.counter.state().to_string(),
-                effect: t
-                    .check
-                    .weight
-                    .map_or("fault".to_string(), |w| format!("priority -{w}")),
-                streak: t.counter.streak(),
-                rise: t.check.rise,
-                fall: t.check.fall,
-                interval_ms: ms(t.check.interval),
-                timeout_ms: ms(t.check.timeout),
-                last_ok: t.last.as_ref().map(|(s, _)| s.ok),
-                last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
-                last_took_ms: t.last.as_ref().map(|(s, _)| ms(s.took)),
-                last_ms_ago: t
-                    .last
-                    .as_ref()
-                    .map(|(_, at)| ms(now.saturating_duration_since(*at))),
-                state_since_ms_ago: t.since.map(|at| ms(now.saturating_duration_since(at))),
-                runs: t.runs,
-                failures: t.failures,
-            })
-            .collect()
+    pub fn checks(&self) -> &[Tracked] {
+        &self.checks
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::config::Target;
 
     fn check(name: &str, weight: Option<u8>) -> Check {
@@ -296,29 +280,6 @@ mod tests {
             t.record(1, sample(false), now);
         }
         assert_eq!(t.health().penalty, 253, "capped");
-    }
-
-    #[test]
-    fn statuses_show_state_last_result_and_timings() {
-        let t0 = Instant::now();
-        let mut t = Tracker::new(&[check("web", Some(10))]);
-        assert_eq!(t.statuses(t0)[0].state, "pending");
-        assert_eq!(t.statuses(t0)[0].last_result, None);
-        t.record(0, sample(true), t0);
-        t.record(0, sample(false), t0 + Duration::from_millis(100));
-        let s = &t.statuses(t0 + Duration::from_millis(130))[0];
-        assert_eq!(s.state, "up");
-        assert_eq!(s.effect, "priority -10");
-        assert_eq!(s.streak, 1);
-        assert_eq!(s.last_ok, Some(false));
-        assert_eq!(s.last_result.as_deref(), Some("connection refused"));
-        assert_eq!(s.last_ms_ago, Some(30));
-        assert_eq!(s.state_since_ms_ago, Some(130));
-        assert_eq!((s.runs, s.failures), (2, 1));
-        assert_eq!(
-            (s.kind.as_str(), s.target.as_str()),
-            ("tcp", "127.0.0.1:8000")
-        );
     }
 
     #[test]

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use log::{debug, warn};
 
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::daemon::Input;
 use crate::vocabulary::{Event, Netmask};
 use crate::wire::{self, Kind};
 
@@ -57,7 +56,10 @@ impl Broadcaster {
     /// Receives forever on a clone of the socket, turning messages for our group into events.
     /// The loop's input queue is bounded: when it is full the message is dropped (and
     /// counted), never waited for, so this thread keeps draining the socket.
-    pub fn spawn_receiver(&self, events: SyncSender<Input>) -> std::io::Result<()> {
+    pub fn spawn_receiver<T: From<Event> + Send + 'static>(
+        &self,
+        events: SyncSender<T>,
+    ) -> std::io::Result<()> {
         let socket = self.socket.try_clone()?;
         let (local, lan) = (self.local.clone(), self.lan);
         std::thread::Builder::new()
@@ -71,7 +73,7 @@ impl Broadcaster {
                     let Some(event) = to_event(&buf[..n], from, lan, &local) else {
                         continue;
                     };
-                    match events.try_send(Input::Machine(event)) {
+                    match events.try_send(event.into()) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             local.refuse(from.ip(), Trouble::Limit, || {

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use super::interfaces::{base_name, snapshot};
 use super::{alias, arp, NetError, Os};
-use crate::config::Config;
-use crate::vocabulary::{Mac, Netmask, ProbeOutcome};
+use crate::vocabulary::{Interface, Mac, Netmask, ProbeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
@@ -40,25 +39,16 @@ pub struct SystemHost {
 }
 
 impl SystemHost {
-    pub fn new(config: &Config) -> Result<SystemHost, NetError> {
+    /// Drives `vip`/`mask` on `interface`.
+    pub fn new(interface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<SystemHost, NetError> {
         let (ifs, _) = snapshot()?;
-        let iface = ifs
-            .iter()
-            .find(|i| i.name == config.interface)
-            .ok_or_else(|| NetError::NoInterface {
-                name: config.interface.clone(),
-                available: ifs
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let iface = Interface::find(&ifs, interface)?;
         Ok(SystemHost {
             arp: arp::Arp::open(&iface.name)?,
             os: Os::current(),
             iface: iface.name.clone(),
-            vip: config.vip,
-            mask: config.netmask,
+            vip,
+            mask,
             mac: iface.mac.unwrap_or([0; 6]),
         })
     }

@@ -10,6 +10,8 @@ pub mod tools;
 
 use std::net::Ipv4Addr;
 
+use crate::vocabulary::NoInterface;
+
 pub use host::{Host, Observation, SystemHost};
 pub use interfaces::discover;
 pub use tools::{MissingTool, Tool};
@@ -36,8 +38,8 @@ impl Os {
 pub enum NetError {
     #[error("cannot list interfaces: {0}")]
     Discover(nix::Error),
-    #[error("interface {name} not found; available: {available}")]
-    NoInterface { name: String, available: String },
+    #[error(transparent)]
+    NoInterface(#[from] NoInterface),
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("{vip} still {state} on {iface} after `{command}`")]

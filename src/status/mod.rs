@@ -1,7 +1,7 @@
 //! `floatip status`: the running daemon's state, served as JSON on a root-only Unix socket.
 //!
-//! The daemon loop rebuilds a [`Snapshot`] after every step ([`Snapshot::of`] is pure);
-//! a server thread hands the latest one to each client that connects.
+//! A server thread asks the daemon loop for a [`Snapshot`] ([`Snapshot::of`] is pure)
+//! each time a client connects.
 
 mod client;
 mod server;
@@ -15,6 +15,7 @@ pub use client::{fetch, render};
 pub use server::Server;
 
 use crate::config::Config;
+use crate::health::{Tracked, Tracker};
 use crate::state::{Holder, Machine};
 use crate::vocabulary::fmt_mac;
 
@@ -63,6 +64,39 @@ pub struct CheckStatus {
     pub state_since_ms_ago: Option<u64>,
     pub runs: u64,
     pub failures: u64,
+}
+
+impl CheckStatus {
+    /// Each check of the daemon's tracker as `floatip status` shows it.
+    pub fn all(tracker: &Tracker, now: Instant) -> Vec<CheckStatus> {
+        tracker.checks().iter().map(|t| Self::of(t, now)).collect()
+    }
+
+    fn of(t: &Tracked, now: Instant) -> CheckStatus {
+        let ago = |at: Instant| millis(now.saturating_duration_since(at));
+        CheckStatus {
+            name: t.check.name.clone(),
+            kind: t.check.target.kind().into(),
+            target: t.check.target.to_string(),
+            state: t.counter.state().to_string(),
+            effect: t
+                .check
+                .weight
+                .map_or("fault".to_string(), |w| format!("priority -{w}")),
+            streak: t.counter.streak(),
+            rise: t.check.rise,
+            fall: t.check.fall,
+            interval_ms: millis(t.check.interval),
+            timeout_ms: millis(t.check.timeout),
+            last_ok: t.last.as_ref().map(|(s, _)| s.ok),
+            last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
+            last_took_ms: t.last.as_ref().map(|(s, _)| millis(s.took)),
+            last_ms_ago: t.last.as_ref().map(|(_, at)| ago(*at)),
+            state_since_ms_ago: t.since.map(ago),
+            runs: t.runs,
+            failures: t.failures,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,8 +236,9 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Echo;
-    use crate::state::{Me, Timing};
+    use crate::config::{Check, Echo, Target};
+    use crate::health::Sample;
+    use crate::state::Me;
     use crate::vocabulary::{BootId, Event, Netmask, Peer, Priority, ProbeOutcome, Role};
 
     fn config() -> Config {
@@ -240,7 +275,7 @@ mod tests {
             boot: BootId(1),
             priority: c.priority,
         };
-        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let (mut m, _) = Machine::new(me, c.timing(), t0);
         let peer = Peer {
             node: Ipv4Addr::new(192, 0, 2, 12),
             boot: BootId(2),
@@ -283,7 +318,7 @@ mod tests {
             boot: BootId(1),
             priority: c.priority,
         };
-        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let (mut m, _) = Machine::new(me, c.timing(), t0);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
         let health = crate::vocabulary::Health {
@@ -336,5 +371,46 @@ mod tests {
             json.as_object_mut().unwrap().remove(k);
         }
         assert!(serde_json::from_value::<Snapshot>(json).is_ok());
+    }
+
+    #[test]
+    fn check_statuses_show_state_last_result_and_timings() {
+        let t0 = Instant::now();
+        let check = Check {
+            name: "web".into(),
+            target: Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            },
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(50),
+            rise: 2,
+            fall: 3,
+            weight: Some(10),
+        };
+        let sample = |ok: bool, detail: &str| Sample {
+            ok,
+            detail: detail.into(),
+            took: Duration::from_millis(1),
+        };
+        let mut t = Tracker::new(&[check]);
+        assert_eq!(CheckStatus::all(&t, t0)[0].state, "pending");
+        assert_eq!(CheckStatus::all(&t, t0)[0].last_result, None);
+        t.record(0, sample(true, "connected"), t0);
+        let refused = sample(false, "connection refused");
+        t.record(0, refused, t0 + Duration::from_millis(100));
+        let s = &CheckStatus::all(&t, t0 + Duration::from_millis(130))[0];
+        assert_eq!(s.state, "up");
+        assert_eq!(s.effect, "priority -10");
+        assert_eq!(s.streak, 1);
+        assert_eq!(s.last_ok, Some(false));
+        assert_eq!(s.last_result.as_deref(), Some("connection refused"));
+        assert_eq!(s.last_ms_ago, Some(30));
+        assert_eq!(s.state_since_ms_ago, Some(130));
+        assert_eq!((s.runs, s.failures), (2, 1));
+        assert_eq!(
+            (s.kind.as_str(), s.target.as_str()),
+            ("tcp", "127.0.0.1:8000")
+        );
     }
 }

@@ -17,7 +17,7 @@ pub use action::Action;
 pub use boot_id::BootId;
 pub use event::{Event, Loss, ProbeOutcome};
 pub use health::{Health, Verdict};
-pub use interface::Interface;
+pub use interface::{Interface, NoInterface};
 pub use mac::{fmt_mac, Mac};
 pub use netmask::Netmask;
 pub use peer::Peer;
