@@ -67,6 +67,32 @@ pub struct Config {
 }
 
 impl Config {
+    /// A valid configuration for tests: node 192.0.2.11, floating IP 192.0.2.234.
+    #[cfg(test)]
+    pub fn example() -> Config {
+        Config {
+            source: "/etc/floatip/gateway.yml".into(),
+            interface: "eth0".into(),
+            node_addr: Ipv4Addr::new(192, 0, 2, 11),
+            vip: Ipv4Addr::new(192, 0, 2, 234),
+            netmask: Netmask::default(),
+            echo: Echo {
+                port: 61111,
+                dial_timeout: Duration::from_secs(1),
+                timeout: Duration::from_millis(300),
+                interval: Duration::from_millis(100),
+            },
+            priority: Priority(100),
+            preempt: false,
+            preempt_delay: Duration::ZERO,
+            garp_refresh: None,
+            status_socket: "/tmp/x".into(),
+            auth: None,
+            track: vec![],
+            notify: Default::default(),
+            auto_detected: vec![],
+        }
+    }
     pub fn broadcast(&self) -> Ipv4Addr {
         self.netmask.broadcast(self.node_addr)
     }

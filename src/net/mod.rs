@@ -3,6 +3,8 @@
 
 pub mod alias;
 pub mod arp;
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 pub mod interfaces;
 pub mod ping;

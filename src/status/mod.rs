@@ -236,39 +236,14 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Check, Echo, Target};
+    use crate::config::{Check, Target};
     use crate::health::Sample;
     use crate::state::Me;
-    use crate::vocabulary::{BootId, Event, Netmask, Peer, Priority, ProbeOutcome, Role};
-
-    fn config() -> Config {
-        Config {
-            source: "/etc/floatip/gateway.yml".into(),
-            interface: "eth0".into(),
-            node_addr: Ipv4Addr::new(192, 0, 2, 11),
-            vip: Ipv4Addr::new(192, 0, 2, 234),
-            netmask: Netmask::default(),
-            echo: Echo {
-                port: 61111,
-                dial_timeout: Duration::from_secs(1),
-                timeout: Duration::from_millis(300),
-                interval: Duration::from_millis(100),
-            },
-            priority: Priority(100),
-            preempt: false,
-            preempt_delay: Duration::ZERO,
-            garp_refresh: None,
-            status_socket: "/tmp/x".into(),
-            auth: None,
-            track: vec![],
-            notify: Default::default(),
-            auto_detected: vec![],
-        }
-    }
+    use crate::vocabulary::{BootId, Event, Peer, Priority, ProbeOutcome, Role};
 
     #[test]
     fn snapshot_of_a_master_with_a_peer() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
         let me = Me {
             node: c.node_addr,
@@ -311,7 +286,7 @@ mod tests {
 
     #[test]
     fn snapshot_shows_checks_health_and_effective_priority() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
         let me = Me {
             node: c.node_addr,
