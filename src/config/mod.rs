@@ -214,10 +214,14 @@ impl Loaded {
 }
 
 /// Every way a configuration can be wrong; each names the file and, where there is one, the key.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {reason}")]
-    Unreadable { file: String, reason: String },
+    #[error("{file}: cannot read")]
+    Unreadable {
+        file: String,
+        #[source]
+        error: std::io::Error,
+    },
     #[error("{file}: not valid YAML: {reason}")]
     Syntax { file: String, reason: String },
     #[error("{file}: {key}: {reason}")]
@@ -228,6 +232,9 @@ pub enum ConfigError {
     },
     #[error("{file}: {reason}")]
     Environment { file: String, reason: String },
+    /// Keys `floatip check` does not know, one line each.
+    #[error("{}", .0.join("; "))]
+    UnknownKeys(Vec<String>),
 }
 
 /// Reads and resolves `path` against the host's interfaces, and checks that only root (or
@@ -237,9 +244,9 @@ pub fn load(
     interfaces: &[crate::vocabulary::Interface],
 ) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
         file: file.clone(),
-        reason: e.to_string(),
+        error,
     })?;
     let raw = RawSection::parse(&text, &file)?;
     let loaded = resolve(&raw, path, interfaces)?;
