@@ -13,7 +13,7 @@ mod key_file;
 mod replay;
 
 pub use key_file::{read_key_file, MAX_KEY_FILE_LEN};
-pub use replay::{Replay, ReplayGuard};
+pub use replay::{within_skew, Replay, ReplayGuard};
 
 use std::time::Duration;
 

@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::state::Timing;
-use crate::vocabulary::{Netmask, Priority};
+use crate::state::{Me, Timing};
+use crate::vocabulary::{BootId, Netmask, Priority};
 
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
@@ -177,6 +177,15 @@ impl Config {
         };
         s += &track::describe(&self.track, &self.notify);
         s
+    }
+
+    /// This node as the state machine knows it, in its run `boot`.
+    pub fn me(&self, boot: BootId) -> Me {
+        Me {
+            node: self.node_addr,
+            boot,
+            priority: self.priority,
+        }
     }
 
     /// The durations the state machine runs on.

@@ -20,7 +20,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Machine, Me};
+use crate::state::Machine;
 use crate::vocabulary::{Action, BootId, Event, Health, Role};
 use executor::Executor;
 use input::Input;
@@ -120,12 +120,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tx.clone(),
     );
 
-    let me = Me {
-        node: config.node_addr,
-        boot,
-        priority: config.priority,
-    };
-    let (machine, first) = Machine::new(me, config.timing(), Instant::now());
+    let (machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
     info!(
         "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),

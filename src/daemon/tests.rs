@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::health::Tracker;
 use crate::heartbeat::LocalView;
 use crate::net::fake::FakeHost;
-use crate::state::{Machine, Me};
+use crate::state::Machine;
 use crate::vocabulary::{Action, BootId, Event, Health, Mac, ProbeOutcome, Role};
 use crate::wire::Kind;
 
@@ -69,12 +69,7 @@ impl Rig {
     fn new(watchdog: Option<Duration>) -> Rig {
         let t0 = Instant::now();
         let config = Config::example();
-        let me = Me {
-            node: config.node_addr,
-            boot: BootId(1),
-            priority: config.priority,
-        };
-        let (machine, first) = Machine::new(me, config.timing(), t0);
+        let (machine, first) = Machine::new(config.me(BootId(1)), config.timing(), t0);
         let host = FakeHost::default();
         let group = Log::default();
         let notices = Log::default();
