@@ -3,7 +3,8 @@
 //! one line that says what to do.
 
 use crate::config::Config;
-use crate::net::{Interface, MissingTool, Os, Tool};
+use crate::net::{MissingTool, Os, Tool};
+use crate::vocabulary::{Interface, NoInterface};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EnvError {
@@ -13,8 +14,8 @@ pub enum EnvError {
     MissingCommand(#[from] MissingTool),
     #[error("interface {0} is down; bring it up (ifconfig {0} up) or set floating_ip.interface")]
     InterfaceDown(String),
-    #[error("interface {name} not found; available: {available}")]
-    NoInterface { name: String, available: String },
+    #[error(transparent)]
+    NoInterface(#[from] NoInterface),
 }
 
 /// Every program `os` needs is in `dirs`.
@@ -30,17 +31,7 @@ pub fn check_root(euid_is_root: bool) -> Result<(), EnvError> {
 }
 
 pub fn check_interface(config: &Config, interfaces: &[Interface]) -> Result<(), EnvError> {
-    let iface = interfaces
-        .iter()
-        .find(|i| i.name == config.interface)
-        .ok_or_else(|| EnvError::NoInterface {
-            name: config.interface.clone(),
-            available: interfaces
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let iface = Interface::find(interfaces, &config.interface)?;
     if !iface.up {
         return Err(EnvError::InterfaceDown(iface.name.clone()));
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use log::{info, warn};
 
 use crate::config::Notify;
-use crate::state::Role;
+use crate::vocabulary::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {

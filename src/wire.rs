@@ -36,8 +36,7 @@
 use std::net::Ipv4Addr;
 
 use crate::auth::{Auth, KeyUsed, TAG_LEN};
-use crate::config::Priority;
-use crate::state::Role;
+use crate::vocabulary::{BootId, Priority, Role};
 
 pub const MAGIC: [u8; 4] = *b"FLIP";
 pub const VERSION: u8 = 1;
@@ -92,14 +91,14 @@ pub struct Message {
     pub node: Ipv4Addr,
     pub mac: [u8; 6],
     pub successor: Option<Ipv4Addr>,
-    pub boot: u64,
+    pub boot: BootId,
     pub seq: u64,
 }
 
 /// The heartbeat a message answers (echoes only): the requester's boot id and sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Challenge {
-    pub boot: u64,
+    pub boot: BootId,
     pub seq: u64,
 }
 
@@ -187,7 +186,7 @@ pub fn encode(m: &Message) -> [u8; MESSAGE_LEN] {
     b[16..20].copy_from_slice(&m.node.octets());
     b[20..26].copy_from_slice(&m.mac);
     b[28..32].copy_from_slice(&m.successor.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
-    b[32..40].copy_from_slice(&m.boot.to_be_bytes());
+    b[32..40].copy_from_slice(&m.boot.0.to_be_bytes());
     b[40..48].copy_from_slice(&m.seq.to_be_bytes());
     b
 }
@@ -198,9 +197,12 @@ pub fn encode_authenticated(m: &Message, stamp: &Stamp, auth: &Auth) -> [u8; AUT
     b[..MESSAGE_LEN].copy_from_slice(&encode(m));
     b[6..8].copy_from_slice(&(AUTH_MESSAGE_LEN as u16).to_be_bytes());
     b[10] |= FLAG_AUTH;
-    let reply = stamp.reply_to.unwrap_or(Challenge { boot: 0, seq: 0 });
+    let reply = stamp.reply_to.unwrap_or(Challenge {
+        boot: BootId(0),
+        seq: 0,
+    });
     b[48..56].copy_from_slice(&stamp.time_ms.to_be_bytes());
-    b[56..64].copy_from_slice(&reply.boot.to_be_bytes());
+    b[56..64].copy_from_slice(&reply.boot.0.to_be_bytes());
     b[64..72].copy_from_slice(&reply.seq.to_be_bytes());
     let tag = auth.tag(&b[..SIGNED_LEN]);
     b[SIGNED_LEN..].copy_from_slice(&tag);
@@ -268,10 +270,10 @@ pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
     mac.copy_from_slice(&b[20..26]);
     let successor = ip(28);
     let stamp = authenticated.then(|| {
-        let (boot, seq) = (u64_at(56), u64_at(64));
+        let (boot, seq) = (BootId(u64_at(56)), u64_at(64));
         Stamp {
             time_ms: u64_at(48),
-            reply_to: (boot != 0 || seq != 0).then_some(Challenge { boot, seq }),
+            reply_to: (boot.0 != 0 || seq != 0).then_some(Challenge { boot, seq }),
         }
     });
     let message = Message {
@@ -283,7 +285,7 @@ pub fn decode(b: &[u8]) -> Result<Decoded, WireError> {
         node: ip(16),
         mac,
         successor: (!successor.is_unspecified()).then_some(successor),
-        boot: u64_at(32),
+        boot: BootId(u64_at(32)),
         seq: u64_at(40),
     };
     Ok(Decoded { message, stamp })
@@ -329,7 +331,7 @@ mod tests {
             node: Ipv4Addr::new(192, 0, 2, 11),
             mac: [0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee],
             successor: Some(Ipv4Addr::new(192, 0, 2, 12)),
-            boot: 0x0102_0304_0506_0708,
+            boot: BootId(0x0102_0304_0506_0708),
             seq: 42,
         }
     }
@@ -419,7 +421,10 @@ mod tests {
     fn stamp() -> Stamp {
         Stamp {
             time_ms: 1_700_000_000_123,
-            reply_to: Some(Challenge { boot: 9, seq: 77 }),
+            reply_to: Some(Challenge {
+                boot: BootId(9),
+                seq: 77,
+            }),
         }
     }
 
@@ -565,8 +570,8 @@ mod tests {
         #[test]
         fn any_authenticated_message_round_trips(prio in 1u8..=254, boot in any::<u64>(), seq in any::<u64>(), time_ms in any::<u64>(), rb in 1u64.., rs in any::<u64>(), echo in any::<bool>()) {
             let a = auth(3);
-            let m = Message { priority: Priority(prio), boot, seq, ..sample() };
-            let st = Stamp { time_ms, reply_to: echo.then_some(Challenge { boot: rb, seq: rs }) };
+            let m = Message { priority: Priority(prio), boot: BootId(boot), seq, ..sample() };
+            let st = Stamp { time_ms, reply_to: echo.then_some(Challenge { boot: BootId(rb), seq: rs }) };
             let d = open(&encode_authenticated(&m, &st, &a), Some(&a)).unwrap();
             prop_assert_eq!(d, Decoded { message: m, stamp: Some(st) });
         }
@@ -593,7 +598,7 @@ mod tests {
 
         #[test]
         fn any_valid_message_round_trips(prio in 1u8..=254, boot in any::<u64>(), seq in any::<u64>(), node in any::<u32>(), pre in any::<bool>()) {
-            let m = Message { priority: Priority(prio), boot, seq, node: Ipv4Addr::from(node), preempt_request: pre, ..sample() };
+            let m = Message { priority: Priority(prio), boot: BootId(boot), seq, node: Ipv4Addr::from(node), preempt_request: pre, ..sample() };
             prop_assert_eq!(decode(&encode(&m)).unwrap(), Decoded { message: m, stamp: None });
         }
     }

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
+use crate::vocabulary::BootId;
+
 /// Senders remembered at most; only messages with a valid tag get here.
 const MAX_PEERS: usize = 1024;
 
@@ -29,7 +31,7 @@ pub enum Replay {
 
 #[derive(Debug, Clone, Copy)]
 struct Last {
-    boot: u64,
+    boot: BootId,
     seq: u64,
     time_ms: u64,
 }
@@ -52,17 +54,12 @@ impl ReplayGuard {
     pub fn check(
         &mut self,
         node: Ipv4Addr,
-        boot: u64,
+        boot: BootId,
         seq: u64,
         time_ms: u64,
         now_ms: u64,
     ) -> Result<(), Replay> {
-        if time_ms.saturating_add(self.window_ms) < now_ms {
-            return Err(Replay::TooOld(now_ms - time_ms));
-        }
-        if time_ms > now_ms.saturating_add(self.window_ms) {
-            return Err(Replay::FromFuture(time_ms - now_ms));
-        }
+        within_skew(time_ms, now_ms, self.window_ms)?;
         match self.peers.get_mut(&node) {
             Some(last) if last.boot == boot => {
                 if seq <= last.seq {
@@ -116,6 +113,17 @@ impl ReplayGuard {
     }
 }
 
+/// A timestamp within `window_ms` of our clock `now_ms`, either way.
+pub fn within_skew(time_ms: u64, now_ms: u64, window_ms: u64) -> Result<(), Replay> {
+    if time_ms.saturating_add(window_ms) < now_ms {
+        Err(Replay::TooOld(now_ms - time_ms))
+    } else if time_ms > now_ms.saturating_add(window_ms) {
+        Err(Replay::FromFuture(time_ms - now_ms))
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,53 +139,62 @@ mod tests {
     #[test]
     fn in_order_messages_pass_replays_and_reorders_do_not() {
         let mut g = guard();
-        assert_eq!(g.check(N, 7, 1, T, T), Ok(()));
-        assert_eq!(g.check(N, 7, 3, T + 100, T + 100), Ok(()));
+        assert_eq!(g.check(N, BootId(7), 1, T, T), Ok(()));
+        assert_eq!(g.check(N, BootId(7), 3, T + 100, T + 100), Ok(()));
         assert_eq!(
-            g.check(N, 7, 3, T + 100, T + 200),
+            g.check(N, BootId(7), 3, T + 100, T + 200),
             Err(Replay::Repeated { seq: 3, last: 3 })
         );
         assert_eq!(
-            g.check(N, 7, 2, T + 50, T + 200),
+            g.check(N, BootId(7), 2, T + 50, T + 200),
             Err(Replay::Repeated { seq: 2, last: 3 })
         );
-        assert_eq!(g.check(N, 7, 4, T + 300, T + 300), Ok(()));
+        assert_eq!(g.check(N, BootId(7), 4, T + 300, T + 300), Ok(()));
     }
 
     #[test]
     fn timestamps_outside_the_window_are_refused() {
         let mut g = guard();
-        assert_eq!(g.check(N, 7, 1, T - 10_001, T), Err(Replay::TooOld(10_001)));
         assert_eq!(
-            g.check(N, 7, 1, T + 10_001, T),
+            g.check(N, BootId(7), 1, T - 10_001, T),
+            Err(Replay::TooOld(10_001))
+        );
+        assert_eq!(
+            g.check(N, BootId(7), 1, T + 10_001, T),
             Err(Replay::FromFuture(10_001))
         );
-        assert_eq!(g.check(N, 7, 1, T - 10_000, T), Ok(()));
-        assert!(g.check(N, 7, 2, u64::MAX, T).is_err());
-        assert!(g.check(N, 7, 2, 0, T).is_err());
+        assert_eq!(g.check(N, BootId(7), 1, T - 10_000, T), Ok(()));
+        assert!(g.check(N, BootId(7), 2, u64::MAX, T).is_err());
+        assert!(g.check(N, BootId(7), 2, 0, T).is_err());
     }
 
     #[test]
     fn a_new_boot_replaces_the_old_one_and_the_old_one_is_refused() {
         let mut g = guard();
-        g.check(N, 7, 100, T, T).unwrap();
+        g.check(N, BootId(7), 100, T, T).unwrap();
         // Restart: new boot id, sequence from 0, later timestamp.
-        assert_eq!(g.check(N, 8, 0, T + 2_000, T + 2_000), Ok(()));
+        assert_eq!(g.check(N, BootId(8), 0, T + 2_000, T + 2_000), Ok(()));
         // A message captured from the earlier boot, replayed inside the window.
-        assert_eq!(g.check(N, 7, 101, T + 500, T + 2_100), Err(Replay::OldBoot));
-        assert_eq!(g.check(N, 8, 1, T + 2_100, T + 2_100), Ok(()));
+        assert_eq!(
+            g.check(N, BootId(7), 101, T + 500, T + 2_100),
+            Err(Replay::OldBoot)
+        );
+        assert_eq!(g.check(N, BootId(8), 1, T + 2_100, T + 2_100), Ok(()));
         // `floatip release` on the same host (its own boot id), then the daemon again.
-        assert_eq!(g.check(N, 9, 0, T + 2_200, T + 2_200), Ok(()));
-        assert_eq!(g.check(N, 8, 2, T + 2_300, T + 2_300), Ok(()));
-        assert_eq!(g.check(N, 9, 0, T + 2_200, T + 2_400), Err(Replay::OldBoot));
+        assert_eq!(g.check(N, BootId(9), 0, T + 2_200, T + 2_200), Ok(()));
+        assert_eq!(g.check(N, BootId(8), 2, T + 2_300, T + 2_300), Ok(()));
+        assert_eq!(
+            g.check(N, BootId(9), 0, T + 2_200, T + 2_400),
+            Err(Replay::OldBoot)
+        );
     }
 
     #[test]
     fn a_fresh_receiver_accepts_only_recent_messages() {
         let mut g = guard();
-        assert!(g.check(N, 7, 5, T - 60_000, T).is_err());
-        assert_eq!(g.check(N, 7, 5, T - 5_000, T), Ok(()));
-        assert!(g.check(N, 7, 5, T - 5_000, T).is_err());
+        assert!(g.check(N, BootId(7), 5, T - 60_000, T).is_err());
+        assert_eq!(g.check(N, BootId(7), 5, T - 5_000, T), Ok(()));
+        assert!(g.check(N, BootId(7), 5, T - 5_000, T).is_err());
     }
 
     #[test]
@@ -185,7 +202,7 @@ mod tests {
         let mut g = guard();
         for i in 0..5_000u32 {
             let node = Ipv4Addr::from(0x0a00_0000 + i);
-            g.check(node, 1, 1, T + u64::from(i), T + u64::from(i))
+            g.check(node, BootId(1), 1, T + u64::from(i), T + u64::from(i))
                 .unwrap();
         }
         assert!(g.len() <= MAX_PEERS, "{}", g.len());

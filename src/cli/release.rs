@@ -3,9 +3,9 @@ use std::path::Path;
 use log::info;
 
 use crate::config::Loaded;
-use crate::heartbeat::{self, send_released, Local, LocalView};
+use crate::heartbeat::{send_released, Local, LocalView};
 use crate::net::{Host, SystemHost};
-use crate::state::Role;
+use crate::vocabulary::{BootId, Role};
 
 /// Removes the floating IP if this host has it, and tells the group so a waiting backup
 /// takes over at once. Run by the service manager after the daemon stopped or crashed.
@@ -15,7 +15,7 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         Loaded::Enabled(c) => *c,
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
-    let host = SystemHost::new(&config)?;
+    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     if !host.remove_address()? {
         info!(
             "{} is not on {}; nothing to release",
@@ -33,7 +33,7 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         config.vip,
         config.node_addr,
         host.mac(),
-        heartbeat::new_boot_id(),
+        BootId::random().map_err(|e| anyhow::anyhow!("cannot draw a random boot id: {e}"))?,
         view,
         config.auth.clone(),
         config.echo.interval,

@@ -5,6 +5,7 @@
 //! defaults against the host's interfaces (passed in, so it is testable without a host).
 
 mod raw;
+mod reader;
 mod resolve;
 mod track;
 mod trust;
@@ -14,6 +15,9 @@ pub use resolve::DEFAULT_STATUS_SOCKET;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::state::{Me, Timing};
+use crate::vocabulary::{BootId, Netmask, Priority};
 
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
@@ -25,59 +29,6 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/floatip/gateway.yml";
 pub const DEFAULT_ECHO_PORT: u16 = 61111;
 /// Last octet of the default floating IP (`x.y.z.234`).
 pub const DEFAULT_VIP_LAST_OCTET: u8 = 234;
-
-/// A VRRP-style priority, 1..=254; higher wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u8);
-
-impl Priority {
-    pub const DEFAULT: Priority = Priority(100);
-}
-
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// An IPv4 netmask known to be contiguous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Netmask(Ipv4Addr);
-
-impl Netmask {
-    /// `None` when the ones are not contiguous (e.g. 255.0.255.0).
-    pub fn new(mask: Ipv4Addr) -> Option<Netmask> {
-        let bits = u32::from(mask);
-        (bits.leading_ones() + bits.trailing_zeros() == 32).then_some(Netmask(mask))
-    }
-    pub fn addr(self) -> Ipv4Addr {
-        self.0
-    }
-    pub fn prefix_len(self) -> u8 {
-        u32::from(self.0).leading_ones() as u8
-    }
-    pub fn network(self, ip: Ipv4Addr) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(ip) & u32::from(self.0))
-    }
-    pub fn broadcast(self, ip: Ipv4Addr) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(ip) | !u32::from(self.0))
-    }
-    pub fn same_subnet(self, a: Ipv4Addr, b: Ipv4Addr) -> bool {
-        self.network(a) == self.network(b)
-    }
-}
-
-impl Default for Netmask {
-    fn default() -> Self {
-        Netmask(Ipv4Addr::new(255, 255, 255, 0))
-    }
-}
-
-impl std::fmt::Display for Netmask {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Heartbeat timings and port (`floating_ip.echo.*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +67,32 @@ pub struct Config {
 }
 
 impl Config {
+    /// A valid configuration for tests: node 192.0.2.11, floating IP 192.0.2.234.
+    #[cfg(test)]
+    pub fn example() -> Config {
+        Config {
+            source: "/etc/floatip/gateway.yml".into(),
+            interface: "eth0".into(),
+            node_addr: Ipv4Addr::new(192, 0, 2, 11),
+            vip: Ipv4Addr::new(192, 0, 2, 234),
+            netmask: Netmask::default(),
+            echo: Echo {
+                port: 61111,
+                dial_timeout: Duration::from_secs(1),
+                timeout: Duration::from_millis(300),
+                interval: Duration::from_millis(100),
+            },
+            priority: Priority(100),
+            preempt: false,
+            preempt_delay: Duration::ZERO,
+            garp_refresh: None,
+            status_socket: "/tmp/x".into(),
+            auth: None,
+            track: vec![],
+            notify: Default::default(),
+            auto_detected: vec![],
+        }
+    }
     pub fn broadcast(&self) -> Ipv4Addr {
         self.netmask.broadcast(self.node_addr)
     }
@@ -201,6 +178,27 @@ impl Config {
         s += &track::describe(&self.track, &self.notify);
         s
     }
+
+    /// This node as the state machine knows it, in its run `boot`.
+    pub fn me(&self, boot: BootId) -> Me {
+        Me {
+            node: self.node_addr,
+            boot,
+            priority: self.priority,
+        }
+    }
+
+    /// The durations the state machine runs on.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            interval: self.echo.interval,
+            timeout: self.echo.timeout,
+            preempt: self.preempt,
+            preempt_delay: self.preempt_delay,
+            garp_refresh: self.garp_refresh,
+            confirm_claims: self.auth.is_none(),
+        }
+    }
 }
 
 /// What a configuration file asks for.
@@ -210,11 +208,29 @@ pub enum Loaded {
     Enabled(Box<Config>),
 }
 
+impl Loaded {
+    /// The configuration; a disabled floating IP is an error here (a reload cannot stop it).
+    pub fn enabled(self, path: &Path) -> Result<Config, ConfigError> {
+        match self {
+            Loaded::Enabled(c) => Ok(*c),
+            Loaded::Disabled => Err(ConfigError::Key {
+                file: path.display().to_string(),
+                key: "floating_ip.enabled".into(),
+                reason: "is false".into(),
+            }),
+        }
+    }
+}
+
 /// Every way a configuration can be wrong; each names the file and, where there is one, the key.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {reason}")]
-    Unreadable { file: String, reason: String },
+    #[error("{file}: cannot read")]
+    Unreadable {
+        file: String,
+        #[source]
+        error: std::io::Error,
+    },
     #[error("{file}: not valid YAML: {reason}")]
     Syntax { file: String, reason: String },
     #[error("{file}: {key}: {reason}")]
@@ -225,18 +241,21 @@ pub enum ConfigError {
     },
     #[error("{file}: {reason}")]
     Environment { file: String, reason: String },
+    /// Keys `floatip check` does not know, one line each.
+    #[error("{}", .0.join("; "))]
+    UnknownKeys(Vec<String>),
 }
 
 /// Reads and resolves `path` against the host's interfaces, and checks that only root (or
 /// floatip's user) controls what it runs. Returns the unknown keys found, one line each.
 pub fn load(
     path: &Path,
-    interfaces: &[crate::net::Interface],
+    interfaces: &[crate::vocabulary::Interface],
 ) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
         file: file.clone(),
-        reason: e.to_string(),
+        error,
     })?;
     let raw = RawSection::parse(&text, &file)?;
     let loaded = resolve(&raw, path, interfaces)?;

@@ -4,10 +4,10 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Config, ConfigError, Echo, Loaded, Netmask, Priority, RawSection};
+use super::{Config, ConfigError, Echo, Loaded, RawSection};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::auth::{read_key_file, Auth, Key};
-use crate::net::Interface;
+use crate::vocabulary::{Interface, Netmask, Priority};
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
 
@@ -29,10 +29,10 @@ pub fn resolve(
     let mut auto = Vec::new();
 
     let iface = match &raw.interface {
-        Some(name) => interfaces.iter().find(|i| &i.name == name).ok_or_else(|| {
+        Some(name) => Interface::find(interfaces, name).map_err(|e| {
             key_err(
                 "interface",
-                format!("{name} not found; available: {}", available(interfaces)),
+                format!("{name} not found; available: {}", e.available),
             )
         })?,
         None => {
@@ -42,7 +42,7 @@ pub fn resolve(
                     file: file.clone(),
                     reason: format!(
                         "no interface has a non-loopback IPv4 address (available: {}); set floating_ip.interface",
-                        available(interfaces)
+                        Interface::names(interfaces)
                     ),
                 }
             })?
@@ -197,15 +197,6 @@ fn resolve_auth(
         previous_key,
         max_skew,
     }))
-}
-
-fn available(interfaces: &[Interface]) -> String {
-    let names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::raw::{kind, Reader, MAX_MS};
+use super::reader::{kind, Reader, MAX_MS};
 use super::ConfigError;
 
 const KNOWN_CHECK_KEYS: &[&str] = &[
@@ -44,6 +44,25 @@ pub struct Check {
     pub fall: u32,
     /// `None`: failing puts the node in FAULT. `Some(w)`: failing lowers its priority by `w`.
     pub weight: Option<u8>,
+}
+
+impl Check {
+    /// A TCP check of 127.0.0.1:8000 every 100 ms, rise 2, fall 3, for tests.
+    #[cfg(test)]
+    pub fn example(name: &str, weight: Option<u8>) -> Check {
+        Check {
+            name: name.into(),
+            target: Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            },
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(50),
+            rise: 2,
+            fall: 3,
+            weight,
+        }
+    }
 }
 
 /// What a check looks at.

@@ -3,34 +3,28 @@
 //! actions that come back through [`crate::net::Host`].
 
 mod executor;
+mod input;
+mod outside;
 mod signals;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{self, Config, ConfigError};
 use crate::health::Tracker;
-use crate::heartbeat::{self, Broadcaster, Listener, Local, LocalView, Prober};
+use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Event, Health, Machine, Me, Role, Timing};
+use crate::state::Machine;
+use crate::vocabulary::{Action, BootId, Event, Health, Role};
 use executor::Executor;
-
-/// What reaches the loop.
-#[derive(Debug)]
-pub enum Input {
-    Machine(Event),
-    Reload,
-    /// One run of service check `index` (`floating_ip.track[index]`).
-    Check {
-        index: usize,
-        sample: crate::health::Sample,
-    },
-    /// `floatip status` wants a snapshot, as JSON.
-    Status(mpsc::Sender<String>),
-}
+use input::Input;
+use outside::{Heartbeats, Systemd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -46,6 +40,19 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("cannot start the service check threads: {0}")]
     Checks(std::io::Error),
+    #[error("cannot draw a random boot id: {0}")]
+    BootId(getrandom::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Reads the configuration again (on SIGHUP); unknown keys are logged, as at start.
+fn load_enabled(path: &Path) -> Result<Config, DaemonError> {
+    let (loaded, unknown_keys) = config::load(path, &crate::net::discover()?)?;
+    for line in unknown_keys {
+        warn!("{line}");
+    }
+    Ok(loaded.enabled(path)?)
 }
 
 /// Inputs the loop's queue holds; a loop turn takes well under a millisecond.
@@ -60,8 +67,8 @@ fn poll_period(interval: Duration) -> Duration {
 
 /// Runs until SIGTERM/SIGINT; returns after the address is released.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let host = SystemHost::new(&config)?;
-    let boot = heartbeat::new_boot_id();
+    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
+    let boot = BootId::random().map_err(DaemonError::BootId)?;
     let local = Local::new(
         config.vip,
         config.node_addr,
@@ -113,12 +120,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tx.clone(),
     );
 
-    let me = Me {
-        node: config.node_addr,
-        boot,
-        priority: config.priority,
-    };
-    let (machine, first) = Machine::new(me, Timing::from_config(&config), Instant::now());
+    let (machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
     info!(
         "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
@@ -130,19 +132,34 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         port
     );
     let tracker = Tracker::new(&config.track);
-    let exec = Executor::new(host, broadcaster, prober, local, &config, tx);
+    let group = Heartbeats {
+        broadcaster,
+        prober,
+        local,
+        port,
+        dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
+        events: tx,
+    };
+    let exec = Executor::new(
+        host,
+        Box::new(group),
+        Box::new(Systemd),
+        &config,
+        Instant::now(),
+    );
     let mut daemon = Daemon {
         machine,
+        max_steps: MAX_STEPS,
         exec,
         config,
         tracker,
         health: Health::healthy(),
     };
-    daemon.apply(Instant::now(), first);
+    exits(daemon.apply(Instant::now(), first));
     if !daemon.tracker.is_empty() {
         // No take-over before the checks' first verdict.
         daemon.health = Health::pending();
-        daemon.step(Instant::now(), Event::Health(Health::pending()));
+        exits(daemon.step(Instant::now(), Event::Health(Health::pending())));
     }
     let _status = start_status_server(&daemon.config, status_requests);
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
@@ -173,8 +190,29 @@ fn start_status_server(
     }
 }
 
+/// Actions one event may lead to, follow-ups included. Each action yields at most one
+/// follow-up event and the machine never loops on them, so reaching this is a bug.
+const MAX_STEPS: usize = 64;
+
+/// One event led to more actions than [`MAX_STEPS`]; the rest were not carried out.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("one event led to more than {steps} actions; left undone: {undone:?}")]
+struct TooManySteps {
+    steps: usize,
+    undone: Vec<Action>,
+}
+
+/// A runaway is logged, the loop goes on; true when the daemon must exit.
+fn exits(result: Result<bool, TooManySteps>) -> bool {
+    result.unwrap_or_else(|e| {
+        error!("{e}");
+        false
+    })
+}
+
 struct Daemon<H: Host> {
     machine: Machine,
+    max_steps: usize,
     exec: Executor<H>,
     config: Config,
     tracker: Tracker,
@@ -206,24 +244,26 @@ impl<H: Host> Daemon<H> {
                     self.reload();
                     Event::Tick
                 }
-                Some(Input::Check { index, sample }) => self.on_check(now, index, sample),
+                Some(Input::Check(run)) => self.on_check(now, run.index, run.sample),
                 Some(Input::Status(reply)) => {
-                    let snapshot =
-                        self.exec
-                            .snapshot(&self.machine, &self.config, self.tracker.statuses(now));
+                    let snapshot = self.exec.snapshot(
+                        &self.machine,
+                        &self.config,
+                        crate::status::CheckStatus::all(&self.tracker, now),
+                    );
                     let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
                     Event::Tick
                 }
                 None => Event::Tick,
             };
-            if self.step(now, event) {
+            if exits(self.step(now, event)) {
                 return;
             }
             // A poll due within a tenth of its period rides on this wake-up instead of its own.
             if now + poll / 10 >= next_poll {
                 next_poll = now + poll;
                 if let Some(observed) = self.exec.observe() {
-                    if self.step(now, observed) {
+                    if exits(self.step(now, observed)) {
                         return;
                     }
                 }
@@ -231,22 +271,29 @@ impl<H: Host> Daemon<H> {
         }
     }
 
-    /// Feeds one event and every outcome it leads to; true when the daemon must exit.
-    fn step(&mut self, now: Instant, event: Event) -> bool {
+    /// Feeds one event and every outcome it leads to; `Ok(true)` when the daemon must exit.
+    fn step(&mut self, now: Instant, event: Event) -> Result<bool, TooManySteps> {
         let actions = self.machine.handle(now, event);
         self.apply(now, actions)
     }
 
-    fn apply(&mut self, now: Instant, actions: Vec<crate::state::Action>) -> bool {
+    fn apply(&mut self, now: Instant, actions: Vec<Action>) -> Result<bool, TooManySteps> {
         let mut queue: VecDeque<_> = actions.into();
-        // Each action yields at most one follow-up event; the machine never loops on them.
-        for _ in 0..64 {
-            let Some(action) = queue.pop_front() else {
+        let mut steps = 0;
+        let mut result = Ok(false);
+        while let Some(action) = queue.pop_front() {
+            if steps == self.max_steps {
+                queue.push_front(action);
+                result = Err(TooManySteps {
+                    steps,
+                    undone: queue.into(),
+                });
                 break;
-            };
+            }
+            steps += 1;
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
-                executor::Outcome::Exit => return true,
+                executor::Outcome::Exit => return Ok(true),
                 executor::Outcome::Feedback(event) => {
                     let more = self.machine.handle(now, event);
                     for (i, a) in more.into_iter().enumerate() {
@@ -256,7 +303,7 @@ impl<H: Host> Daemon<H> {
             }
         }
         self.exec.publish(&self.machine, &self.config);
-        false
+        result
     }
 
     /// Records a check result; a changed verdict or penalty becomes the machine's event.
@@ -281,7 +328,7 @@ impl<H: Host> Daemon<H> {
     }
 
     fn reload(&mut self) {
-        match crate::cli::load_enabled(&self.config.source) {
+        match load_enabled(&self.config.source) {
             Ok(new) if !self.config.needs_restart_for(&new).is_empty() => {
                 warn!(
                     "reload: {} changes {}; restart floatip to apply it (keeping the running config)",
@@ -290,7 +337,7 @@ impl<H: Host> Daemon<H> {
                 );
             }
             Ok(new) => {
-                self.machine.set_timing(Timing::from_config(&new));
+                self.machine.set_timing(new.timing());
                 info!(
                     "reload: timings and preemption updated from {}",
                     new.source.display()

@@ -5,8 +5,8 @@ use std::sync::mpsc::SyncSender;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use super::Input;
-use crate::state::Event;
+use super::input::Input;
+use crate::vocabulary::Event;
 
 pub fn spawn(events: SyncSender<Input>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;

@@ -9,18 +9,26 @@ mod counter;
 mod probe;
 
 use std::sync::mpsc::SyncSender;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use counter::{CheckState, Counter};
 pub use probe::Sample;
 
 use crate::config::Check;
-use crate::daemon::Input;
-use crate::state::{Health, Verdict};
-use crate::status::CheckStatus;
+use crate::vocabulary::{Health, Verdict};
 
-/// Starts one thread per check; each ends when the daemon loop is gone.
-pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()> {
+/// One run of check `index` (`floating_ip.track[index]`).
+#[derive(Debug)]
+pub struct Run {
+    pub index: usize,
+    pub sample: Sample,
+}
+
+/// Starts one thread per check; each ends when the receiver is gone.
+pub fn start<T: From<Run> + Send + 'static>(
+    checks: &[Check],
+    events: SyncSender<T>,
+) -> std::io::Result<()> {
     for (index, check) in checks.iter().enumerate() {
         let check = check.clone();
         let events = events.clone();
@@ -29,7 +37,7 @@ pub fn start(checks: &[Check], events: SyncSender<Input>) -> std::io::Result<()>
             .spawn(move || loop {
                 let started = Instant::now();
                 let sample = probe::run(&check.target, check.timeout);
-                if events.send(Input::Check { index, sample }).is_err() {
+                if events.send(Run { index, sample }.into()).is_err() {
                     return;
                 }
                 // From start to start; a run that overran is followed at once.
@@ -61,14 +69,17 @@ impl std::fmt::Display for Change {
     }
 }
 
+/// One check and what its runs said so far.
 #[derive(Debug, Clone)]
-struct Tracked {
-    check: Check,
-    counter: Counter,
-    last: Option<(Sample, Instant)>,
-    since: Option<Instant>,
-    runs: u64,
-    failures: u64,
+pub struct Tracked {
+    pub check: Check,
+    pub counter: Counter,
+    /// The last result and when it came.
+    pub last: Option<(Sample, Instant)>,
+    /// When the state last changed.
+    pub since: Option<Instant>,
+    pub runs: u64,
+    pub failures: u64,
 }
 
 /// Every check's state; pure apart from the samples and times handed in.
@@ -174,59 +185,15 @@ impl Tracker {
         }
     }
 
-    /// Each check as `floatip status` shows it.
-    pub fn statuses(&self, now: Instant) -> Vec<CheckStatus> {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.checks
-            .iter()
-            .map(|t| CheckStatus {
-                name: t.check.name.clone(),
-                kind: t.check.target.kind().into(),
-                target: t.check.target.to_string(),
-                state: t.counter.state().to_string(),
-                effect: t
-                    .check
-                    .weight
-                    .map_or("fault".to_string(), |w| format!("priority -{w}")),
-                streak: t.counter.streak(),
-                rise: t.check.rise,
-                fall: t.check.fall,
-                interval_ms: ms(t.check.interval),
-                timeout_ms: ms(t.check.timeout),
-                last_ok: t.last.as_ref().map(|(s, _)| s.ok),
-                last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
-                last_took_ms: t.last.as_ref().map(|(s, _)| ms(s.took)),
-                last_ms_ago: t
-                    .last
-                    .as_ref()
-                    .map(|(_, at)| ms(now.saturating_duration_since(*at))),
-                state_since_ms_ago: t.since.map(|at| ms(now.saturating_duration_since(at))),
-                runs: t.runs,
-                failures: t.failures,
-            })
-            .collect()
+    pub fn checks(&self) -> &[Tracked] {
+        &self.checks
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Target;
-
-    fn check(name: &str, weight: Option<u8>) -> Check {
-        Check {
-            name: name.into(),
-            target: Target::Tcp {
-                host: "127.0.0.1".into(),
-                port: 8000,
-            },
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(50),
-            rise: 2,
-            fall: 3,
-            weight,
-        }
-    }
+    use std::time::Duration;
 
     fn sample(ok: bool) -> Sample {
         Sample {
@@ -248,7 +215,7 @@ mod tests {
     #[test]
     fn pending_until_every_check_has_a_result() {
         let now = Instant::now();
-        let mut t = Tracker::new(&[check("a", None), check("b", Some(20))]);
+        let mut t = Tracker::new(&[Check::example("a", None), Check::example("b", Some(20))]);
         assert_eq!(t.health().verdict, Verdict::Pending);
         t.record(0, sample(true), now);
         assert_eq!(t.health().verdict, Verdict::Pending);
@@ -263,7 +230,7 @@ mod tests {
     #[test]
     fn a_down_check_without_weight_fails_the_node() {
         let now = Instant::now();
-        let mut t = Tracker::new(&[check("web", None)]);
+        let mut t = Tracker::new(&[Check::example("web", None)]);
         t.record(0, sample(true), now);
         assert_eq!(t.record(0, sample(false), now), None);
         assert_eq!(t.record(0, sample(false), now), None);
@@ -282,9 +249,9 @@ mod tests {
     fn weighted_checks_add_penalties_not_faults() {
         let now = Instant::now();
         let mut t = Tracker::new(&[
-            check("a", Some(30)),
-            check("b", Some(250)),
-            check("c", None),
+            Check::example("a", Some(30)),
+            Check::example("b", Some(250)),
+            Check::example("c", None),
         ]);
         t.record(2, sample(true), now);
         t.record(0, sample(false), now);
@@ -299,31 +266,8 @@ mod tests {
     }
 
     #[test]
-    fn statuses_show_state_last_result_and_timings() {
-        let t0 = Instant::now();
-        let mut t = Tracker::new(&[check("web", Some(10))]);
-        assert_eq!(t.statuses(t0)[0].state, "pending");
-        assert_eq!(t.statuses(t0)[0].last_result, None);
-        t.record(0, sample(true), t0);
-        t.record(0, sample(false), t0 + Duration::from_millis(100));
-        let s = &t.statuses(t0 + Duration::from_millis(130))[0];
-        assert_eq!(s.state, "up");
-        assert_eq!(s.effect, "priority -10");
-        assert_eq!(s.streak, 1);
-        assert_eq!(s.last_ok, Some(false));
-        assert_eq!(s.last_result.as_deref(), Some("connection refused"));
-        assert_eq!(s.last_ms_ago, Some(30));
-        assert_eq!(s.state_since_ms_ago, Some(130));
-        assert_eq!((s.runs, s.failures), (2, 1));
-        assert_eq!(
-            (s.kind.as_str(), s.target.as_str()),
-            ("tcp", "127.0.0.1:8000")
-        );
-    }
-
-    #[test]
     fn unknown_index_is_ignored() {
-        let mut t = Tracker::new(&[check("web", None)]);
+        let mut t = Tracker::new(&[Check::example("web", None)]);
         assert_eq!(t.record(5, sample(true), Instant::now()), None);
     }
 }

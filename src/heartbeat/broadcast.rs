@@ -13,9 +13,7 @@ use std::sync::Arc;
 use log::{debug, warn};
 
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::config::Netmask;
-use crate::daemon::Input;
-use crate::state::Event;
+use crate::vocabulary::{Event, Netmask};
 use crate::wire::{self, Kind};
 
 pub struct Broadcaster {
@@ -58,7 +56,10 @@ impl Broadcaster {
     /// Receives forever on a clone of the socket, turning messages for our group into events.
     /// The loop's input queue is bounded: when it is full the message is dropped (and
     /// counted), never waited for, so this thread keeps draining the socket.
-    pub fn spawn_receiver(&self, events: SyncSender<Input>) -> std::io::Result<()> {
+    pub fn spawn_receiver<T: From<Event> + Send + 'static>(
+        &self,
+        events: SyncSender<T>,
+    ) -> std::io::Result<()> {
         let socket = self.socket.try_clone()?;
         let (local, lan) = (self.local.clone(), self.lan);
         std::thread::Builder::new()
@@ -72,7 +73,7 @@ impl Broadcaster {
                     let Some(event) = to_event(&buf[..n], from, lan, &local) else {
                         continue;
                     };
-                    match events.try_send(Input::Machine(event)) {
+                    match events.try_send(event.into()) {
                         Ok(()) => {}
                         Err(TrySendError::Full(_)) => {
                             local.refuse(from.ip(), Trouble::Limit, || {
@@ -140,7 +141,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
     }
     if let Err(e) = local.check_replay(&decoded) {
         local.refuse(from.ip(), Trouble::Auth, || {
-            format!("{:?} from boot {:016x} seq {}: {e}", m.kind, m.boot, m.seq)
+            format!("{:?} from boot {} seq {}: {e}", m.kind, m.boot, m.seq)
         });
         return None;
     }
@@ -169,9 +170,8 @@ pub fn send_released(local: &Local, port: u16, broadcast: Ipv4Addr) -> std::io::
 mod tests {
     use super::*;
     use crate::auth::{Auth, Key};
-    use crate::config::Priority;
     use crate::heartbeat::LocalView;
-    use crate::state::Role;
+    use crate::vocabulary::{BootId, Priority, Role};
     use crate::wire::{Message, Stamp};
     use std::time::Duration;
 
@@ -189,7 +189,7 @@ mod tests {
             VIP,
             ME,
             [2, 0, 0, 0, 0, 11],
-            1,
+            BootId(1),
             view,
             auth,
             Duration::from_millis(100),
@@ -206,7 +206,7 @@ mod tests {
             node,
             mac: [2, 0, 0, 0, 0, 12],
             successor: None,
-            boot: 7,
+            boot: BootId(7),
             seq,
         }
     }

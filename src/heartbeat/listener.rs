@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use log::{debug, warn};
 
 use super::{trouble_of, Local, Trouble};
+use crate::vocabulary::BootId;
 use crate::wire::{self, Challenge, Decoded, Kind};
 
 pub struct Listener {
@@ -152,7 +153,7 @@ fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Resu
         .map_err(io_end)?;
     stream.set_nodelay(true).map_err(io_end)?;
     // Within one connection a prober's sequence only grows.
-    let mut last: Option<(u64, u64)> = None;
+    let mut last: Option<(BootId, u64)> = None;
     loop {
         let d = match read_message(&mut stream, local, Instant::now() + read_deadline) {
             Ok(d) => d,

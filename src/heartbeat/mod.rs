@@ -1,5 +1,5 @@
 //! Network traffic → events. The threads here own sockets, never state: they read what
-//! peers say, turn it into [`crate::state::Event`]s on a channel, and answer heartbeats
+//! peers say, turn it into [`crate::vocabulary::Event`]s on a channel, and answer heartbeats
 //! from a read-only snapshot of the local node that the daemon keeps current.
 
 mod broadcast;
@@ -18,9 +18,8 @@ pub use broadcast::{send_released, Broadcaster};
 pub use listener::Listener;
 pub use prober::{confirm_master, Prober};
 
-use crate::auth::{Auth, Replay, ReplayGuard};
-use crate::config::Priority;
-use crate::state::{Mac, Peer, Role};
+use crate::auth::{within_skew, Auth, Replay, ReplayGuard};
+use crate::vocabulary::{BootId, Mac, Peer, Priority, Role};
 use crate::wire::{self, Challenge, Decoded, Kind, Message, Stamp, WireError};
 use limits::{ConnectionCap, LogLimit, Members, RateLimit, Trouble};
 
@@ -38,7 +37,7 @@ pub struct Local {
     pub vip: Ipv4Addr,
     pub node: Ipv4Addr,
     pub mac: Mac,
-    pub boot: u64,
+    pub boot: BootId,
     seq: AtomicU64,
     view: Mutex<LocalView>,
     /// Messages dropped as malformed, foreign or unauthenticated (for `floatip status`).
@@ -56,7 +55,7 @@ pub struct Local {
 #[derive(Debug)]
 struct Shield {
     /// Per verified sender: (node, boot).
-    datagrams: RateLimit<(Ipv4Addr, u64)>,
+    datagrams: RateLimit<(Ipv4Addr, BootId)>,
     connects: RateLimit,
     open: ConnectionCap,
     replay: ReplayGuard,
@@ -101,7 +100,7 @@ impl Local {
         vip: Ipv4Addr,
         node: Ipv4Addr,
         mac: Mac,
-        boot: u64,
+        boot: BootId,
         view: LocalView,
         auth: Option<Auth>,
         interval: Duration,
@@ -192,21 +191,12 @@ impl Local {
         let (Some(a), Some(s)) = (&self.auth, d.stamp) else {
             return Ok(());
         };
-        let (now, window) = (
-            wall_ms(),
-            u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX),
-        );
-        if s.time_ms.saturating_add(window) < now {
-            Err(Replay::TooOld(now - s.time_ms))
-        } else if s.time_ms > now.saturating_add(window) {
-            Err(Replay::FromFuture(s.time_ms - now))
-        } else {
-            Ok(())
-        }
+        let window = u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX);
+        within_skew(s.time_ms, wall_ms(), window)
     }
 
     /// Takes a datagram token for a verified sender's (node, boot); false means drop it.
-    fn admit_datagram(&self, node: Ipv4Addr, boot: u64) -> bool {
+    fn admit_datagram(&self, node: Ipv4Addr, boot: BootId) -> bool {
         self.shield().datagrams.allow((node, boot), Instant::now())
     }
 
@@ -282,19 +272,4 @@ pub fn peer_of(m: &Message) -> Peer {
         mac: m.mac,
         preempt_request: m.preempt_request,
     }
-}
-
-/// A random id for this daemon run, so a restarted node is told apart from its past self.
-pub fn new_boot_id() -> u64 {
-    let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .is_err()
-    {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        bytes = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_be_bytes();
-    }
-    u64::from_be_bytes(bytes)
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::listener::{read_message, ReadError};
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::daemon::Input;
-use crate::state::{Event, Loss};
+use crate::vocabulary::{Event, Loss};
 use crate::wire::{Challenge, Kind};
 
 pub struct Prober {
@@ -24,12 +23,13 @@ pub struct Prober {
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Prober {
-    pub fn start(
+    /// Follows the holder while enabled, sending what it learns as `T`s (from [`Event`]s).
+    pub fn start<T: From<Event> + Send + 'static>(
         local: Arc<Local>,
         port: u16,
         interval: Duration,
         dial_timeout: Duration,
-        events: SyncSender<Input>,
+        events: SyncSender<T>,
     ) -> Prober {
         let enabled = Arc::new(AtomicBool::new(false));
         let flag = enabled.clone();
@@ -44,10 +44,7 @@ impl Prober {
                 let started = Instant::now();
                 let loss = follow(&local, target, interval, dial_timeout, &flag, &events);
                 if let Some(loss) = loss {
-                    if events
-                        .send(Input::Machine(Event::HolderLost(loss)))
-                        .is_err()
-                    {
+                    if events.send(Event::HolderLost(loss).into()).is_err() {
                         return; // the daemon is gone
                     }
                 }
@@ -76,13 +73,13 @@ impl Prober {
 /// Only a session the holder answered can end in evidence of a crash: a connection closed
 /// before any verified echo may be a listener at its cap (strangers holding the slots), or
 /// not the holder at all, and is just redialled.
-fn follow(
+fn follow<T: From<Event>>(
     local: &Local,
     target: SocketAddr,
     interval: Duration,
     dial_timeout: Duration,
     enabled: &AtomicBool,
-    events: &SyncSender<Input>,
+    events: &SyncSender<T>,
 ) -> Option<Loss> {
     // One attempt never outlasts an interval: a SYN sent while the address is moving goes to
     // the old holder's MAC and TCP would retry only after a second; a fresh dial follows the move.
@@ -113,7 +110,7 @@ fn follow(
             {
                 answered = true;
                 if events
-                    .send(Input::Machine(Event::Echo(peer_of(&d.message))))
+                    .send(Event::Echo(peer_of(&d.message)).into())
                     .is_err()
                 {
                     return None;
@@ -192,12 +189,12 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
 /// Asks `node` itself, by one heartbeat exchange on its own short thread, what it is; its
 /// echo comes back as [`Event::MasterConfirmed`]. A claim forged in an unauthenticated
 /// announce (from an address nobody has, or in a real node's name) gets no such echo.
-pub fn confirm_master(
+pub fn confirm_master<T: From<Event> + Send + 'static>(
     local: Arc<Local>,
     node: std::net::Ipv4Addr,
     port: u16,
     timeout: Duration,
-    events: SyncSender<Input>,
+    events: SyncSender<T>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("fip-confirm".into())
@@ -223,8 +220,7 @@ pub fn confirm_master(
                         && d.message.node == node
                         && d.stamp.map_or(true, |s| s.reply_to == Some(challenge)) =>
                 {
-                    let _ =
-                        events.send(Input::Machine(Event::MasterConfirmed(peer_of(&d.message))));
+                    let _ = events.send(Event::MasterConfirmed(peer_of(&d.message)).into());
                 }
                 _ => log::debug!("{node} did not confirm its claim to be master"),
             }

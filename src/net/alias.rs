@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{NetError, Os, Tool};
-use crate::config::Netmask;
+use crate::vocabulary::Netmask;
 
 /// A hung `ifconfig` or `ip` is killed after this: the action fails (a failed add puts the
 /// node in FAULT) instead of stalling the daemon's loop until the watchdog kills it.

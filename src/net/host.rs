@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use super::interfaces::{base_name, snapshot};
 use super::{alias, arp, NetError, Os};
-use crate::config::{Config, Netmask};
-use crate::state::{Mac, ProbeOutcome};
+use crate::vocabulary::{Interface, Mac, Netmask, ProbeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
@@ -40,25 +39,16 @@ pub struct SystemHost {
 }
 
 impl SystemHost {
-    pub fn new(config: &Config) -> Result<SystemHost, NetError> {
+    /// Drives `vip`/`mask` on `interface`.
+    pub fn new(interface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<SystemHost, NetError> {
         let (ifs, _) = snapshot()?;
-        let iface = ifs
-            .iter()
-            .find(|i| i.name == config.interface)
-            .ok_or_else(|| NetError::NoInterface {
-                name: config.interface.clone(),
-                available: ifs
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+        let iface = Interface::find(&ifs, interface)?;
         Ok(SystemHost {
             arp: arp::Arp::open(&iface.name)?,
             os: Os::current(),
             iface: iface.name.clone(),
-            vip: config.vip,
-            mask: config.netmask,
+            vip,
+            mask,
             mac: iface.mac.unwrap_or([0; 6]),
         })
     }
@@ -104,13 +94,16 @@ impl Host for SystemHost {
         Ok(())
     }
 
+    /// Tries every copy even when one fails, and reports every failure.
     fn remove_address(&self) -> Result<bool, NetError> {
         let labels = self.copies()?;
+        let mut failures = Vec::new();
         for label in &labels {
             let cmd = alias::remove(self.os, &self.iface, label, self.vip, self.mask);
-            cmd.run()?;
-            if self.copies()?.contains(label) {
-                return Err(NetError::NotApplied {
+            if let Err(e) = cmd.run() {
+                failures.push(e);
+            } else if self.copies()?.contains(label) {
+                failures.push(NetError::NotApplied {
                     vip: self.vip,
                     iface: self.iface.clone(),
                     state: "present",
@@ -118,7 +111,11 @@ impl Host for SystemHost {
                 });
             }
         }
-        Ok(!labels.is_empty())
+        match failures.len() {
+            0 => Ok(!labels.is_empty()),
+            1 => Err(failures.remove(0)),
+            _ => Err(NetError::Several(failures)),
+        }
     }
 
     fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError> {

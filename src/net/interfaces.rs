@@ -7,19 +7,7 @@ use nix::ifaddrs::getifaddrs;
 use nix::net::if_::InterfaceFlags;
 
 use super::NetError;
-use crate::state::Mac;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    pub name: String,
-    /// IPv4 addresses with their netmasks, primary first.
-    pub addrs: Vec<(Ipv4Addr, Ipv4Addr)>,
-    pub up: bool,
-    /// Administratively up and with carrier.
-    pub running: bool,
-    pub loopback: bool,
-    pub mac: Option<Mac>,
-}
+use crate::vocabulary::Interface;
 
 /// One address as the kernel labels it (Linux alias labels look like `eth0:234`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 pub mod alias;
 pub mod arp;
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 pub mod interfaces;
 pub mod ping;
@@ -10,8 +12,10 @@ pub mod tools;
 
 use std::net::Ipv4Addr;
 
+use crate::vocabulary::NoInterface;
+
 pub use host::{Host, Observation, SystemHost};
-pub use interfaces::{discover, Interface};
+pub use interfaces::discover;
 pub use tools::{MissingTool, Tool};
 
 /// The operating systems floatip knows how to drive.
@@ -36,8 +40,8 @@ impl Os {
 pub enum NetError {
     #[error("cannot list interfaces: {0}")]
     Discover(nix::Error),
-    #[error("interface {name} not found; available: {available}")]
-    NoInterface { name: String, available: String },
+    #[error(transparent)]
+    NoInterface(#[from] NoInterface),
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },
     #[error("{vip} still {state} on {iface} after `{command}`")]
@@ -57,4 +61,7 @@ pub enum NetError {
     Unsupported(String),
     #[error(transparent)]
     Missing(#[from] MissingTool),
+    /// A teardown that went on past its failures.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<NetError>),
 }

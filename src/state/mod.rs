@@ -29,143 +29,20 @@ mod tests;
 mod timing;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use crate::config::Priority;
-pub use health::{Health, Verdict};
+use crate::vocabulary::{
+    fmt_mac, Action, BootId, Event, Health, Loss, Mac, Peer, Priority, ProbeOutcome, Role, Verdict,
+};
 pub use timing::Timing;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Backup,
-    Master,
-    Fault,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Backup => "BACKUP",
-            Role::Master => "MASTER",
-            Role::Fault => "FAULT",
-        })
-    }
-}
-
-pub type Mac = [u8; 6];
-
-pub fn fmt_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// What a node says about itself in every message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    pub node: Ipv4Addr,
-    pub boot: u64,
-    pub priority: Priority,
-    pub role: Role,
-    pub mac: Mac,
-    pub preempt_request: bool,
-}
-
-impl Peer {
-    /// The order that settles two masters: priority, then node address.
-    fn rank_key(&self) -> (Priority, Ipv4Addr) {
-        (self.priority, self.node)
-    }
-}
 
 /// This node's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Me {
     pub node: Ipv4Addr,
-    pub boot: u64,
+    pub boot: BootId,
     pub priority: Priority,
-}
-
-/// How the holder was lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Loss {
-    /// No echo for the detection time: the holder is dead, frozen or cut off.
-    Silence,
-    /// The connection was reset, refused or closed: the holder's daemon is gone.
-    Closed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeOutcome {
-    Free,
-    InUse(Mac),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A timer fired; the machine checks its deadlines.
-    Tick,
-    /// The prober got an answer from whoever holds the address.
-    Echo(Peer),
-    /// The prober's connection to the address failed.
-    HolderLost(Loss),
-    /// A node's periodic broadcast.
-    Announce(Peer),
-    /// A master removed the address and says so.
-    Resign {
-        from: Peer,
-        successor: Option<Ipv4Addr>,
-    },
-    /// Some node removed a stale copy of the address (`floatip release`, start-up clean-up).
-    Released(Ipv4Addr),
-    /// Outcome of [`Action::ProbeAddress`].
-    Probe(ProbeOutcome),
-    /// A node asked by [`Action::ConfirmMaster`] answered a heartbeat, saying this.
-    MasterConfirmed(Peer),
-    /// What the interface looks like now (polled by the daemon).
-    Observed {
-        link_up: bool,
-        address_present: bool,
-    },
-    /// An action could not be carried out (e.g. `ifconfig` failed).
-    ActionFailed(String),
-    /// The service checks' verdict or penalty changed.
-    Health(Health),
-    /// SIGTERM / SIGINT.
-    Shutdown,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    AddAddress,
-    RemoveAddress,
-    /// Ask the LAN whether anyone answers for the address; reply with [`Event::Probe`].
-    ProbeAddress,
-    /// The same, briefly: the holder said it removed the address and handed it to us.
-    ProbeHandedOver,
-    SendGarp,
-    /// Broadcast our identity and role now.
-    Announce,
-    /// Broadcast that we removed the address, naming who should take it.
-    Resign {
-        successor: Option<Ipv4Addr>,
-    },
-    /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
-    /// an answer comes back as [`Event::MasterConfirmed`], silence as nothing.
-    ConfirmMaster(Ipv4Addr),
-    /// The prober should (true) or should not (false) follow the holder.
-    SetProbing(bool),
-    Transition {
-        from: Role,
-        to: Role,
-        reason: String,
-    },
-    /// Worth a log line, not a state change.
-    Note(String),
-    Exit,
 }
 
 /// Why a FAULT.
@@ -222,11 +99,12 @@ pub struct Seen {
     pub at: Instant,
 }
 
-/// Counters for `floatip status`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the machine counts, for `floatip status` (there, beside the heartbeat threads' counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub takeovers: u64,
     pub conflicts: u64,
+    #[serde(rename = "heartbeats_lost")]
     pub holder_losses: u64,
 }
 
@@ -252,7 +130,7 @@ pub struct Machine {
     stopped: bool,
     counters: Counters,
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
-    last_resign: Option<(u64, Instant)>,
+    last_resign: Option<(BootId, Instant)>,
     /// When we last asked a better master to confirm its claim (see [`Timing::confirm_claims`]).
     confirming: Option<Instant>,
     health: Health,

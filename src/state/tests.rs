@@ -22,7 +22,7 @@ fn timing() -> Timing {
 fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
     Peer {
         node,
-        boot: u64::from(node.octets()[3]),
+        boot: BootId(u64::from(node.octets()[3])),
         priority: Priority(priority),
         role,
         mac: [2, 0, 0, 0, 0, node.octets()[3]],
@@ -46,7 +46,7 @@ impl Rig {
         let t0 = Instant::now();
         let me = Me {
             node: ME,
-            boot: 1,
+            boot: BootId(1),
             priority: Priority(priority),
         };
         let (m, first) = Machine::new(me, timing, t0);
@@ -343,7 +343,7 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
     // A replay from an earlier boot of the holder.
     let mut r = Rig::following(20);
     let old_boot = Peer {
-        boot: 999,
+        boot: BootId(999),
         ..peer(N12, 100, Role::Backup)
     };
     let a = r.at(
@@ -771,7 +771,7 @@ fn shutdown_as_backup_just_exits() {
 fn own_messages_are_ignored() {
     let mut m = Rig::master();
     let me_as_peer = Peer {
-        boot: 1,
+        boot: BootId(1),
         ..peer(ME, 100, Role::Master)
     };
     assert!(m.at(160, Event::Announce(me_as_peer)).is_empty());

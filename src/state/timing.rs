@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// Heartbeat and announce period.
@@ -21,17 +19,6 @@ pub struct Timing {
 impl Timing {
     /// The second gratuitous ARP burst after a take-over, for hosts that missed the first.
     pub const GARP_FOLLOWUP: Duration = Duration::from_secs(1);
-
-    pub fn from_config(c: &Config) -> Timing {
-        Timing {
-            interval: c.echo.interval,
-            timeout: c.echo.timeout,
-            preempt: c.preempt,
-            preempt_delay: c.preempt_delay,
-            garp_refresh: c.garp_refresh,
-            confirm_claims: c.auth.is_none(),
-        }
-    }
 
     /// Long enough to hear every live node's announce once before acting.
     pub fn startup_wait(&self) -> Duration {

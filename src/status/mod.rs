@@ -1,7 +1,7 @@
 //! `floatip status`: the running daemon's state, served as JSON on a root-only Unix socket.
 //!
-//! The daemon loop rebuilds a [`Snapshot`] after every step ([`Snapshot::of`] is pure);
-//! a server thread hands the latest one to each client that connects.
+//! A server thread asks the daemon loop for a [`Snapshot`] ([`Snapshot::of`] is pure)
+//! each time a client connects.
 
 mod client;
 mod server;
@@ -15,7 +15,9 @@ pub use client::{fetch, render};
 pub use server::Server;
 
 use crate::config::Config;
-use crate::state::{fmt_mac, Holder, Machine};
+use crate::health::{Tracked, Tracker};
+use crate::state::{Counters as MachineCounters, Holder, Machine};
+use crate::vocabulary::fmt_mac;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
@@ -28,9 +30,8 @@ pub struct PeerStatus {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    pub takeovers: u64,
-    pub conflicts: u64,
-    pub heartbeats_lost: u64,
+    #[serde(flatten)]
+    pub machine: MachineCounters,
     /// Messages dropped as malformed, foreign or unauthenticated.
     pub messages_rejected: u64,
     /// Of those, the ones that failed authentication or the replay checks.
@@ -62,6 +63,39 @@ pub struct CheckStatus {
     pub state_since_ms_ago: Option<u64>,
     pub runs: u64,
     pub failures: u64,
+}
+
+impl CheckStatus {
+    /// Each check of the daemon's tracker as `floatip status` shows it.
+    pub fn all(tracker: &Tracker, now: Instant) -> Vec<CheckStatus> {
+        tracker.checks().iter().map(|t| Self::of(t, now)).collect()
+    }
+
+    fn of(t: &Tracked, now: Instant) -> CheckStatus {
+        let ago = |at: Instant| millis(now.saturating_duration_since(at));
+        CheckStatus {
+            name: t.check.name.clone(),
+            kind: t.check.target.kind().into(),
+            target: t.check.target.to_string(),
+            state: t.counter.state().to_string(),
+            effect: t
+                .check
+                .weight
+                .map_or("fault".to_string(), |w| format!("priority -{w}")),
+            streak: t.counter.streak(),
+            rise: t.check.rise,
+            fall: t.check.fall,
+            interval_ms: millis(t.check.interval),
+            timeout_ms: millis(t.check.timeout),
+            last_ok: t.last.as_ref().map(|(s, _)| s.ok),
+            last_result: t.last.as_ref().map(|(s, _)| s.detail.clone()),
+            last_took_ms: t.last.as_ref().map(|(s, _)| millis(s.took)),
+            last_ms_ago: t.last.as_ref().map(|(_, at)| ago(*at)),
+            state_since_ms_ago: t.since.map(ago),
+            runs: t.runs,
+            failures: t.failures,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,7 +140,6 @@ impl Snapshot {
             .checked_sub(since_ago)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let holder = holder_of(machine, config);
-        let c = machine.counters();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").into(),
             state: machine.role().to_string(),
@@ -124,9 +157,9 @@ impl Snapshot {
             configured_priority: machine.me().priority.0,
             health: match (checks.is_empty(), machine.health().verdict) {
                 (true, _) => "none".into(),
-                (false, crate::state::Verdict::Pending) => "pending".into(),
-                (false, crate::state::Verdict::Healthy) => "healthy".into(),
-                (false, crate::state::Verdict::Failing) => "failing".into(),
+                (false, crate::vocabulary::Verdict::Pending) => "pending".into(),
+                (false, crate::vocabulary::Verdict::Healthy) => "healthy".into(),
+                (false, crate::vocabulary::Verdict::Failing) => "failing".into(),
             },
             checks,
             holder,
@@ -141,9 +174,7 @@ impl Snapshot {
                 })
                 .collect(),
             counters: Counters {
-                takeovers: c.takeovers,
-                conflicts: c.conflicts,
-                heartbeats_lost: c.holder_losses,
+                machine: machine.counters(),
                 messages_rejected: rejected,
                 auth_failures: 0,
             },
@@ -188,7 +219,7 @@ fn summary(
 /// Who holds the address as far as this node knows (itself when MASTER).
 fn holder_of(machine: &Machine, config: &Config) -> Option<Ipv4Addr> {
     match (machine.role(), machine.holder()) {
-        (crate::state::Role::Master, _) => Some(config.node_addr),
+        (crate::vocabulary::Role::Master, _) => Some(config.node_addr),
         (_, Holder::Alive { peer, .. }) => Some(peer.node),
         _ => None,
     }
@@ -201,47 +232,18 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Echo, Netmask, Priority};
-    use crate::state::{Event, Me, Peer, ProbeOutcome, Role, Timing};
-
-    fn config() -> Config {
-        Config {
-            source: "/etc/floatip/gateway.yml".into(),
-            interface: "eth0".into(),
-            node_addr: Ipv4Addr::new(192, 0, 2, 11),
-            vip: Ipv4Addr::new(192, 0, 2, 234),
-            netmask: Netmask::default(),
-            echo: Echo {
-                port: 61111,
-                dial_timeout: Duration::from_secs(1),
-                timeout: Duration::from_millis(300),
-                interval: Duration::from_millis(100),
-            },
-            priority: Priority(100),
-            preempt: false,
-            preempt_delay: Duration::ZERO,
-            garp_refresh: None,
-            status_socket: "/tmp/x".into(),
-            auth: None,
-            track: vec![],
-            notify: Default::default(),
-            auto_detected: vec![],
-        }
-    }
+    use crate::config::Check;
+    use crate::health::Sample;
+    use crate::vocabulary::{BootId, Event, Peer, Priority, ProbeOutcome, Role};
 
     #[test]
     fn snapshot_of_a_master_with_a_peer() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
-        let me = Me {
-            node: c.node_addr,
-            boot: 1,
-            priority: c.priority,
-        };
-        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let (mut m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
         let peer = Peer {
             node: Ipv4Addr::new(192, 0, 2, 12),
-            boot: 2,
+            boot: BootId(2),
             priority: Priority(90),
             role: Role::Backup,
             mac: [2, 0, 0, 0, 0, 12],
@@ -262,7 +264,7 @@ mod tests {
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.peers[0].last_heard_ms_ago, 251);
         assert_eq!(s.peers[0].mac, "02:00:00:00:00:0c");
-        assert_eq!(s.counters.takeovers, 1);
+        assert_eq!(s.counters.machine.takeovers, 1);
         assert_eq!(s.counters.messages_rejected, 7);
         assert!(
             s.one_line()
@@ -274,18 +276,13 @@ mod tests {
 
     #[test]
     fn snapshot_shows_checks_health_and_effective_priority() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
-        let me = Me {
-            node: c.node_addr,
-            boot: 1,
-            priority: c.priority,
-        };
-        let (mut m, _) = Machine::new(me, Timing::from_config(&c), t0);
+        let (mut m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
-        let health = crate::state::Health {
-            verdict: crate::state::Verdict::Healthy,
+        let health = crate::vocabulary::Health {
+            verdict: crate::vocabulary::Verdict::Healthy,
             penalty: 30,
             detail: "x down".into(),
         };
@@ -334,5 +331,35 @@ mod tests {
             json.as_object_mut().unwrap().remove(k);
         }
         assert!(serde_json::from_value::<Snapshot>(json).is_ok());
+    }
+
+    #[test]
+    fn check_statuses_show_state_last_result_and_timings() {
+        let t0 = Instant::now();
+        let check = Check::example("web", Some(10));
+        let sample = |ok: bool, detail: &str| Sample {
+            ok,
+            detail: detail.into(),
+            took: Duration::from_millis(1),
+        };
+        let mut t = Tracker::new(&[check]);
+        assert_eq!(CheckStatus::all(&t, t0)[0].state, "pending");
+        assert_eq!(CheckStatus::all(&t, t0)[0].last_result, None);
+        t.record(0, sample(true, "connected"), t0);
+        let refused = sample(false, "connection refused");
+        t.record(0, refused, t0 + Duration::from_millis(100));
+        let s = &CheckStatus::all(&t, t0 + Duration::from_millis(130))[0];
+        assert_eq!(s.state, "up");
+        assert_eq!(s.effect, "priority -10");
+        assert_eq!(s.streak, 1);
+        assert_eq!(s.last_ok, Some(false));
+        assert_eq!(s.last_result.as_deref(), Some("connection refused"));
+        assert_eq!(s.last_ms_ago, Some(30));
+        assert_eq!(s.state_since_ms_ago, Some(130));
+        assert_eq!((s.runs, s.failures), (2, 1));
+        assert_eq!(
+            (s.kind.as_str(), s.target.as_str()),
+            ("tcp", "127.0.0.1:8000")
+        );
     }
 }

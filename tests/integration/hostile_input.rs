@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::{status_json, BIN};
-use floatip::config::Priority;
-use floatip::state::Role;
+use floatip::vocabulary::{BootId, Priority, Role};
 use floatip::wire::{self, Kind, Message};
 use floatip_lab::floatip::*;
 use floatip_lab::{Lab, Proc};
@@ -66,7 +65,7 @@ fn forged(kind: Kind, node: Ipv4Addr, successor: Option<Ipv4Addr>, seq: u64) -> 
         node,
         mac: [2, 0, 0xc0, 0, 2, 13],
         successor,
-        boot: 0xe7e7_e7e7 ^ seq,
+        boot: BootId(0xe7e7_e7e7 ^ seq),
         seq,
     }
 }

@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::{status_json, BIN};
-use floatip::config::Priority;
-use floatip::state::Role;
+use floatip::vocabulary::{BootId, Priority, Role};
 use floatip::wire::{self, Kind, Message};
 use floatip_lab::floatip::*;
 use floatip_lab::{Flood, Hold, Lab, Proc, Stranger, CLIENT};
@@ -37,7 +36,7 @@ fn phantom(kind: Kind, node: Ipv4Addr, seq: u64) -> Message {
         node,
         mac: [2, 0, 0xc0, 0, 2, 0x77],
         successor: None,
-        boot: 0x0bad_b007,
+        boot: BootId(0x0bad_b007),
         seq,
     }
 }

@@ -10,9 +10,9 @@ mod packet_socket;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::state::Mac;
+use crate::vocabulary::Mac;
 #[cfg(not(target_os = "linux"))]
-use crate::state::ProbeOutcome;
+use crate::vocabulary::ProbeOutcome;
 
 pub const FRAME_LEN: usize = 42;
 const BROADCAST: Mac = [0xff; 6];
@@ -105,12 +105,7 @@ impl Arp {
         vip: Ipv4Addr,
         _wait: Duration,
     ) -> Result<ProbeOutcome, crate::net::NetError> {
-        let answered = crate::net::ping::answers(crate::net::Os::current(), vip).map_err(|e| {
-            crate::net::NetError::Command {
-                command: "ping".into(),
-                detail: e.to_string(),
-            }
-        })?;
+        let answered = crate::net::ping::answers(crate::net::Os::current(), vip)?;
         Ok(if answered {
             ProbeOutcome::InUse([0; 6])
         } else {

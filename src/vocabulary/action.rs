@@ -1,0 +1,34 @@
+use std::net::Ipv4Addr;
+
+use super::Role;
+
+/// What the state machine asks the daemon to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    AddAddress,
+    RemoveAddress,
+    /// Ask the LAN whether anyone answers for the address; reply with [`super::Event::Probe`].
+    ProbeAddress,
+    /// The same, briefly: the holder said it removed the address and handed it to us.
+    ProbeHandedOver,
+    SendGarp,
+    /// Broadcast our identity and role now.
+    Announce,
+    /// Broadcast that we removed the address, naming who should take it.
+    Resign {
+        successor: Option<Ipv4Addr>,
+    },
+    /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
+    /// an answer comes back as [`super::Event::MasterConfirmed`], silence as nothing.
+    ConfirmMaster(Ipv4Addr),
+    /// The prober should (true) or should not (false) follow the holder.
+    SetProbing(bool),
+    Transition {
+        from: Role,
+        to: Role,
+        reason: String,
+    },
+    /// Worth a log line, not a state change.
+    Note(String),
+    Exit,
+}

@@ -1,0 +1,55 @@
+use std::net::Ipv4Addr;
+
+use super::{Health, Mac, Peer};
+
+/// How the holder was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// No echo for the detection time: the holder is dead, frozen or cut off.
+    Silence,
+    /// The connection was reset, refused or closed: the holder's daemon is gone.
+    Closed,
+}
+
+/// Whether anyone answers for the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Free,
+    InUse(Mac),
+}
+
+/// What the state machine is told: by the threads, by the daemon's timers and signals,
+/// and as the outcome of its own actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A timer fired; the machine checks its deadlines.
+    Tick,
+    /// The prober got an answer from whoever holds the address.
+    Echo(Peer),
+    /// The prober's connection to the address failed.
+    HolderLost(Loss),
+    /// A node's periodic broadcast.
+    Announce(Peer),
+    /// A master removed the address and says so.
+    Resign {
+        from: Peer,
+        successor: Option<Ipv4Addr>,
+    },
+    /// Some node removed a stale copy of the address (`floatip release`, start-up clean-up).
+    Released(Ipv4Addr),
+    /// Outcome of [`super::Action::ProbeAddress`].
+    Probe(ProbeOutcome),
+    /// A node asked by [`super::Action::ConfirmMaster`] answered a heartbeat, saying this.
+    MasterConfirmed(Peer),
+    /// What the interface looks like now (polled by the daemon).
+    Observed {
+        link_up: bool,
+        address_present: bool,
+    },
+    /// An action could not be carried out (e.g. `ifconfig` failed).
+    ActionFailed(String),
+    /// The service checks' verdict or penalty changed.
+    Health(Health),
+    /// SIGTERM / SIGINT.
+    Shutdown,
+}

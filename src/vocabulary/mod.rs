@@ -1,0 +1,25 @@
+//! The words every floor shares: roles, priorities, MACs, masks, boot ids, interfaces,
+//! and the state machine's events and actions. The bottom floor: it imports nothing
+//! from the crate, so anything above may use it.
+
+mod action;
+mod boot_id;
+mod event;
+mod health;
+mod interface;
+mod mac;
+mod netmask;
+mod peer;
+mod priority;
+mod role;
+
+pub use action::Action;
+pub use boot_id::BootId;
+pub use event::{Event, Loss, ProbeOutcome};
+pub use health::{Health, Verdict};
+pub use interface::{Interface, NoInterface};
+pub use mac::{fmt_mac, Mac};
+pub use netmask::Netmask;
+pub use peer::Peer;
+pub use priority::Priority;
+pub use role::Role;
