@@ -788,25 +788,23 @@ impl Machine {
     }
 
     fn on_failed(&mut self, now: Instant, error: String, out: &mut Vec<Action>) {
+        let retry = Takeover::ranked(now, self.timing.conflict_retry(), Cause::Retry);
         let watch = Watch {
-            takeover: Some(Takeover::ranked(
-                now,
-                self.timing.conflict_retry(),
-                Cause::Retry,
-            )),
+            takeover: Some(retry),
             ..self.watch()
         };
         if self.fault() == Some(&Fault::Link) {
-            // The link coming back starts over anyway.
+            // The link fault stays the reason while the link is down.
             self.schedule(now, self.timing.conflict_retry(), Cause::Retry);
-        } else {
-            self.go(
-                now,
-                RoleState::fault(Fault::Failed(error), watch),
-                reason,
-                out,
-            );
+            return;
         }
+        let reason = Reason::ActionFailed(error.clone());
+        self.go(
+            now,
+            RoleState::fault(Fault::Failed(error), watch),
+            reason,
+            out,
+        );
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<Action>) {
