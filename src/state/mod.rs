@@ -152,14 +152,19 @@ impl Machine {
         matches!(self.state, RoleState::Backup { preempt_since: Some(t), .. } if now >= t + self.timing.preempt_delay)
     }
 
-    /// The earliest time the machine wants a [`Event::Tick`].
+    /// The earliest time the machine wants a [`Event::Tick`], one interval on at the latest.
+    /// Never a time already handled: a deadline passed but not acted on (no announce while
+    /// verifying, a holder that fell silent while we are FAULT, a preemption request
+    /// already under way) would make the loop spin.
     pub fn next_deadline(&self) -> Instant {
-        let mut d = self.next_announce;
+        let handled = self.last_event;
+        let mut d = handled + self.timing.interval;
         let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
+            if let Some(t) = t.filter(|&t| t > handled) {
                 d = d.min(t);
             }
         };
+        consider(Some(self.next_announce));
         match &self.state {
             RoleState::Master(m) => {
                 consider(m.garp_followup);

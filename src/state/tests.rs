@@ -878,6 +878,26 @@ fn master_with(priority: u8) -> Rig {
 }
 
 #[test]
+fn deadlines_passed_but_not_acted_on_never_make_the_loop_spin() {
+    // A backup asking a lower master to hand over.
+    let mut r = Rig::with(150, preempt_timing());
+    r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(250, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(r.m.preempt_requesting(r.now));
+    assert!(r.m.next_deadline() > r.now, "preempting");
+    // A master verifying its address after a stall announces nothing until the answer.
+    let mut m = Rig::master();
+    assert!(has(&m.at(1000, Event::Tick), &Action::ProbeAddress));
+    assert!(m.m.next_deadline() > m.now, "verifying");
+    // A FAULT node whose holder fell silent.
+    let mut f = Rig::following(20);
+    f.at(30, failing("web"));
+    f.at(400, Event::Tick);
+    assert_eq!(f.m.role(), Role::Fault);
+    assert!(f.m.next_deadline() > f.now, "unhealthy");
+}
+
+#[test]
 fn pending_checks_defer_the_startup_take_over() {
     let mut r = Rig::new();
     assert!(r.at(0, Event::Health(Health::pending())).is_empty());
