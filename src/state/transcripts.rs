@@ -363,4 +363,14 @@ macro_rules! transcripts {
 
 transcripts! {
     startup_alone,
+    backup_takes_over_from_a_silent_holder,
+    handed_over_by_resign,
+    resign_from_a_node_not_followed,
+    two_masters_keyed,
+    two_masters_unkeyed,
+    conflict_then_retry,
+    link_down_as_master,
+    stall_as_master,
+    preemption,
+    failing_checks,
 }
