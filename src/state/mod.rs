@@ -798,18 +798,17 @@ impl Machine {
             takeover: Some(retry),
             ..self.watch()
         };
-        if self.fault() == Some(&Fault::Link) {
+        match &mut self.state {
             // The link fault stays the reason while the link is down.
-            self.schedule(now, self.timing.conflict_retry(), Cause::Retry);
-            return;
+            RoleState::Fault {
+                fault: Fault::Link,
+                watch: w,
+            } => *w = watch,
+            _ => {
+                let fault = RoleState::fault(Fault::Failed(error.clone()), watch);
+                self.go(now, fault, Reason::ActionFailed(error), out);
+            }
         }
-        let reason = Reason::ActionFailed(error.clone());
-        self.go(
-            now,
-            RoleState::fault(Fault::Failed(error), watch),
-            reason,
-            out,
-        );
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<Action>) {

@@ -370,6 +370,7 @@ transcripts! {
     two_masters_unkeyed,
     conflict_then_retry,
     link_down_as_master,
+    action_failed_as_master,
     stall_as_master,
     preemption,
     failing_checks,
