@@ -22,6 +22,10 @@
 //!   FAULT and never takes over; a failing MASTER hands over to a healthy backup if one
 //!   announces, else keeps the address. Failing weighted checks lower the priority used
 //!   in announces, ranks, preemption and two-master decisions.
+//!
+//! What the machine knows in each role lives inside that role (`role.rs`), and every
+//! change of role goes through one function that does the leaving and entering work.
+//! The golden transcripts in `transcripts/` replay whole scenarios against it.
 
 mod health;
 mod role;
