@@ -1,14 +1,17 @@
 //! floatip: keeps one floating IP address on exactly one healthy host of a LAN group.
 //!
-//! The crate is a sans-IO core with a thin OS shell:
-//! - [`config`], [`wire`], [`state`] are pure: typed configuration, the heartbeat
-//!   message format and the BACKUP/MASTER/FAULT machine (events in, actions out).
-//! - [`net`] is the OS side (interfaces, address aliases, ARP, ping), each job behind a trait.
-//! - [`heartbeat`] turns network traffic into events; [`daemon`] owns the state and
-//!   executes the machine's actions; [`cli`] is the command line.
-//! - [`health`] runs the service checks (threads send samples; a pure tracker turns them
-//!   into the machine's health events); [`notify`] runs the state-change hooks; both run
-//!   programs through [`exec`].
+//! The crate is a sans-IO core with a thin OS shell, in floors that import only downward
+//! (see `docs/architecture.md`; `architecture.rs` checks it):
+//! - [`vocabulary`]: the words every floor shares (roles, MACs, masks, events, actions).
+//! - [`config`], [`wire`], [`auth`], [`state`] are pure: typed configuration, the
+//!   heartbeat message format, keys and replay checks, and the BACKUP/MASTER/FAULT
+//!   machine (events in, actions out).
+//! - The shell: [`net`] drives the OS (interfaces, address aliases, ARP, ping) behind the
+//!   `Host` trait; [`heartbeat`] and [`health`] are threads that turn traffic and check
+//!   results into events; [`status`] serves `floatip status`; [`notify`] runs the
+//!   state-change hooks; [`net`], [`health`] and [`notify`] run every program through
+//!   [`exec`] (timeout, process group killed after).
+//! - [`daemon`] owns the machine and executes its actions; [`cli`] is the command line.
 
 mod architecture;
 pub mod auth;

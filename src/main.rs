@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(floatip::cli::exit_code(&e))
         }
     }
 }

@@ -4,6 +4,8 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 use super::{how_to_create, Key};
 
 /// A key file larger than this is not a key file.
@@ -36,14 +38,16 @@ pub fn read_key_file(path: &Path) -> Result<Key, String> {
             meta.len()
         ));
     }
-    let mut text = Vec::new();
+    // Room for the whole file up front: a growing buffer would leave copies of the key behind.
+    let mut text = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_KEY_FILE_LEN).read_to_end(&mut text))
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
     while text.last().is_some_and(|b| b.is_ascii_whitespace()) {
         text.pop();
     }
-    Key::new(text).map_err(|why| format!("{shown} {why}; {}", how_to_create(&shown)))
+    Key::new(std::mem::take(&mut *text))
+        .map_err(|why| format!("{shown} {why}; {}", how_to_create(&shown)))
 }
 
 #[cfg(test)]

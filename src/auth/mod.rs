@@ -13,12 +13,13 @@ mod key_file;
 mod replay;
 
 pub use key_file::{read_key_file, MAX_KEY_FILE_LEN};
-pub use replay::{Replay, ReplayGuard};
+pub use replay::{within_skew, Replay, ReplayGuard};
 
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Length of the HMAC-SHA256 tag that ends an authenticated message.
 pub const TAG_LEN: usize = 32;
@@ -34,13 +35,15 @@ pub fn how_to_create(path: &str) -> String {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// A shared secret. Its bytes never appear in `Debug` output or logs.
+/// A shared secret. Its bytes never appear in `Debug` output or logs, and are wiped
+/// from memory when the key is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Key(Vec<u8>);
+pub struct Key(Zeroizing<Vec<u8>>);
 
 impl Key {
     /// The key text as written (trailing whitespace already removed), at least [`MIN_KEY_LEN`] bytes.
     pub fn new(bytes: Vec<u8>) -> Result<Key, String> {
+        let bytes = Zeroizing::new(bytes);
         if bytes.is_empty() {
             return Err("is empty".into());
         }
@@ -191,7 +194,7 @@ mod tests {
         assert_eq!(a.verify(b"hello", &old), Some(KeyUsed::Previous));
         // RFC 4231 test case 2 (short key), to pin the algorithm.
         let rfc = Auth {
-            key: Key(b"Jefe".to_vec()),
+            key: Key(Zeroizing::new(b"Jefe".to_vec())),
             previous_key: None,
             max_skew: DEFAULT_MAX_SKEW,
         };

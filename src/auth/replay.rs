@@ -59,12 +59,7 @@ impl ReplayGuard {
         time_ms: u64,
         now_ms: u64,
     ) -> Result<(), Replay> {
-        if time_ms.saturating_add(self.window_ms) < now_ms {
-            return Err(Replay::TooOld(now_ms - time_ms));
-        }
-        if time_ms > now_ms.saturating_add(self.window_ms) {
-            return Err(Replay::FromFuture(time_ms - now_ms));
-        }
+        within_skew(time_ms, now_ms, self.window_ms)?;
         match self.peers.get_mut(&node) {
             Some(last) if last.boot == boot => {
                 if seq <= last.seq {
@@ -115,6 +110,17 @@ impl ReplayGuard {
 
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
+    }
+}
+
+/// A timestamp within `window_ms` of our clock `now_ms`, either way.
+pub fn within_skew(time_ms: u64, now_ms: u64, window_ms: u64) -> Result<(), Replay> {
+    if time_ms.saturating_add(window_ms) < now_ms {
+        Err(Replay::TooOld(now_ms - time_ms))
+    } else if time_ms > now_ms.saturating_add(window_ms) {
+        Err(Replay::FromFuture(time_ms - now_ms))
+    } else {
+        Ok(())
     }
 }
 

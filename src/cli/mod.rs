@@ -1,5 +1,5 @@
 //! The command line: one module per subcommand, each returning a `Result`; `main` maps
-//! errors to exit codes.
+//! errors to exit codes ([`exit_code`]).
 
 mod check;
 mod release;
@@ -8,11 +8,13 @@ mod status;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use log::warn;
 
-use crate::config::{self, Loaded};
+use crate::config::{self, ConfigError, Loaded};
+use crate::daemon::DaemonError;
+use crate::environment::EnvError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,10 +86,54 @@ pub fn load(path: &Path, unknown: UnknownKeys) -> anyhow::Result<Loaded> {
     let interfaces = crate::net::discover().context("cannot list network interfaces")?;
     let (loaded, unknown_keys) = config::load(path, &interfaces)?;
     if unknown == UnknownKeys::Fail && !unknown_keys.is_empty() {
-        bail!("{}", unknown_keys.join("; "));
+        return Err(ConfigError::UnknownKeys(unknown_keys).into());
     }
     for line in unknown_keys {
         warn!("{line}");
     }
     Ok(loaded)
+}
+
+/// sysexits(3): a bad configuration file; systemd does not restart on it
+/// (`RestartPreventExitStatus=78`), since the next start would fail the same way.
+pub const EX_CONFIG: u8 = 78;
+/// sysexits(3): not allowed (floatip must run as root).
+pub const EX_NOPERM: u8 = 77;
+/// sysexits(3): something the host must provide is missing (a program, the interface).
+pub const EX_UNAVAILABLE: u8 = 69;
+/// Anything that went wrong at run time.
+pub const EX_FAILURE: u8 = 1;
+
+/// The exit code for an error, by the first cause in its chain that says what kind it is.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<ConfigError>() || matches!(cause.downcast_ref(), Some(DaemonError::Config(_)))
+        {
+            return EX_CONFIG;
+        }
+        match cause.downcast_ref::<EnvError>() {
+            Some(EnvError::NotRoot) => return EX_NOPERM,
+            Some(_) => return EX_UNAVAILABLE,
+            None => {}
+        }
+    }
+    EX_FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_tell_config_permission_and_environment_apart() {
+        let config = ConfigError::UnknownKeys(vec!["x: unknown key floating_ip.y".into()]);
+        let wrapped = anyhow::Error::from(config).context("loading");
+        assert_eq!(exit_code(&wrapped), EX_CONFIG);
+        let reload = DaemonError::Config(ConfigError::UnknownKeys(vec![]));
+        assert_eq!(exit_code(&reload.into()), EX_CONFIG);
+        assert_eq!(exit_code(&EnvError::NotRoot.into()), EX_NOPERM);
+        let down = EnvError::InterfaceDown("eth0".into());
+        assert_eq!(exit_code(&down.into()), EX_UNAVAILABLE);
+        assert_eq!(exit_code(&anyhow::anyhow!("socket closed")), EX_FAILURE);
+    }
 }

@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::state::Timing;
-use crate::vocabulary::{Netmask, Priority};
+use crate::state::{Me, Timing};
+use crate::vocabulary::{BootId, Netmask, Priority};
 
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
@@ -67,6 +67,32 @@ pub struct Config {
 }
 
 impl Config {
+    /// A valid configuration for tests: node 192.0.2.11, floating IP 192.0.2.234.
+    #[cfg(test)]
+    pub fn example() -> Config {
+        Config {
+            source: "/etc/floatip/gateway.yml".into(),
+            interface: "eth0".into(),
+            node_addr: Ipv4Addr::new(192, 0, 2, 11),
+            vip: Ipv4Addr::new(192, 0, 2, 234),
+            netmask: Netmask::default(),
+            echo: Echo {
+                port: 61111,
+                dial_timeout: Duration::from_secs(1),
+                timeout: Duration::from_millis(300),
+                interval: Duration::from_millis(100),
+            },
+            priority: Priority(100),
+            preempt: false,
+            preempt_delay: Duration::ZERO,
+            garp_refresh: None,
+            status_socket: "/tmp/x".into(),
+            auth: None,
+            track: vec![],
+            notify: Default::default(),
+            auto_detected: vec![],
+        }
+    }
     pub fn broadcast(&self) -> Ipv4Addr {
         self.netmask.broadcast(self.node_addr)
     }
@@ -153,6 +179,15 @@ impl Config {
         s
     }
 
+    /// This node as the state machine knows it, in its run `boot`.
+    pub fn me(&self, boot: BootId) -> Me {
+        Me {
+            node: self.node_addr,
+            boot,
+            priority: self.priority,
+        }
+    }
+
     /// The durations the state machine runs on.
     pub fn timing(&self) -> Timing {
         Timing {
@@ -188,10 +223,14 @@ impl Loaded {
 }
 
 /// Every way a configuration can be wrong; each names the file and, where there is one, the key.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {reason}")]
-    Unreadable { file: String, reason: String },
+    #[error("{file}: cannot read")]
+    Unreadable {
+        file: String,
+        #[source]
+        error: std::io::Error,
+    },
     #[error("{file}: not valid YAML: {reason}")]
     Syntax { file: String, reason: String },
     #[error("{file}: {key}: {reason}")]
@@ -202,6 +241,9 @@ pub enum ConfigError {
     },
     #[error("{file}: {reason}")]
     Environment { file: String, reason: String },
+    /// Keys `floatip check` does not know, one line each.
+    #[error("{}", .0.join("; "))]
+    UnknownKeys(Vec<String>),
 }
 
 /// Reads and resolves `path` against the host's interfaces, and checks that only root (or
@@ -211,9 +253,9 @@ pub fn load(
     interfaces: &[crate::vocabulary::Interface],
 ) -> Result<(Loaded, Vec<String>), ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
         file: file.clone(),
-        reason: e.to_string(),
+        error,
     })?;
     let raw = RawSection::parse(&text, &file)?;
     let loaded = resolve(&raw, path, interfaces)?;

@@ -46,6 +46,25 @@ pub struct Check {
     pub weight: Option<u8>,
 }
 
+impl Check {
+    /// A TCP check of 127.0.0.1:8000 every 100 ms, rise 2, fall 3, for tests.
+    #[cfg(test)]
+    pub fn example(name: &str, weight: Option<u8>) -> Check {
+        Check {
+            name: name.into(),
+            target: Target::Tcp {
+                host: "127.0.0.1".into(),
+                port: 8000,
+            },
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(50),
+            rise: 2,
+            fall: 3,
+            weight,
+        }
+    }
+}
+
 /// What a check looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -1,15 +1,13 @@
 //! Carries out the state machine's actions on the host and the network, and reports to
 //! the service manager. Failures become events; nothing here changes the state.
 
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
-use sd_notify::NotifyState;
 
-use super::input::Input;
+use super::outside::{Group, Notice, Supervisor};
 use crate::config::Config;
-use crate::heartbeat::{Broadcaster, Local, LocalView, Prober};
+use crate::heartbeat::LocalView;
 use crate::net::{arp, Host};
 use crate::notify::Notifier;
 use crate::state::Machine;
@@ -25,37 +23,30 @@ pub enum Outcome {
 
 pub struct Executor<H: Host> {
     host: H,
-    broadcaster: Broadcaster,
-    prober: Prober,
-    local: std::sync::Arc<Local>,
+    group: Box<dyn Group>,
+    supervisor: Box<dyn Supervisor>,
     vip: std::net::Ipv4Addr,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
     status: String,
     notifier: Notifier,
-    /// For answers that come back later (a master confirming its claim).
-    events: SyncSender<Input>,
-    port: u16,
-    dial_timeout: Duration,
 }
 
 impl<H: Host> Executor<H> {
     pub fn new(
         host: H,
-        broadcaster: Broadcaster,
-        prober: Prober,
-        local: std::sync::Arc<Local>,
+        group: Box<dyn Group>,
+        supervisor: Box<dyn Supervisor>,
         config: &Config,
-        events: SyncSender<Input>,
+        now: Instant,
     ) -> Self {
         Executor {
             host,
-            broadcaster,
-            prober,
-            local,
+            group,
+            watchdog: supervisor.watchdog(),
+            supervisor,
             vip: config.vip,
-            watchdog: sd_notify::watchdog_enabled(),
-            last_watchdog: Instant::now(),
+            last_watchdog: now,
             status: String::new(),
             notifier: Notifier::start(
                 &config.notify,
@@ -63,9 +54,6 @@ impl<H: Host> Executor<H> {
                 config.node_addr,
                 &config.interface,
             ),
-            events,
-            port: config.echo.port,
-            dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
         }
     }
 
@@ -106,24 +94,16 @@ impl<H: Host> Executor<H> {
             }
             Action::Announce => {
                 self.publish_view(machine);
-                self.broadcaster.send(Kind::Announce, None);
+                self.group.send(Kind::Announce, None);
             }
             Action::Resign { successor } => {
                 self.publish_view(machine);
                 // Twice: a lost datagram would cost the group a whole detection time.
-                self.broadcaster.send(Kind::Resign, successor);
-                self.broadcaster.send(Kind::Resign, successor);
+                self.group.send(Kind::Resign, successor);
+                self.group.send(Kind::Resign, successor);
             }
-            Action::SetProbing(on) => self.prober.set_enabled(on),
-            Action::ConfirmMaster(node) => {
-                crate::heartbeat::confirm_master(
-                    self.local.clone(),
-                    node,
-                    self.port,
-                    self.dial_timeout,
-                    self.events.clone(),
-                );
-            }
+            Action::SetProbing(on) => self.group.set_probing(on),
+            Action::ConfirmMaster(node) => self.group.confirm_master(node),
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);
@@ -132,7 +112,7 @@ impl<H: Host> Executor<H> {
             }
             Action::Note(text) => info!("{text}"),
             Action::Exit => {
-                let _ = sd_notify::notify(&[NotifyState::Stopping]);
+                self.supervisor.notify(Notice::Stopping);
                 return Outcome::Exit;
             }
         }
@@ -155,7 +135,7 @@ impl<H: Host> Executor<H> {
 
     /// What the heartbeat threads say about us must match the machine before anything is sent.
     fn publish_view(&self, machine: &Machine) {
-        self.local.set_view(LocalView {
+        self.group.set_view(LocalView {
             role: machine.role(),
             priority: machine.priority(),
             preempt_request: machine.preempt_requesting(Instant::now()),
@@ -167,8 +147,8 @@ impl<H: Host> Executor<H> {
         self.publish_view(machine);
         let status = crate::status::one_line(machine, config);
         if status != self.status {
-            let _ = sd_notify::notify(&[NotifyState::Status(&status)]);
-            self.status = status;
+            self.status = status.clone();
+            self.supervisor.notify(Notice::Status(status));
         }
     }
 
@@ -179,10 +159,7 @@ impl<H: Host> Executor<H> {
         config: &Config,
         checks: Vec<CheckStatus>,
     ) -> Snapshot {
-        let rejected = self
-            .local
-            .rejected
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let (rejected, auth_failures) = self.group.rejected();
         let mut snapshot = Snapshot::of(
             machine,
             config,
@@ -191,16 +168,13 @@ impl<H: Host> Executor<H> {
             rejected,
             checks,
         );
-        snapshot.counters.auth_failures = self
-            .local
-            .auth_failures
-            .load(std::sync::atomic::Ordering::Relaxed);
+        snapshot.counters.auth_failures = auth_failures;
         snapshot
     }
 
     pub fn notify_ready(&mut self, machine: &Machine, config: &Config) {
         self.publish(machine, config);
-        let _ = sd_notify::notify(&[NotifyState::Ready]);
+        self.supervisor.notify(Notice::Ready);
     }
 
     /// When the loop must wake for the watchdog at the latest (half the systemd period).
@@ -214,7 +188,7 @@ impl<H: Host> Executor<H> {
     pub fn watchdog(&mut self, now: Instant) {
         if let Some(w) = self.watchdog {
             if now >= self.last_watchdog + w / 2 {
-                let _ = sd_notify::notify(&[NotifyState::Watchdog]);
+                self.supervisor.notify(Notice::Watchdog);
                 self.last_watchdog = now;
             }
         }

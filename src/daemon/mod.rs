@@ -4,23 +4,27 @@
 
 mod executor;
 mod input;
+mod outside;
 mod signals;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use log::{info, warn};
+use log::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
-use crate::state::{Machine, Me};
-use crate::vocabulary::{BootId, Event, Health, Role};
+use crate::state::Machine;
+use crate::vocabulary::{Action, BootId, Event, Health, Role};
 use executor::Executor;
 use input::Input;
+use outside::{Heartbeats, Systemd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -116,12 +120,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tx.clone(),
     );
 
-    let me = Me {
-        node: config.node_addr,
-        boot,
-        priority: config.priority,
-    };
-    let (machine, first) = Machine::new(me, config.timing(), Instant::now());
+    let (machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
     info!(
         "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
@@ -133,19 +132,34 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         port
     );
     let tracker = Tracker::new(&config.track);
-    let exec = Executor::new(host, broadcaster, prober, local, &config, tx);
+    let group = Heartbeats {
+        broadcaster,
+        prober,
+        local,
+        port,
+        dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
+        events: tx,
+    };
+    let exec = Executor::new(
+        host,
+        Box::new(group),
+        Box::new(Systemd),
+        &config,
+        Instant::now(),
+    );
     let mut daemon = Daemon {
         machine,
+        max_steps: MAX_STEPS,
         exec,
         config,
         tracker,
         health: Health::healthy(),
     };
-    daemon.apply(Instant::now(), first);
+    exits(daemon.apply(Instant::now(), first));
     if !daemon.tracker.is_empty() {
         // No take-over before the checks' first verdict.
         daemon.health = Health::pending();
-        daemon.step(Instant::now(), Event::Health(Health::pending()));
+        exits(daemon.step(Instant::now(), Event::Health(Health::pending())));
     }
     let _status = start_status_server(&daemon.config, status_requests);
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
@@ -176,8 +190,29 @@ fn start_status_server(
     }
 }
 
+/// Actions one event may lead to, follow-ups included. Each action yields at most one
+/// follow-up event and the machine never loops on them, so reaching this is a bug.
+const MAX_STEPS: usize = 64;
+
+/// One event led to more actions than [`MAX_STEPS`]; the rest were not carried out.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("one event led to more than {steps} actions; left undone: {undone:?}")]
+struct TooManySteps {
+    steps: usize,
+    undone: Vec<Action>,
+}
+
+/// A runaway is logged, the loop goes on; true when the daemon must exit.
+fn exits(result: Result<bool, TooManySteps>) -> bool {
+    result.unwrap_or_else(|e| {
+        error!("{e}");
+        false
+    })
+}
+
 struct Daemon<H: Host> {
     machine: Machine,
+    max_steps: usize,
     exec: Executor<H>,
     config: Config,
     tracker: Tracker,
@@ -221,14 +256,14 @@ impl<H: Host> Daemon<H> {
                 }
                 None => Event::Tick,
             };
-            if self.step(now, event) {
+            if exits(self.step(now, event)) {
                 return;
             }
             // A poll due within a tenth of its period rides on this wake-up instead of its own.
             if now + poll / 10 >= next_poll {
                 next_poll = now + poll;
                 if let Some(observed) = self.exec.observe() {
-                    if self.step(now, observed) {
+                    if exits(self.step(now, observed)) {
                         return;
                     }
                 }
@@ -236,22 +271,29 @@ impl<H: Host> Daemon<H> {
         }
     }
 
-    /// Feeds one event and every outcome it leads to; true when the daemon must exit.
-    fn step(&mut self, now: Instant, event: Event) -> bool {
+    /// Feeds one event and every outcome it leads to; `Ok(true)` when the daemon must exit.
+    fn step(&mut self, now: Instant, event: Event) -> Result<bool, TooManySteps> {
         let actions = self.machine.handle(now, event);
         self.apply(now, actions)
     }
 
-    fn apply(&mut self, now: Instant, actions: Vec<crate::vocabulary::Action>) -> bool {
+    fn apply(&mut self, now: Instant, actions: Vec<Action>) -> Result<bool, TooManySteps> {
         let mut queue: VecDeque<_> = actions.into();
-        // Each action yields at most one follow-up event; the machine never loops on them.
-        for _ in 0..64 {
-            let Some(action) = queue.pop_front() else {
+        let mut steps = 0;
+        let mut result = Ok(false);
+        while let Some(action) = queue.pop_front() {
+            if steps == self.max_steps {
+                queue.push_front(action);
+                result = Err(TooManySteps {
+                    steps,
+                    undone: queue.into(),
+                });
                 break;
-            };
+            }
+            steps += 1;
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
-                executor::Outcome::Exit => return true,
+                executor::Outcome::Exit => return Ok(true),
                 executor::Outcome::Feedback(event) => {
                     let more = self.machine.handle(now, event);
                     for (i, a) in more.into_iter().enumerate() {
@@ -261,7 +303,7 @@ impl<H: Host> Daemon<H> {
             }
         }
         self.exec.publish(&self.machine, &self.config);
-        false
+        result
     }
 
     /// Records a check result; a changed verdict or penalty becomes the machine's event.

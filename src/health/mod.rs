@@ -195,23 +195,6 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use crate::config::Target;
-
-    fn check(name: &str, weight: Option<u8>) -> Check {
-        Check {
-            name: name.into(),
-            target: Target::Tcp {
-                host: "127.0.0.1".into(),
-                port: 8000,
-            },
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(50),
-            rise: 2,
-            fall: 3,
-            weight,
-        }
-    }
-
     fn sample(ok: bool) -> Sample {
         Sample {
             ok,
@@ -232,7 +215,7 @@ mod tests {
     #[test]
     fn pending_until_every_check_has_a_result() {
         let now = Instant::now();
-        let mut t = Tracker::new(&[check("a", None), check("b", Some(20))]);
+        let mut t = Tracker::new(&[Check::example("a", None), Check::example("b", Some(20))]);
         assert_eq!(t.health().verdict, Verdict::Pending);
         t.record(0, sample(true), now);
         assert_eq!(t.health().verdict, Verdict::Pending);
@@ -247,7 +230,7 @@ mod tests {
     #[test]
     fn a_down_check_without_weight_fails_the_node() {
         let now = Instant::now();
-        let mut t = Tracker::new(&[check("web", None)]);
+        let mut t = Tracker::new(&[Check::example("web", None)]);
         t.record(0, sample(true), now);
         assert_eq!(t.record(0, sample(false), now), None);
         assert_eq!(t.record(0, sample(false), now), None);
@@ -266,9 +249,9 @@ mod tests {
     fn weighted_checks_add_penalties_not_faults() {
         let now = Instant::now();
         let mut t = Tracker::new(&[
-            check("a", Some(30)),
-            check("b", Some(250)),
-            check("c", None),
+            Check::example("a", Some(30)),
+            Check::example("b", Some(250)),
+            Check::example("c", None),
         ]);
         t.record(2, sample(true), now);
         t.record(0, sample(false), now);
@@ -284,7 +267,7 @@ mod tests {
 
     #[test]
     fn unknown_index_is_ignored() {
-        let mut t = Tracker::new(&[check("web", None)]);
+        let mut t = Tracker::new(&[Check::example("web", None)]);
         assert_eq!(t.record(5, sample(true), Instant::now()), None);
     }
 }

@@ -18,7 +18,7 @@ pub use broadcast::{send_released, Broadcaster};
 pub use listener::Listener;
 pub use prober::{confirm_master, Prober};
 
-use crate::auth::{Auth, Replay, ReplayGuard};
+use crate::auth::{within_skew, Auth, Replay, ReplayGuard};
 use crate::vocabulary::{BootId, Mac, Peer, Priority, Role};
 use crate::wire::{self, Challenge, Decoded, Kind, Message, Stamp, WireError};
 use limits::{ConnectionCap, LogLimit, Members, RateLimit, Trouble};
@@ -191,17 +191,8 @@ impl Local {
         let (Some(a), Some(s)) = (&self.auth, d.stamp) else {
             return Ok(());
         };
-        let (now, window) = (
-            wall_ms(),
-            u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX),
-        );
-        if s.time_ms.saturating_add(window) < now {
-            Err(Replay::TooOld(now - s.time_ms))
-        } else if s.time_ms > now.saturating_add(window) {
-            Err(Replay::FromFuture(s.time_ms - now))
-        } else {
-            Ok(())
-        }
+        let window = u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX);
+        within_skew(s.time_ms, wall_ms(), window)
     }
 
     /// Takes a datagram token for a verified sender's (node, boot); false means drop it.

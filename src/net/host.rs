@@ -94,13 +94,16 @@ impl Host for SystemHost {
         Ok(())
     }
 
+    /// Tries every copy even when one fails, and reports every failure.
     fn remove_address(&self) -> Result<bool, NetError> {
         let labels = self.copies()?;
+        let mut failures = Vec::new();
         for label in &labels {
             let cmd = alias::remove(self.os, &self.iface, label, self.vip, self.mask);
-            cmd.run()?;
-            if self.copies()?.contains(label) {
-                return Err(NetError::NotApplied {
+            if let Err(e) = cmd.run() {
+                failures.push(e);
+            } else if self.copies()?.contains(label) {
+                failures.push(NetError::NotApplied {
                     vip: self.vip,
                     iface: self.iface.clone(),
                     state: "present",
@@ -108,7 +111,11 @@ impl Host for SystemHost {
                 });
             }
         }
-        Ok(!labels.is_empty())
+        match failures.len() {
+            0 => Ok(!labels.is_empty()),
+            1 => Err(failures.remove(0)),
+            _ => Err(NetError::Several(failures)),
+        }
     }
 
     fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError> {

@@ -3,6 +3,8 @@
 
 pub mod alias;
 pub mod arp;
+#[cfg(test)]
+pub mod fake;
 pub mod host;
 pub mod interfaces;
 pub mod ping;
@@ -59,4 +61,7 @@ pub enum NetError {
     Unsupported(String),
     #[error(transparent)]
     Missing(#[from] MissingTool),
+    /// A teardown that went on past its failures.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<NetError>),
 }

@@ -61,11 +61,12 @@ pub struct Seen {
     pub at: Instant,
 }
 
-/// Counters for `floatip status`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the machine counts, for `floatip status` (there, beside the heartbeat threads' counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     pub takeovers: u64,
     pub conflicts: u64,
+    #[serde(rename = "heartbeats_lost")]
     pub holder_losses: u64,
 }
 

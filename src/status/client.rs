@@ -90,7 +90,7 @@ pub fn render(s: &Snapshot) -> String {
     let c = &s.counters;
     out += &format!(
         "counters:  takeovers {} conflicts {} heartbeats_lost {} messages_rejected {} auth_failures {}\n",
-        c.takeovers, c.conflicts, c.heartbeats_lost, c.messages_rejected, c.auth_failures
+        c.machine.takeovers, c.machine.conflicts, c.machine.holder_losses, c.messages_rejected, c.auth_failures
     );
     out
 }

@@ -16,7 +16,7 @@ pub use server::Server;
 
 use crate::config::Config;
 use crate::health::{Tracked, Tracker};
-use crate::state::{Holder, Machine};
+use crate::state::{Counters as MachineCounters, Holder, Machine};
 use crate::vocabulary::fmt_mac;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,9 +30,8 @@ pub struct PeerStatus {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
-    pub takeovers: u64,
-    pub conflicts: u64,
-    pub heartbeats_lost: u64,
+    #[serde(flatten)]
+    pub machine: MachineCounters,
     /// Messages dropped as malformed, foreign or unauthenticated.
     pub messages_rejected: u64,
     /// Of those, the ones that failed authentication or the replay checks.
@@ -141,7 +140,6 @@ impl Snapshot {
             .checked_sub(since_ago)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let holder = holder_of(machine, config);
-        let c = machine.counters();
         Snapshot {
             version: env!("CARGO_PKG_VERSION").into(),
             state: machine.role().to_string(),
@@ -176,9 +174,7 @@ impl Snapshot {
                 })
                 .collect(),
             counters: Counters {
-                takeovers: c.takeovers,
-                conflicts: c.conflicts,
-                heartbeats_lost: c.holder_losses,
+                machine: machine.counters(),
                 messages_rejected: rejected,
                 auth_failures: 0,
             },
@@ -236,46 +232,15 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Check, Echo, Target};
+    use crate::config::Check;
     use crate::health::Sample;
-    use crate::state::Me;
-    use crate::vocabulary::{BootId, Event, Netmask, Peer, Priority, ProbeOutcome, Role};
-
-    fn config() -> Config {
-        Config {
-            source: "/etc/floatip/gateway.yml".into(),
-            interface: "eth0".into(),
-            node_addr: Ipv4Addr::new(192, 0, 2, 11),
-            vip: Ipv4Addr::new(192, 0, 2, 234),
-            netmask: Netmask::default(),
-            echo: Echo {
-                port: 61111,
-                dial_timeout: Duration::from_secs(1),
-                timeout: Duration::from_millis(300),
-                interval: Duration::from_millis(100),
-            },
-            priority: Priority(100),
-            preempt: false,
-            preempt_delay: Duration::ZERO,
-            garp_refresh: None,
-            status_socket: "/tmp/x".into(),
-            auth: None,
-            track: vec![],
-            notify: Default::default(),
-            auto_detected: vec![],
-        }
-    }
+    use crate::vocabulary::{BootId, Event, Peer, Priority, ProbeOutcome, Role};
 
     #[test]
     fn snapshot_of_a_master_with_a_peer() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
-        let me = Me {
-            node: c.node_addr,
-            boot: BootId(1),
-            priority: c.priority,
-        };
-        let (mut m, _) = Machine::new(me, c.timing(), t0);
+        let (mut m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
         let peer = Peer {
             node: Ipv4Addr::new(192, 0, 2, 12),
             boot: BootId(2),
@@ -299,7 +264,7 @@ mod tests {
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.peers[0].last_heard_ms_ago, 251);
         assert_eq!(s.peers[0].mac, "02:00:00:00:00:0c");
-        assert_eq!(s.counters.takeovers, 1);
+        assert_eq!(s.counters.machine.takeovers, 1);
         assert_eq!(s.counters.messages_rejected, 7);
         assert!(
             s.one_line()
@@ -311,14 +276,9 @@ mod tests {
 
     #[test]
     fn snapshot_shows_checks_health_and_effective_priority() {
-        let c = config();
+        let c = Config::example();
         let t0 = Instant::now();
-        let me = Me {
-            node: c.node_addr,
-            boot: BootId(1),
-            priority: c.priority,
-        };
-        let (mut m, _) = Machine::new(me, c.timing(), t0);
+        let (mut m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         assert_eq!(Snapshot::of(&m, &c, t0, wall, 0, vec![]).health, "none");
         let health = crate::vocabulary::Health {
@@ -376,18 +336,7 @@ mod tests {
     #[test]
     fn check_statuses_show_state_last_result_and_timings() {
         let t0 = Instant::now();
-        let check = Check {
-            name: "web".into(),
-            target: Target::Tcp {
-                host: "127.0.0.1".into(),
-                port: 8000,
-            },
-            interval: Duration::from_millis(100),
-            timeout: Duration::from_millis(50),
-            rise: 2,
-            fall: 3,
-            weight: Some(10),
-        };
+        let check = Check::example("web", Some(10));
         let sample = |ok: bool, detail: &str| Sample {
             ok,
             detail: detail.into(),

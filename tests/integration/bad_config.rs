@@ -441,8 +441,14 @@ fn every_bad_input_fails_cleanly_with_one_line_naming_the_key() {
             let errors = error_lines(&stderr);
             let line = errors.first().copied().unwrap_or("");
             let mut problems = Vec::new();
-            if out.status.success() {
-                problems.push("exit code 0".to_string());
+            // sysexits: 77 not permitted, 69 a program missing, 78 everything about the file.
+            let code = match (c.name, &c.who) {
+                ("not root", _) => 77,
+                (_, As::Without(_)) => 69,
+                _ => 78,
+            };
+            if out.status.code() != Some(code) {
+                problems.push(format!("exit code {:?}, not {code}", out.status.code()));
             }
             if errors.len() != 1 {
                 problems.push(format!("{} error lines", errors.len()));

@@ -105,12 +105,7 @@ impl Arp {
         vip: Ipv4Addr,
         _wait: Duration,
     ) -> Result<ProbeOutcome, crate::net::NetError> {
-        let answered = crate::net::ping::answers(crate::net::Os::current(), vip).map_err(|e| {
-            crate::net::NetError::Command {
-                command: "ping".into(),
-                detail: e.to_string(),
-            }
-        })?;
+        let answered = crate::net::ping::answers(crate::net::Os::current(), vip)?;
         Ok(if answered {
             ProbeOutcome::InUse([0; 6])
         } else {

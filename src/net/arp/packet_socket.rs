@@ -1,21 +1,20 @@
-//! Raw `AF_PACKET` ARP on Linux. The only unsafe code in floatip: building a
-//! `sockaddr_ll`, which neither nix nor socket2 constructs safely.
+//! Raw `AF_PACKET` ARP on Linux, through socket2. The frames carry their own Ethernet
+//! header, so only `bind` needs a link-layer address.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 
 use super::{claimant, garp_reply, garp_request, probe, ETHERTYPE_ARP, FRAME_LEN, GARP_REPEATS};
 use crate::net::NetError;
 use crate::vocabulary::{Mac, ProbeOutcome};
 
-struct PacketSocket {
-    fd: OwnedFd,
-    ifindex: i32,
-}
+/// Non-blocking: reads return `WouldBlock` when nothing is queued; waits go through `poll`.
+struct PacketSocket(Socket);
 
 fn socket_err<'a>(what: &'static str, iface: &'a str) -> impl FnOnce(io::Error) -> NetError + 'a {
     move |error| NetError::Socket {
@@ -25,92 +24,68 @@ fn socket_err<'a>(what: &'static str, iface: &'a str) -> impl FnOnce(io::Error) 
     }
 }
 
+/// The interface's link-layer address for ARP, to bind a packet socket to.
+fn link_addr(ifindex: i32) -> SockAddr {
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: socket2 offers no constructor for `sockaddr_ll`; `view_as` asserts it fits
+    // the zeroed storage (all-zero is a valid `sockaddr_ll`), and the length passed to
+    // `SockAddr::new` is exactly that of the `sockaddr_ll` written, family AF_PACKET.
+    unsafe {
+        let ll = storage.view_as::<libc::sockaddr_ll>();
+        ll.sll_family = libc::AF_PACKET as u16;
+        ll.sll_protocol = ETHERTYPE_ARP.to_be();
+        ll.sll_ifindex = ifindex;
+        SockAddr::new(
+            storage,
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    }
+}
+
 impl PacketSocket {
     fn open(iface: &str) -> Result<PacketSocket, NetError> {
         let ifindex = nix::net::if_::if_nametoindex(iface)
-            .map_err(|e| socket_err("interface index", iface)(io::Error::from(e)))?
-            as i32;
-        let proto = i32::from(ETHERTYPE_ARP.to_be());
-        // SAFETY: plain socket(2) call; the result is checked before use.
-        let raw =
-            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-        if raw < 0 {
-            return Err(socket_err("open raw ARP socket", iface)(
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: `raw` is a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sock = PacketSocket { fd, ifindex };
-        let addr = sock.link_addr(&[0; 6]);
-        // SAFETY: `addr` is a fully initialised sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                sock.fd.as_raw_fd(),
-                &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(socket_err("bind raw ARP socket", iface)(
-                io::Error::last_os_error(),
-            ));
-        }
-        Ok(sock)
+            .map_err(|e| socket_err("interface index", iface)(io::Error::from(e)))?;
+        let ifindex = i32::try_from(ifindex).map_err(|_| {
+            socket_err("interface index", iface)(io::Error::other("index out of range"))
+        })?;
+        let proto = Protocol::from(i32::from(ETHERTYPE_ARP.to_be()));
+        let sock = Socket::new(Domain::PACKET, Type::RAW, Some(proto))
+            .map_err(socket_err("open raw ARP socket", iface))?;
+        sock.bind(&link_addr(ifindex))
+            .map_err(socket_err("bind raw ARP socket", iface))?;
+        sock.set_nonblocking(true)
+            .map_err(socket_err("set raw ARP socket non-blocking", iface))?;
+        Ok(PacketSocket(sock))
     }
 
-    fn link_addr(&self, dst: &Mac) -> libc::sockaddr_ll {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut a: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        a.sll_family = libc::AF_PACKET as u16;
-        a.sll_protocol = ETHERTYPE_ARP.to_be();
-        a.sll_ifindex = self.ifindex;
-        a.sll_halen = 6;
-        a.sll_addr[..6].copy_from_slice(dst);
-        a
-    }
-
+    /// Sends on the bound interface; the frame's own header names the destination.
     fn send(&self, frame: &[u8; FRAME_LEN]) -> io::Result<()> {
-        let mut dst = [0u8; 6];
-        dst.copy_from_slice(&frame[0..6]);
-        let addr = self.link_addr(&dst);
-        // SAFETY: the buffer and address are valid for the lengths passed.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+        self.0.send(frame).map(|_| ())
+    }
+
+    /// One queued frame into `buf`, or `None` when nothing is queued.
+    fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match (&self.0).read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
-        Ok(())
     }
 
     /// Discards every frame already queued.
     fn drain(&self) -> io::Result<()> {
         let mut buf = [0u8; 128];
         for _ in 0..100_000 {
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return if e.kind() == io::ErrorKind::WouldBlock {
-                    Ok(())
-                } else {
-                    Err(e)
-                };
+            if self.recv(&mut buf)?.is_none() {
+                return Ok(());
             }
         }
         Ok(())
@@ -127,30 +102,14 @@ impl PacketSocket {
             }
             let ms =
                 PollTimeout::try_from(left.as_millis().max(1) as i32).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&self.fd),
-                PollFlags::POLLIN,
-            )];
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
             if poll(&mut fds, ms).map_err(io::Error::from)? == 0 {
                 return Ok(None);
             }
-            // SAFETY: `buf` is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let Some(n) = self.recv(&mut buf)? else {
+                continue;
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if let Some(mac) = claimant(&buf[..n as usize], vip, ours) {
+            if let Some(mac) = claimant(&buf[..n], vip, ours) {
                 return Ok(Some(mac));
             }
         }
