@@ -108,7 +108,7 @@ impl<H: Host> Executor<H> {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);
                 // Queued: hooks run on their own thread and never delay what follows.
-                self.notifier.transition(from, to, &reason);
+                self.notifier.transition(from, to, &reason.to_string());
             }
             Action::Note(text) => info!("{text}"),
             Action::Exit => {

@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
-use super::{Action, Cause, Fault, Holder, Machine, Role};
-use crate::vocabulary::{Health, Priority, Verdict};
+use super::{Action, Cause, Fault, Holder, Machine, RoleState, Takeover, Watch};
+use crate::vocabulary::{Health, Priority, Reason, Verdict};
 
 impl Machine {
     /// The priority this node announces and compares with: configured minus the penalty.
@@ -43,39 +43,45 @@ impl Machine {
         let was = self.health.verdict;
         self.health = health;
         let start = out.len();
-        match (self.health.verdict, self.role) {
-            (Verdict::Failing, Role::Backup) => {
-                self.takeover = None;
-                let reason = format!("service checks failing: {}", self.health.detail);
-                self.enter(
-                    now,
-                    Role::Fault,
-                    Some(Fault::Unhealthy(self.health.detail.clone())),
-                    reason,
-                    out,
-                );
+        let detail = self.health.detail.clone();
+        match (self.health.verdict, &mut self.state) {
+            (Verdict::Failing, RoleState::Backup { watch, .. }) => {
+                let watch = Watch {
+                    takeover: None,
+                    ..*watch
+                };
+                let fault = RoleState::fault(Fault::Unhealthy(detail.clone()), watch);
+                self.go(now, fault, Reason::ChecksFailing(detail), out);
             }
-            (Verdict::Failing, Role::Fault) => {
-                if let Some(Fault::Unhealthy(d)) = &mut self.fault {
-                    d.clone_from(&self.health.detail);
-                }
-            }
-            (Verdict::Healthy, Role::Fault) if matches!(self.fault, Some(Fault::Unhealthy(_))) => {
-                self.enter(
-                    now,
-                    Role::Backup,
-                    None,
-                    "service checks pass again".into(),
-                    out,
-                );
-                match self.holder {
+            (
+                Verdict::Failing,
+                RoleState::Fault {
+                    fault: Fault::Unhealthy(d),
+                    ..
+                },
+            ) => *d = detail,
+            (
+                Verdict::Healthy,
+                RoleState::Fault {
+                    fault: Fault::Unhealthy(_),
+                    watch,
+                },
+            ) => {
+                let watch = *watch;
+                self.go(now, RoleState::backup(watch), Reason::ChecksPass, out);
+                match watch.holder {
                     Holder::Alive { peer, .. } => self.update_preempt(now, peer),
                     // Nobody held the address while we were down (or we lost track): look.
-                    _ => self.schedule_unranked(now, self.timing.startup_wait(), Cause::Recovered),
+                    _ => {
+                        let wait = self.timing.startup_wait();
+                        if let Some(w) = self.state.watch_mut() {
+                            w.takeover = Some(Takeover::unranked(now, wait, Cause::Recovered));
+                        }
+                    }
                 }
             }
-            (Verdict::Healthy, Role::Master) if was == Verdict::Failing => {
-                let reason = "service checks pass again".to_string();
+            (Verdict::Healthy, RoleState::Master(_)) if was == Verdict::Failing => {
+                let reason = Reason::ChecksPass;
                 out.push(Action::Note(format!("{reason}; keeping the address")));
                 self.reason = reason;
             }
@@ -101,7 +107,7 @@ impl Machine {
                 // preemption and two-master decisions use it.
                 out.push(Action::Announce);
             }
-            if let (Role::Backup, Holder::Alive { peer, .. }) = (self.role, self.holder) {
+            if let Holder::Alive { peer, .. } = self.holder() {
                 self.update_preempt(now, peer);
             }
         }
@@ -110,48 +116,39 @@ impl Machine {
     /// A MASTER whose checks fail, or whose lowered priority is outranked, hands the address
     /// over to the best live backup; true if it did.
     pub(super) fn yield_for_health(&mut self, now: Instant, out: &mut Vec<Action>) -> bool {
-        if self.role != Role::Master || self.verifying {
+        if !self.state.settled_master() {
             return false;
         }
+        let detail = self.health.detail.clone();
         match self.health.verdict {
             Verdict::Failing => match self.best_backup(now) {
-                Some(best) => {
-                    let detail = self.health.detail.clone();
-                    let reason = format!("service checks failing: {detail}; handing the address over to healthy backup {best}");
-                    self.step_down(
-                        now,
-                        Role::Fault,
-                        Some(Fault::Unhealthy(detail)),
-                        Some(best),
-                        reason,
-                        out,
-                    );
+                Some(to) => {
+                    let fault =
+                        RoleState::fault(Fault::Unhealthy(detail.clone()), Watch::default());
+                    self.go(now, fault, Reason::UnhealthyHandover { detail, to }, out);
                     true
                 }
                 None => {
-                    let reason = format!(
-                        "service checks failing: {}; keeping the address: no healthy backup announces",
-                        self.health.detail
-                    );
+                    let reason = Reason::UnhealthyKeeping(detail);
                     if self.reason != reason {
-                        out.push(Action::Note(reason.clone()));
+                        out.push(Action::Note(reason.to_string()));
                         self.reason = reason;
                     }
                     false
                 }
             },
             _ if self.health.penalty > 0 => {
-                let mine = self.priority();
-                let Some(best) = self.best_backup_peer(now).filter(|p| p.priority > mine) else {
+                let ours = self.priority();
+                let Some(best) = self.best_backup_peer(now).filter(|p| p.priority > ours) else {
                     return false;
                 };
-                let reason = format!(
-                    "priority lowered to {mine} by failing checks ({}); handing the address over to {} (priority {})",
-                    self.health.detail, best.node, best.priority
-                );
-                self.step_down(now, Role::Backup, None, Some(best.node), reason, out);
-                // If the successor does not take over, take the address back.
-                self.schedule(now, self.timing.timeout, Cause::Resigned);
+                let reason = Reason::PenaltyHandover {
+                    ours,
+                    detail,
+                    to: best.node,
+                    theirs: best.priority,
+                };
+                self.step_down_to_backup(now, reason, out);
                 true
             }
             _ => false,

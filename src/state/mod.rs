@@ -22,19 +22,28 @@
 //!   FAULT and never takes over; a failing MASTER hands over to a healthy backup if one
 //!   announces, else keeps the address. Failing weighted checks lower the priority used
 //!   in announces, ranks, preemption and two-master decisions.
+//!
+//! What the machine knows in each role lives inside that role (`role.rs`), and every
+//! change of role goes through one function that does the leaving and entering work.
+//! The golden transcripts in `transcripts/` replay whole scenarios against it.
 
 mod health;
+mod role;
 #[cfg(test)]
 mod tests;
 mod timing;
+#[cfg(test)]
+mod transcripts;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::vocabulary::{
-    fmt_mac, Action, BootId, Event, Health, Loss, Mac, Peer, Priority, ProbeOutcome, Role, Verdict,
+    Action, BootId, Event, Health, Heard, Loss, Peer, Priority, ProbeOutcome, Reason, Role, Verdict,
 };
+use role::{Cause, Master, RoleState, Takeover, Verification, Watch};
+pub use role::{Fault, Holder};
 pub use timing::Timing;
 
 /// This node's identity.
@@ -43,53 +52,6 @@ pub struct Me {
     pub node: Ipv4Addr,
     pub boot: BootId,
     pub priority: Priority,
-}
-
-/// Why a FAULT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    Link,
-    Conflict(Mac),
-    Failed(String),
-    /// The service checks fail (which and why).
-    Unhealthy(String),
-}
-
-/// What a BACKUP knows about the holder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Holder {
-    Unknown,
-    Alive {
-        peer: Peer,
-        last: Instant,
-    },
-    Lost {
-        peer: Option<Peer>,
-        loss: Loss,
-        at: Instant,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cause {
-    Startup,
-    Lost(Loss),
-    Resigned,
-    /// The holder resigned naming us (its node address).
-    HandedOver(Ipv4Addr),
-    Retry,
-    /// Service checks pass again and no holder is known.
-    Recovered,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Takeover {
-    at: Instant,
-    scheduled: Instant,
-    cause: Cause,
-    /// Whether the delay already includes our rank among the backups.
-    ranked: bool,
-    probing: bool,
 }
 
 /// A peer and when it was last heard.
@@ -112,63 +74,49 @@ pub struct Counters {
 pub struct Machine {
     me: Me,
     timing: Timing,
-    role: Role,
+    state: RoleState,
     since: Instant,
-    reason: String,
-    fault: Option<Fault>,
-    holder: Holder,
+    reason: Reason,
     peers: BTreeMap<Ipv4Addr, Seen>,
-    takeover: Option<Takeover>,
-    verifying: bool,
-    /// The master's address vanished: re-add it if the probe (under `verifying`) finds it free.
-    restoring: bool,
     last_event: Instant,
     next_announce: Instant,
-    garp_followup: Option<Instant>,
-    next_refresh: Option<Instant>,
-    preempt_since: Option<Instant>,
     stopped: bool,
     counters: Counters,
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
     last_resign: Option<(BootId, Instant)>,
-    /// When we last asked a better master to confirm its claim (see [`Timing::confirm_claims`]).
-    confirming: Option<Instant>,
     health: Health,
 }
 
 impl Machine {
     /// A node starts as BACKUP and listens for one start-up wait before it may take over.
     pub fn new(me: Me, timing: Timing, now: Instant) -> (Machine, Vec<Action>) {
+        let watch = Watch {
+            holder: Holder::Unknown,
+            takeover: Some(Takeover::unranked(
+                now,
+                timing.startup_wait(),
+                Cause::Startup,
+            )),
+        };
         let m = Machine {
             me,
             timing,
-            role: Role::Backup,
+            state: RoleState::backup(watch),
             since: now,
-            reason: "starting".into(),
-            fault: None,
-            holder: Holder::Unknown,
+            reason: Reason::Starting,
             peers: BTreeMap::new(),
-            takeover: None,
-            verifying: false,
-            restoring: false,
             last_event: now,
             next_announce: now + timing.interval,
-            garp_followup: None,
-            next_refresh: None,
-            preempt_since: None,
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
-            confirming: None,
             health: Health::healthy(),
         };
-        let mut m = m;
-        m.schedule_unranked(now, timing.startup_wait(), Cause::Startup);
         (m, vec![Action::SetProbing(true), Action::Announce])
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.state.role()
     }
     pub fn me(&self) -> Me {
         self.me
@@ -176,14 +124,18 @@ impl Machine {
     pub fn since(&self) -> Instant {
         self.since
     }
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> &Reason {
         &self.reason
     }
     pub fn fault(&self) -> Option<&Fault> {
-        self.fault.as_ref()
+        match &self.state {
+            RoleState::Fault { fault, .. } => Some(fault),
+            _ => None,
+        }
     }
+    /// What this node knows about the holder (nothing while it holds the address itself).
     pub fn holder(&self) -> Holder {
-        self.holder
+        self.state.watch().map_or(Holder::Unknown, |w| w.holder)
     }
     pub fn peers(&self) -> impl Iterator<Item = &Seen> {
         self.peers.values()
@@ -202,29 +154,44 @@ impl Machine {
 
     /// True while this backup asks the master to hand over (preemption).
     pub fn preempt_requesting(&self, now: Instant) -> bool {
-        self.preempt_since
-            .is_some_and(|t| now >= t + self.timing.preempt_delay)
+        matches!(self.state, RoleState::Backup { preempt_since: Some(t), .. } if now >= t + self.timing.preempt_delay)
     }
 
-    /// The earliest time the machine wants a [`Event::Tick`].
+    /// The earliest time the machine wants a [`Event::Tick`], one interval on at the latest.
+    /// Never a time already handled: a deadline passed but not acted on (no announce while
+    /// verifying, a holder that fell silent while we are FAULT, a preemption request
+    /// already under way) would make the loop spin.
     pub fn next_deadline(&self) -> Instant {
-        let mut d = self.next_announce;
+        let handled = self.last_event;
+        let mut d = handled + self.timing.interval;
         let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
+            if let Some(t) = t.filter(|&t| t > handled) {
                 d = d.min(t);
             }
         };
-        consider(
-            self.takeover
-                .filter(|t| !t.probing && self.may_take_over())
-                .map(|t| t.at),
-        );
-        consider(self.garp_followup);
-        consider(self.next_refresh);
-        if let Holder::Alive { last, .. } = self.holder {
-            consider(Some(last + self.timing.timeout));
+        consider(Some(self.next_announce));
+        match &self.state {
+            RoleState::Master(m) => {
+                consider(m.garp_followup);
+                consider(m.next_refresh);
+            }
+            RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } => {
+                consider(
+                    watch
+                        .takeover
+                        .filter(|t| !t.probing && self.may_take_over())
+                        .map(|t| t.at),
+                );
+                if let Holder::Alive { last, .. } = watch.holder {
+                    consider(Some(last + self.timing.timeout));
+                }
+            }
         }
-        if let Some(t) = self.preempt_since {
+        if let RoleState::Backup {
+            preempt_since: Some(t),
+            ..
+        } = self.state
+        {
             consider(Some(t + self.timing.preempt_delay));
         }
         d
@@ -242,7 +209,7 @@ impl Machine {
         }
         match event {
             Event::Tick => {}
-            Event::Echo(peer) => self.on_holder_heard(now, peer, "echo", &mut out),
+            Event::Echo(peer) => self.on_holder_heard(now, peer, Heard::Echo, &mut out),
             Event::HolderLost(loss) => self.on_holder_lost(now, loss, &mut out),
             Event::Announce(peer) => self.on_announce(now, peer, &mut out),
             Event::Resign { from, successor } => self.on_resign(now, from, successor, &mut out),
@@ -264,195 +231,197 @@ impl Machine {
         out
     }
 
-    // ---- transitions -------------------------------------------------------------
+    // ---- the one transition ----------------------------------------------------------
 
-    fn enter(
-        &mut self,
-        now: Instant,
-        to: Role,
-        fault: Option<Fault>,
-        reason: String,
-        out: &mut Vec<Action>,
-    ) {
-        let from = self.role;
-        self.role = to;
-        self.fault = fault;
-        self.since = now;
-        self.reason = reason.clone();
-        self.preempt_since = None;
-        self.verifying = false;
-        self.restoring = false;
-        if to != Role::Master {
-            self.garp_followup = None;
-            self.next_refresh = None;
+    /// Moves to `to` for `reason`, doing the work of leaving and entering a role: a master
+    /// that leaves removes the address and resigns (naming the successor the reason
+    /// names); a new master adds it and announces it by gratuitous ARP.
+    fn go(&mut self, now: Instant, to: RoleState, reason: Reason, out: &mut Vec<Action>) {
+        let from = self.state.role();
+        if from == Role::Master && to.role() != Role::Master {
+            out.push(Action::RemoveAddress);
+            out.push(Action::Resign {
+                successor: reason.successor(),
+            });
+        }
+        if let RoleState::Master(_) = to {
+            self.counters.takeovers += 1;
+            out.push(Action::AddAddress);
+            out.push(Action::SendGarp);
         }
         let probing = !matches!(
-            (&to, &self.fault),
-            (Role::Master, _) | (Role::Fault, Some(Fault::Link))
+            to,
+            RoleState::Master(_)
+                | RoleState::Fault {
+                    fault: Fault::Link,
+                    ..
+                }
         );
+        self.state = to;
+        self.since = now;
+        self.reason = reason.clone();
         out.push(Action::SetProbing(probing));
-        out.push(Action::Transition { from, to, reason });
+        out.push(Action::Transition {
+            from,
+            to: self.state.role(),
+            reason,
+        });
         out.push(Action::Announce);
         self.next_announce = now + self.timing.interval;
     }
 
-    fn take_over(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
-        self.takeover = None;
-        self.holder = Holder::Unknown;
-        self.counters.takeovers += 1;
-        out.push(Action::AddAddress);
-        out.push(Action::SendGarp);
-        self.enter(now, Role::Master, None, reason, out);
-        self.garp_followup = Some(now + Timing::GARP_FOLLOWUP);
-        self.next_refresh = self.timing.garp_refresh.map(|r| now + r);
+    fn take_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        let master = RoleState::Master(Master::fresh(now, &self.timing));
+        self.go(now, master, reason, out);
     }
 
     /// Leaving a fault: BACKUP, or FAULT for the service checks if they still fail.
-    fn enter_backup(&mut self, now: Instant, reason: String, out: &mut Vec<Action>) {
+    fn enter_backup(&mut self, now: Instant, watch: Watch, reason: Reason, out: &mut Vec<Action>) {
         if self.health.verdict == Verdict::Failing {
             let detail = self.health.detail.clone();
-            let reason = format!("{reason}, but service checks fail: {detail}");
-            self.takeover = None;
-            self.enter(
+            let reason = Reason::StillUnhealthy {
+                after: Box::new(reason),
+                detail: detail.clone(),
+            };
+            let watch = Watch {
+                takeover: None,
+                ..watch
+            };
+            self.go(
                 now,
-                Role::Fault,
-                Some(Fault::Unhealthy(detail)),
+                RoleState::fault(Fault::Unhealthy(detail), watch),
                 reason,
                 out,
             );
         } else {
-            self.enter(now, Role::Backup, None, reason, out);
+            self.go(now, RoleState::backup(watch), reason, out);
         }
     }
 
-    /// Master gives the address up; `successor` is told to take it at once.
-    fn step_down(
-        &mut self,
-        now: Instant,
-        to: Role,
-        fault: Option<Fault>,
-        successor: Option<Ipv4Addr>,
-        reason: String,
-        out: &mut Vec<Action>,
-    ) {
-        out.push(Action::RemoveAddress);
-        out.push(Action::Resign { successor });
-        self.enter(now, to, fault, reason, out);
+    /// What a node not holding the address knows and plans; nothing for a master.
+    fn watch(&self) -> Watch {
+        self.state.watch().copied().unwrap_or_default()
     }
 
-    /// Schedules a take-over whose delay already accounts for our rank.
+    /// Schedules a take-over (if not MASTER) whose delay already accounts for our rank.
     fn schedule(&mut self, now: Instant, delay: Duration, cause: Cause) {
-        self.takeover = Some(Takeover {
-            at: now + delay,
-            scheduled: now,
-            cause,
-            ranked: true,
-            probing: false,
-        });
-    }
-
-    /// Schedules a take-over after a listening period; the rank delay is added when it ends,
-    /// once the announces heard meanwhile tell who else is waiting.
-    fn schedule_unranked(&mut self, now: Instant, delay: Duration, cause: Cause) {
-        self.takeover = Some(Takeover {
-            at: now + delay,
-            scheduled: now,
-            cause,
-            ranked: false,
-            probing: false,
-        });
+        if let Some(w) = self.state.watch_mut() {
+            w.takeover = Some(Takeover::ranked(now, delay, cause));
+        }
     }
 
     // ---- event handlers ----------------------------------------------------------
 
     fn on_stall(&mut self, now: Instant, gap: Duration, out: &mut Vec<Action>) {
         let ms = gap.as_millis();
-        match self.role {
-            Role::Master => {
+        let interval = self.timing.interval;
+        match &mut self.state {
+            RoleState::Master(m) => {
                 out.push(Action::Note(format!(
                     "loop stalled {ms} ms (frozen?): verifying nobody else holds the address before going on"
                 )));
-                self.verifying = true;
+                m.verification.get_or_insert(Verification::AfterStall);
                 out.push(Action::ProbeAddress);
             }
-            Role::Backup | Role::Fault => {
+            RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } => {
                 out.push(Action::Note(format!(
                     "loop stalled {ms} ms: discarding timers, waiting for fresh evidence"
                 )));
-                if let Holder::Alive { peer, .. } = self.holder {
-                    self.holder = Holder::Alive { peer, last: now };
+                if let Holder::Alive { peer, .. } = watch.holder {
+                    watch.holder = Holder::Alive { peer, last: now };
                 }
-                if let Some(t) = &mut self.takeover {
-                    t.at = t.at.max(now + self.timing.interval);
+                if let Some(t) = &mut watch.takeover {
+                    t.at = t.at.max(now + interval);
                     t.probing = false;
                 }
             }
         }
         // Peer sightings from before the stall are stale.
         self.peers
-            .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.interval);
+            .retain(|_, s| now.saturating_duration_since(s.at) < interval);
     }
 
-    fn on_holder_heard(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
+    fn on_holder_heard(&mut self, now: Instant, peer: Peer, heard: Heard, out: &mut Vec<Action>) {
         if peer.boot == self.me.boot || peer.role != Role::Master {
             return;
         }
-        match self.role {
-            Role::Master => self.two_masters(now, peer, out),
-            // Without a key an announce may be forged: only the holder's echo (or its own
-            // announces) says who holds; a claim from another node does not replace it.
-            Role::Backup
-                if self.timing.confirm_claims
-                    && how == "announce"
-                    && self.follows_another(now, peer) => {}
-            Role::Backup => {
-                self.holder = Holder::Alive { peer, last: now };
-                self.takeover = None;
+        let alive = Holder::Alive { peer, last: now };
+        // Without a key an announce may be forged: only the holder's echo (or its own
+        // announces) says who holds; a claim from another node does not replace it.
+        let unconfirmed_claim = self.timing.confirm_claims
+            && heard == Heard::Announce
+            && self.follows_another(now, peer);
+        match &mut self.state {
+            RoleState::Master(_) => self.two_masters(now, peer, out),
+            RoleState::Backup { .. } if unconfirmed_claim => {}
+            RoleState::Backup { watch, .. } => {
+                *watch = Watch {
+                    holder: alive,
+                    takeover: None,
+                };
                 self.update_preempt(now, peer);
             }
-            Role::Fault => {
-                self.holder = Holder::Alive { peer, last: now };
-                if let Some(Fault::Conflict(_)) = self.fault {
-                    self.takeover = None;
-                    let reason = format!("holder {} answers ({how}); conflict resolved", peer.node);
-                    self.enter_backup(now, reason, out);
-                } else if let Some(Fault::Failed(_)) = self.fault {
-                    self.takeover = None;
-                    let reason = format!("holder {} answers ({how})", peer.node);
-                    self.enter_backup(now, reason, out);
-                }
+            RoleState::Fault { fault, watch } => {
+                watch.holder = alive;
+                let conflict = match fault {
+                    Fault::Conflict(_) => true,
+                    Fault::Failed(_) => false,
+                    Fault::Link | Fault::Unhealthy(_) => return,
+                };
+                let reason = Reason::HolderAnswers {
+                    holder: peer.node,
+                    heard,
+                    conflict,
+                };
+                let watch = Watch {
+                    holder: alive,
+                    takeover: None,
+                };
+                self.enter_backup(now, watch, reason, out);
             }
         }
     }
 
+    /// A BACKUP starts (or stops) asking a lower-priority `holder` to hand over.
     fn update_preempt(&mut self, now: Instant, holder: Peer) {
         let wanted =
             self.timing.preempt && self.may_take_over() && self.priority() > holder.priority;
-        match (wanted, self.preempt_since) {
-            (true, None) => self.preempt_since = Some(now),
-            (false, Some(_)) => self.preempt_since = None,
-            _ => {}
+        if let RoleState::Backup { preempt_since, .. } = &mut self.state {
+            match (wanted, *preempt_since) {
+                (true, None) => *preempt_since = Some(now),
+                (false, Some(_)) => *preempt_since = None,
+                _ => {}
+            }
         }
     }
 
     fn on_holder_lost(&mut self, now: Instant, loss: Loss, out: &mut Vec<Action>) {
-        if self.role != Role::Backup {
-            return;
-        }
-        if let Holder::Alive { peer, .. } = self.holder {
+        if let RoleState::Backup {
+            watch:
+                Watch {
+                    holder: Holder::Alive { peer, .. },
+                    ..
+                },
+            ..
+        } = self.state
+        {
             self.lose_holder(now, Some(peer), loss, out);
         }
     }
 
+    /// A BACKUP lost the holder it followed: take-over in rank order.
     fn lose_holder(&mut self, now: Instant, peer: Option<Peer>, loss: Loss, out: &mut Vec<Action>) {
-        self.holder = Holder::Lost {
-            peer,
-            loss,
-            at: now,
-        };
-        self.counters.holder_losses += 1;
-        self.preempt_since = None;
         let rank = self.rank(now, peer.map(|p| p.node));
+        let takeover = Takeover::ranked(now, self.timing.rank_delay(rank), Cause::Lost(loss));
+        self.state = RoleState::backup(Watch {
+            holder: Holder::Lost {
+                peer,
+                loss,
+                at: now,
+            },
+            takeover: Some(takeover),
+        });
+        self.counters.holder_losses += 1;
         let what = match loss {
             Loss::Silence => format!("silent for {} ms", self.timing.timeout.as_millis()),
             Loss::Closed => "connection closed".to_string(),
@@ -461,7 +430,6 @@ impl Machine {
         out.push(Action::Note(format!(
             "{who} {what}; take-over in rank {rank}"
         )));
-        self.schedule(now, self.timing.rank_delay(rank), Cause::Lost(loss));
     }
 
     /// How many live backups would win a take-over against us.
@@ -505,42 +473,55 @@ impl Machine {
         }
         self.peers.insert(peer.node, Seen { peer, at: now });
         match peer.role {
-            Role::Master => self.on_holder_heard(now, peer, "announce", out),
-            Role::Backup if self.role == Role::Master && !self.verifying => {
+            Role::Master => self.on_holder_heard(now, peer, Heard::Announce, out),
+            Role::Backup if self.state.settled_master() => {
                 if self.yield_for_health(now, out) {
                     return;
                 }
                 if peer.preempt_request && peer.priority > self.priority() {
-                    let reason = format!(
-                        "preempted by {} (priority {} > ours {})",
-                        peer.node,
-                        peer.priority,
-                        self.priority()
-                    );
-                    self.step_down(now, Role::Backup, None, Some(peer.node), reason, out);
-                    self.schedule(now, self.timing.timeout, Cause::Resigned);
+                    let reason = Reason::Preempted {
+                        by: peer.node,
+                        theirs: peer.priority,
+                        ours: self.priority(),
+                    };
+                    self.step_down_to_backup(now, reason, out);
                 }
             }
             _ => {}
         }
     }
 
+    /// A master hands over to the successor `reason` names and waits to take the
+    /// address back should nobody else hold it after one detection time.
+    fn step_down_to_backup(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        let watch = Watch {
+            holder: Holder::Unknown,
+            takeover: Some(Takeover::ranked(now, self.timing.timeout, Cause::Resigned)),
+        };
+        self.go(now, RoleState::backup(watch), reason, out);
+    }
+
     /// True while a live holder other than `peer` is followed.
     fn follows_another(&self, now: Instant, peer: Peer) -> bool {
-        matches!(self.holder, Holder::Alive { peer: h, last } if h.node != peer.node && now < last + self.timing.timeout)
+        matches!(self.holder(), Holder::Alive { peer: h, last } if h.node != peer.node && now < last + self.timing.timeout)
     }
 
     fn two_masters(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
-        if self.verifying {
+        let (ours, confirm_claims, interval) = (
+            self.priority(),
+            self.timing.confirm_claims,
+            self.timing.interval,
+        );
+        let RoleState::Master(m) = &mut self.state else {
+            return;
+        };
+        if m.verification.is_some() {
             return;
         }
-        if peer.rank_key() > (self.priority(), self.me.node) {
-            if self.timing.confirm_claims {
-                if !self
-                    .confirming
-                    .is_some_and(|at| now < at + self.timing.interval)
-                {
-                    self.confirming = Some(now);
+        if peer.rank_key() > (ours, self.me.node) {
+            if confirm_claims {
+                if !m.confirming.is_some_and(|at| now < at + interval) {
+                    m.confirming = Some(now);
                     out.push(Action::Note(format!(
                         "{} announces itself master with priority {}; asking it before stepping down",
                         peer.node, peer.priority
@@ -549,14 +530,11 @@ impl Machine {
                 }
                 return;
             }
-            self.yield_to(now, peer, "", out);
+            self.yield_to(now, peer, false, out);
         } else {
             out.push(Action::Note(format!(
-                "two masters: we ({} priority {}) outrank {} (priority {}); re-announcing",
-                self.me.node,
-                self.priority(),
-                peer.node,
-                peer.priority
+                "two masters: we ({} priority {ours}) outrank {} (priority {}); re-announcing",
+                self.me.node, peer.node, peer.priority
             )));
             out.push(Action::Announce);
             out.push(Action::SendGarp);
@@ -564,24 +542,28 @@ impl Machine {
     }
 
     /// Steps down for a better master `peer`.
-    fn yield_to(&mut self, now: Instant, peer: Peer, how: &str, out: &mut Vec<Action>) {
-        let reason = format!(
-            "two masters: {} (priority {}{how}) outranks us ({} priority {})",
-            peer.node,
-            peer.priority,
-            self.me.node,
-            self.priority()
-        );
-        self.step_down(now, Role::Backup, None, None, reason, out);
-        self.holder = Holder::Alive { peer, last: now };
-        self.takeover = None;
+    fn yield_to(&mut self, now: Instant, peer: Peer, confirmed: bool, out: &mut Vec<Action>) {
+        let reason = Reason::Outranked {
+            by: peer.node,
+            theirs: peer.priority,
+            confirmed,
+            us: self.me.node,
+            ours: self.priority(),
+        };
+        let watch = Watch {
+            holder: Holder::Alive { peer, last: now },
+            takeover: None,
+        };
+        self.go(now, RoleState::backup(watch), reason, out);
     }
 
     fn on_master_confirmed(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
-        self.confirming = None;
         let better = peer.role == Role::Master && peer.rank_key() > (self.priority(), self.me.node);
-        if self.role == Role::Master && !self.verifying && better {
-            self.yield_to(now, peer, ", it answered a heartbeat", out);
+        if let RoleState::Master(m) = &mut self.state {
+            m.confirming = None;
+            if m.verification.is_none() && better {
+                self.yield_to(now, peer, true, out);
+            }
         }
     }
 
@@ -600,8 +582,8 @@ impl Machine {
         }
         // Only the holder we follow, still alive, can resign it: anything else (a replay of
         // an older resignation, a node we never followed) moves nothing.
-        let followed = matches!(self.holder, Holder::Alive { peer, .. } if peer.node == from.node && peer.boot == from.boot);
-        if self.role != Role::Master && !followed {
+        let followed = matches!(self.holder(), Holder::Alive { peer, .. } if peer.node == from.node && peer.boot == from.boot);
+        if self.role() != Role::Master && !followed {
             out.push(Action::Note(format!(
                 "ignored a resignation from {}: not the holder we follow",
                 from.node
@@ -619,9 +601,15 @@ impl Machine {
                 at: now,
             },
         );
-        match (self.role, &self.fault) {
-            (Role::Master, _) => {
-                if !self.verifying {
+        let lost = Holder::Lost {
+            peer: Some(from),
+            loss: Loss::Closed,
+            at: now,
+        };
+        let handed_to_us = successor == Some(self.me.node) && self.may_take_over();
+        match &mut self.state {
+            RoleState::Master(m) => {
+                if m.verification.is_none() {
                     out.push(Action::Note(format!(
                         "{} resigned; re-announcing our hold",
                         from.node
@@ -629,38 +617,27 @@ impl Machine {
                     out.push(Action::SendGarp);
                 }
             }
-            (Role::Fault, Some(Fault::Link)) => {}
-            (Role::Fault, Some(Fault::Unhealthy(_))) => {
-                // Not ours to take; on recovery we look for a holder again.
-                self.holder = Holder::Lost {
-                    peer: Some(from),
-                    loss: Loss::Closed,
-                    at: now,
-                };
-            }
-            _ if successor == Some(self.me.node) && self.may_take_over() => {
+            RoleState::Fault {
+                fault: Fault::Link, ..
+            } => {}
+            // Not ours to take; on recovery we look for a holder again.
+            RoleState::Fault {
+                fault: Fault::Unhealthy(_),
+                watch,
+            } => watch.holder = lost,
+            RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } if handed_to_us => {
                 // The holder says it removed the address: a brief probe proves it.
-                self.holder = Holder::Lost {
-                    peer: Some(from),
-                    loss: Loss::Closed,
-                    at: now,
+                *watch = Watch {
+                    holder: lost,
+                    takeover: Some(Takeover {
+                        probing: true,
+                        ..Takeover::ranked(now, Duration::ZERO, Cause::HandedOver(from.node))
+                    }),
                 };
-                let cause = Cause::HandedOver(from.node);
-                self.takeover = Some(Takeover {
-                    at: now,
-                    scheduled: now,
-                    cause,
-                    ranked: true,
-                    probing: true,
-                });
                 out.push(Action::ProbeHandedOver);
             }
-            _ => {
-                self.holder = Holder::Lost {
-                    peer: Some(from),
-                    loss: Loss::Closed,
-                    at: now,
-                };
+            RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } => {
+                watch.holder = lost;
                 let rank = self.rank(now, Some(from.node)) + u32::from(successor.is_some());
                 self.schedule(now, self.timing.rank_delay(rank), Cause::Resigned);
             }
@@ -669,13 +646,21 @@ impl Machine {
 
     fn on_released(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Action>) {
         // The node we followed (by its announces) just removed a copy: it is not holding.
-        if let Holder::Alive { peer, .. } = self.holder {
-            if peer.node == from && self.role == Role::Backup {
+        if let RoleState::Backup {
+            watch:
+                Watch {
+                    holder: Holder::Alive { peer, .. },
+                    ..
+                },
+            ..
+        } = self.state
+        {
+            if peer.node == from {
                 self.lose_holder(now, Some(peer), Loss::Closed, out);
                 return;
             }
         }
-        if let Some(t) = self.takeover {
+        if let Some(t) = self.watch().takeover {
             if !t.probing && t.cause != Cause::Startup {
                 // Everyone waiting hears this at once: keep the rank order so only the best moves.
                 let rank = self.rank(now, Some(from));
@@ -688,118 +673,121 @@ impl Machine {
     }
 
     fn on_probe(&mut self, now: Instant, outcome: ProbeOutcome, out: &mut Vec<Action>) {
-        if self.role == Role::Master {
-            if self.verifying {
-                self.verifying = false;
-                let restoring = std::mem::take(&mut self.restoring);
-                match outcome {
-                    ProbeOutcome::Free if restoring => {
-                        out.push(Action::Note("the address vanished from the interface and nobody else has it; restoring it".into()));
-                        out.push(Action::AddAddress);
-                        out.push(Action::SendGarp);
-                    }
-                    ProbeOutcome::Free => {
-                        out.push(Action::Note("still the only holder after the stall".into()))
-                    }
-                    ProbeOutcome::InUse(mac) => {
-                        let why = if restoring {
-                            "the address vanished"
-                        } else {
-                            "view stale after a stall"
-                        };
-                        let reason = format!("{why}: {} answers for the address", fmt_mac(&mac));
-                        self.step_down(now, Role::Backup, None, None, reason, out);
-                        self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
-                    }
-                }
+        if let RoleState::Master(m) = &mut self.state {
+            if let Some(verification) = m.verification.take() {
+                self.on_verified(now, verification, outcome, out);
             }
             return;
         }
-        let Some(t) = self.takeover.filter(|t| t.probing) else {
+        let watch = self.watch();
+        let Some(t) = watch.takeover.filter(|t| t.probing) else {
             return;
+        };
+        let lost = match watch.holder {
+            Holder::Lost { peer, .. } => peer.map(|p| p.node),
+            _ => None,
         };
         match outcome {
             ProbeOutcome::Free => {
                 let reason = match t.cause {
-                    Cause::Startup => "no holder found at start-up".to_string(),
-                    Cause::Lost(Loss::Silence) => self.lost_reason("silent"),
-                    Cause::Lost(Loss::Closed) => self.lost_reason("gone"),
-                    Cause::Resigned => "holder resigned".to_string(),
-                    Cause::HandedOver(from) => format!("{from} handed the address over to us"),
-                    Cause::Retry => "address free again".to_string(),
-                    Cause::Recovered => "service checks pass and no holder is around".to_string(),
+                    Cause::Startup => Reason::NoHolderAtStartup,
+                    Cause::Lost(loss) => Reason::HolderLost { holder: lost, loss },
+                    Cause::Resigned => Reason::HolderResigned,
+                    Cause::HandedOver(from) => Reason::HandedOver(from),
+                    Cause::Retry => Reason::AddressFreeAgain,
+                    Cause::Recovered => Reason::RecoveredAlone,
                 };
                 self.take_over(now, reason, out);
             }
             ProbeOutcome::InUse(mac) => {
-                let lost_silent = match self.holder {
+                let lost_silent = matches!(
+                    watch.holder,
                     Holder::Lost {
                         peer: Some(p),
                         loss: Loss::Silence,
                         ..
-                    } => p.mac == mac,
-                    _ => false,
-                };
+                    } if p.mac == mac
+                );
                 if t.cause == Cause::Lost(Loss::Silence) && lost_silent {
-                    let reason = format!(
-                        "{}; it still answers ARP ({}), so it is frozen or cut off and will step down",
-                        self.lost_reason("silent"),
-                        fmt_mac(&mac)
-                    );
+                    let reason = Reason::HolderFrozen { holder: lost, mac };
                     self.take_over(now, reason, out);
-                } else {
-                    self.counters.conflicts += u64::from(self.fault != Some(Fault::Conflict(mac)));
-                    let rank = self.rank(now, None);
-                    self.schedule(
-                        now,
-                        self.timing.conflict_retry() + self.timing.rank_delay(rank),
-                        Cause::Retry,
-                    );
-                    if self.fault != Some(Fault::Conflict(mac)) {
-                        let reason = format!(
-                            "address conflict: {} answers for the address but sends no heartbeat; not adding it, retrying",
-                            fmt_mac(&mac)
-                        );
-                        self.enter(now, Role::Fault, Some(Fault::Conflict(mac)), reason, out);
-                    }
+                    return;
+                }
+                let known = self.fault() == Some(&Fault::Conflict(mac));
+                self.counters.conflicts += u64::from(!known);
+                let rank = self.rank(now, None);
+                let retry = self.timing.conflict_retry() + self.timing.rank_delay(rank);
+                self.schedule(now, retry, Cause::Retry);
+                if !known {
+                    let fault = RoleState::fault(Fault::Conflict(mac), self.watch());
+                    self.go(now, fault, Reason::Conflict(mac), out);
                 }
             }
         }
     }
 
-    fn lost_reason(&self, how: &str) -> String {
-        match self.holder {
-            Holder::Lost { peer: Some(p), .. } => format!("holder {} {how}", p.node),
-            _ => format!("holder {how}"),
+    /// A master's probe of its own address, after a stall or when the address vanished.
+    fn on_verified(
+        &mut self,
+        now: Instant,
+        verification: Verification,
+        outcome: ProbeOutcome,
+        out: &mut Vec<Action>,
+    ) {
+        let vanished = verification == Verification::Restoring;
+        match outcome {
+            ProbeOutcome::Free if vanished => {
+                out.push(Action::Note(
+                    "the address vanished from the interface and nobody else has it; restoring it"
+                        .into(),
+                ));
+                out.push(Action::AddAddress);
+                out.push(Action::SendGarp);
+            }
+            ProbeOutcome::Free => {
+                out.push(Action::Note("still the only holder after the stall".into()))
+            }
+            ProbeOutcome::InUse(mac) => {
+                let watch = Watch {
+                    holder: Holder::Unknown,
+                    takeover: Some(Takeover::unranked(
+                        now,
+                        self.timing.startup_wait(),
+                        Cause::Startup,
+                    )),
+                };
+                let reason = Reason::AddressTaken { vanished, mac };
+                self.go(now, RoleState::backup(watch), reason, out);
+            }
         }
     }
 
     fn on_observed(&mut self, now: Instant, link_up: bool, present: bool, out: &mut Vec<Action>) {
-        let link_fault = self.fault == Some(Fault::Link);
+        let link_fault = self.fault() == Some(&Fault::Link);
         if !link_up && !link_fault {
-            let reason = "link down (no carrier)".to_string();
-            self.takeover = None;
-            self.holder = Holder::Unknown;
-            if self.role == Role::Master {
-                self.step_down(now, Role::Fault, Some(Fault::Link), None, reason, out);
-            } else {
-                self.enter(now, Role::Fault, Some(Fault::Link), reason, out);
-            }
+            let fault = RoleState::fault(Fault::Link, Watch::default());
+            self.go(now, fault, Reason::LinkDown, out);
             return;
         }
         if link_up && link_fault {
-            self.schedule_unranked(now, self.timing.startup_wait(), Cause::Startup);
-            self.enter_backup(now, "link up again".into(), out);
+            let watch = Watch {
+                takeover: Some(Takeover::unranked(
+                    now,
+                    self.timing.startup_wait(),
+                    Cause::Startup,
+                )),
+                ..self.watch()
+            };
+            self.enter_backup(now, watch, Reason::LinkUp, out);
             return;
         }
-        match (self.role, present) {
-            (Role::Master, false) if !self.verifying => {
+        match &mut self.state {
+            RoleState::Master(m) if !present && m.verification.is_none() => {
                 // Every add is preceded by a probe: someone may have taken it meanwhile.
-                self.verifying = true;
-                self.restoring = true;
+                m.verification = Some(Verification::Restoring);
                 out.push(Action::ProbeAddress);
             }
-            (Role::Backup | Role::Fault, true) => {
+            RoleState::Backup { .. } | RoleState::Fault { .. } if present => {
                 out.push(Action::Note(
                     "found a copy of the address while not MASTER; removing it".into(),
                 ));
@@ -810,25 +798,27 @@ impl Machine {
     }
 
     fn on_failed(&mut self, now: Instant, error: String, out: &mut Vec<Action>) {
-        let reason = format!("action failed: {error}");
-        self.schedule(now, self.timing.conflict_retry(), Cause::Retry);
-        if self.role == Role::Master {
-            self.step_down(
-                now,
-                Role::Fault,
-                Some(Fault::Failed(error)),
-                None,
-                reason,
-                out,
-            );
-        } else if self.role == Role::Backup || self.fault != Some(Fault::Link) {
-            self.enter(now, Role::Fault, Some(Fault::Failed(error)), reason, out);
+        let retry = Takeover::ranked(now, self.timing.conflict_retry(), Cause::Retry);
+        let watch = Watch {
+            takeover: Some(retry),
+            ..self.watch()
+        };
+        match &mut self.state {
+            // The link fault stays the reason while the link is down.
+            RoleState::Fault {
+                fault: Fault::Link,
+                watch: w,
+            } => *w = watch,
+            _ => {
+                let fault = RoleState::fault(Fault::Failed(error.clone()), watch);
+                self.go(now, fault, Reason::ActionFailed(error), out);
+            }
         }
     }
 
     fn on_shutdown(&mut self, out: &mut Vec<Action>) {
         self.stopped = true;
-        if self.role == Role::Master {
+        if self.role() == Role::Master {
             out.push(Action::RemoveAddress);
             out.push(Action::Resign {
                 successor: self.best_backup(self.last_event),
@@ -840,60 +830,81 @@ impl Machine {
     fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.peers
             .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.timeout);
-        if let Holder::Alive { peer, last } = self.holder {
-            if self.role == Role::Backup && now >= last + self.timing.timeout {
+        if let RoleState::Backup {
+            watch:
+                Watch {
+                    holder: Holder::Alive { peer, last },
+                    ..
+                },
+            ..
+        } = self.state
+        {
+            if now >= last + self.timing.timeout {
                 self.lose_holder(now, Some(peer), Loss::Silence, out);
             }
         }
-        if let Some(t) = self.takeover {
-            if !t.probing
-                && now >= t.at
-                && self.role != Role::Master
-                && self.fault != Some(Fault::Link)
-                && self.may_take_over()
-            {
-                if self.master_announced_since(t.scheduled) {
-                    self.takeover = None;
-                } else if !t.ranked {
-                    let rank = self.rank(now, None);
-                    self.takeover = Some(Takeover {
-                        at: now + self.timing.rank_delay(rank),
-                        ranked: true,
-                        ..t
-                    });
-                    if rank > 0 {
-                        out.push(Action::Note(format!(
-                            "{rank} better backup(s) around; waiting for them first"
-                        )));
-                    } else {
-                        return self.on_timers(now, out);
-                    }
-                } else {
-                    self.takeover = Some(Takeover { probing: true, ..t });
-                    out.push(Action::ProbeAddress);
-                }
-            }
-        }
-        if self.role == Role::Master && !self.verifying {
-            if self.garp_followup.is_some_and(|t| now >= t) {
-                self.garp_followup = None;
-                out.push(Action::SendGarp);
-            }
-            if let (Some(t), Some(every)) = (self.next_refresh, self.timing.garp_refresh) {
-                if now >= t {
-                    self.next_refresh = Some(now + every);
+        self.on_takeover_timer(now, out);
+        let settled = self.state.settled_master();
+        if let RoleState::Master(m) = &mut self.state {
+            if settled {
+                if m.garp_followup.is_some_and(|t| now >= t) {
+                    m.garp_followup = None;
                     out.push(Action::SendGarp);
                 }
+                if let (Some(t), Some(every)) = (m.next_refresh, self.timing.garp_refresh) {
+                    if now >= t {
+                        m.next_refresh = Some(now + every);
+                        out.push(Action::SendGarp);
+                    }
+                }
             }
         }
-        if now >= self.next_announce && !self.verifying {
+        let verifying = matches!(&self.state, RoleState::Master(m) if m.verification.is_some());
+        if now >= self.next_announce && !verifying {
             self.next_announce = now + self.timing.interval;
             out.push(Action::Announce);
         }
     }
 
+    /// A due take-over: wait out better backups first, then probe the address.
+    fn on_takeover_timer(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.fault() == Some(&Fault::Link) || !self.may_take_over() {
+            return;
+        }
+        let Some(t) = self.watch().takeover else {
+            return;
+        };
+        if t.probing || now < t.at {
+            return;
+        }
+        let next = if self.master_announced_since(t.scheduled) {
+            None
+        } else if !t.ranked {
+            let rank = self.rank(now, None);
+            if rank > 0 {
+                out.push(Action::Note(format!(
+                    "{rank} better backup(s) around; waiting for them first"
+                )));
+            }
+            Some(Takeover {
+                at: now + self.timing.rank_delay(rank),
+                ranked: true,
+                ..t
+            })
+        } else {
+            out.push(Action::ProbeAddress);
+            Some(Takeover { probing: true, ..t })
+        };
+        if let Some(w) = self.state.watch_mut() {
+            w.takeover = next;
+        }
+        if next.is_some_and(|n| n.ranked && !n.probing && n.at <= now) {
+            self.on_takeover_timer(now, out);
+        }
+    }
+
     fn master_announced_since(&self, t: Instant) -> bool {
-        matches!(self.holder, Holder::Alive { last, .. } if last >= t)
+        matches!(self.holder(), Holder::Alive { last, .. } if last >= t)
             || self
                 .peers
                 .values()

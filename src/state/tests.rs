@@ -1,6 +1,7 @@
 //! Every transition of the machine, driven by hand-made events on a synthetic clock.
 
 use super::*;
+use crate::vocabulary::Mac;
 
 const MS: Duration = Duration::from_millis(1);
 const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
@@ -101,7 +102,7 @@ impl Rig {
 
 fn transition(actions: &[Action]) -> Option<(Role, Role, String)> {
     actions.iter().find_map(|a| match a {
-        Action::Transition { from, to, reason } => Some((*from, *to, reason.clone())),
+        Action::Transition { from, to, reason } => Some((*from, *to, reason.to_string())),
         _ => None,
     })
 }
@@ -130,7 +131,7 @@ fn alone_at_start_takes_over_after_listening() {
             Action::Transition {
                 from: Role::Backup,
                 to: Role::Master,
-                reason: "no holder found at start-up".into()
+                reason: Reason::NoHolderAtStartup
             },
             Action::Announce,
         ]
@@ -877,6 +878,26 @@ fn master_with(priority: u8) -> Rig {
 }
 
 #[test]
+fn deadlines_passed_but_not_acted_on_never_make_the_loop_spin() {
+    // A backup asking a lower master to hand over.
+    let mut r = Rig::with(150, preempt_timing());
+    r.at(10, Event::Echo(peer(N12, 100, Role::Master)));
+    r.at(250, Event::Echo(peer(N12, 100, Role::Master)));
+    assert!(r.m.preempt_requesting(r.now));
+    assert!(r.m.next_deadline() > r.now, "preempting");
+    // A master verifying its address after a stall announces nothing until the answer.
+    let mut m = Rig::master();
+    assert!(has(&m.at(1000, Event::Tick), &Action::ProbeAddress));
+    assert!(m.m.next_deadline() > m.now, "verifying");
+    // A FAULT node whose holder fell silent.
+    let mut f = Rig::following(20);
+    f.at(30, failing("web"));
+    f.at(400, Event::Tick);
+    assert_eq!(f.m.role(), Role::Fault);
+    assert!(f.m.next_deadline() > f.now, "unhealthy");
+}
+
+#[test]
 fn pending_checks_defer_the_startup_take_over() {
     let mut r = Rig::new();
     assert!(r.at(0, Event::Health(Health::pending())).is_empty());
@@ -1084,8 +1105,7 @@ fn failing_master_keeps_the_address_while_no_healthy_backup_announces() {
     assert!(!has(&a, &Action::RemoveAddress), "{a:?}");
     assert_eq!(m.m.role(), Role::Master);
     assert!(
-        m.m.reason()
-            .contains("keeping the address: no healthy backup announces"),
+        matches!(m.m.reason(), Reason::UnhealthyKeeping(_)),
         "{}",
         m.m.reason()
     );
@@ -1113,7 +1133,7 @@ fn master_whose_checks_recover_before_any_backup_shows_up_keeps_going() {
     m.at(170, failing("web"));
     let a = m.at(300, healthy());
     assert_eq!(transition(&a), None);
-    assert_eq!(m.m.reason(), "service checks pass again");
+    assert_eq!(m.m.reason(), &Reason::ChecksPass);
     assert!(!has(
         &m.at(320, Event::Announce(peer(N12, 100, Role::Backup))),
         &Action::RemoveAddress

@@ -201,7 +201,7 @@ pub fn one_line(machine: &Machine, config: &Config) -> String {
         config.vip,
         holder_of(machine, config),
         machine.peers().count(),
-        machine.reason(),
+        &machine.reason().to_string(),
     )
 }
 

@@ -1,6 +1,6 @@
 use std::net::Ipv4Addr;
 
-use super::Role;
+use super::{Reason, Role};
 
 /// What the state machine asks the daemon to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Action {
     Transition {
         from: Role,
         to: Role,
-        reason: String,
+        reason: Reason,
     },
     /// Worth a log line, not a state change.
     Note(String),

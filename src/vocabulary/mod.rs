@@ -11,6 +11,7 @@ mod mac;
 mod netmask;
 mod peer;
 mod priority;
+mod reason;
 mod role;
 
 pub use action::Action;
@@ -22,4 +23,5 @@ pub use mac::{fmt_mac, Mac};
 pub use netmask::Netmask;
 pub use peer::Peer;
 pub use priority::Priority;
+pub use reason::{Heard, Reason};
 pub use role::Role;
