@@ -10,8 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use floatip::auth::{Auth, Key};
-use floatip::config::Priority;
-use floatip::state::Role;
+use floatip::vocabulary::{BootId, Priority, Role};
 use floatip::wire::{self, Kind, Message, Stamp, WireError};
 use floatip_lab::chaos::{self, Settings};
 
@@ -65,7 +64,7 @@ fn forged_announces_pass_every_check_but_the_tag() {
             node: Ipv4Addr::new(192, 0, 2, 12),
             mac: [2, 0, 0xc0, 0, 2, 12],
             successor: None,
-            boot: 7,
+            boot: BootId(7),
             seq: 9,
         };
         let stamp = Stamp {
