@@ -19,6 +19,7 @@ const FLOORS: &[&[&str]] = &[
         "heartbeat",
         "health",
         "status",
+        "metrics",
         "notify",
         "environment",
         "logging",
@@ -34,6 +35,7 @@ const ONLY: &[(&str, &[&str])] = &[
     ("net", &["vocabulary", "exec"]),
     ("heartbeat", &["vocabulary", "auth", "wire"]),
     ("health", &["vocabulary", "config", "exec"]),
+    ("metrics", &["vocabulary"]),
 ];
 
 type ModPath = Vec<String>;

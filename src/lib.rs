@@ -8,7 +8,8 @@
 //!   machine (events in, actions out).
 //! - The shell: [`net`] drives the OS (interfaces, address aliases, ARP, ping) behind the
 //!   `Host` trait; [`heartbeat`] and [`health`] are threads that turn traffic and check
-//!   results into events; [`status`] serves `floatip status`; [`notify`] runs the
+//!   results into events; [`status`] serves `floatip status`, [`metrics`] the Prometheus
+//!   endpoint; [`notify`] runs the
 //!   state-change hooks; [`net`], [`health`] and [`notify`] run every program through
 //!   [`exec`] (timeout, process group killed after).
 //! - [`daemon`] owns the machine and executes its actions; [`cli`] is the command line.
@@ -23,6 +24,7 @@ pub mod exec;
 pub mod health;
 pub mod heartbeat;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod state;

@@ -2,6 +2,7 @@
 //! errors to exit codes ([`exit_code`]).
 
 mod check;
+mod handover;
 mod release;
 mod run;
 mod status;
@@ -40,6 +41,20 @@ pub enum Command {
     Release(ConfigArg),
     /// Show the running daemon's state, holder, peers and counters
     Status(StatusArgs),
+    /// Hand the floating IP over to a backup now; the daemon keeps running as BACKUP
+    Handover(HandoverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HandoverArgs {
+    /// The backup to hand to (its node address); default: the best live backup
+    #[arg(long, value_name = "NODE")]
+    pub to: Option<std::net::Ipv4Addr>,
+    /// The daemon's status socket (default: status_socket from the config file)
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +83,7 @@ impl Cli {
             Command::Check(a) => check::check(&a.config),
             Command::Release(a) => release::release(&a.config),
             Command::Status(a) => status::status(&a),
+            Command::Handover(a) => handover::handover(&a),
         }
     }
 }

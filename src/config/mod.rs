@@ -12,7 +12,7 @@ mod trust;
 
 pub use resolve::DEFAULT_STATUS_SOCKET;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,6 +40,14 @@ pub struct Echo {
     pub interval: Duration,
 }
 
+/// The Prometheus endpoint (`floating_ip.metrics.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: SocketAddr,
+    /// Set when `listen` may be a non-loopback address.
+    pub allow_remote: bool,
+}
+
 /// The resolved configuration of an enabled floating IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -62,6 +70,8 @@ pub struct Config {
     pub track: Vec<Check>,
     /// State-change hooks (`floating_ip.notify`).
     pub notify: Notify,
+    /// The Prometheus endpoint; `None` serves none.
+    pub metrics: Option<Metrics>,
     /// What was defaulted rather than set, for `floatip check`.
     pub auto_detected: Vec<&'static str>,
 }
@@ -90,6 +100,7 @@ impl Config {
             auth: None,
             track: vec![],
             notify: Default::default(),
+            metrics: None,
             auto_detected: vec![],
         }
     }
@@ -98,14 +109,13 @@ impl Config {
     }
 
     /// Keys whose change a running daemon cannot apply in place (SIGHUP): they are fixed
-    /// into its sockets, threads or identity. Only the detection timeout, preemption and
-    /// the ARP refresh can change under a running daemon.
+    /// into its sockets and threads. Everything else is applied live.
     pub fn needs_restart_for(&self, new: &Config) -> Vec<&'static str> {
-        let checks: [(&'static str, bool); 11] = [
+        let metrics = |c: &Config| c.metrics.as_ref().map(|m| m.listen);
+        changed(&[
             ("ip", self.vip != new.vip),
             ("interface", self.interface != new.interface),
             ("netmask", self.netmask != new.netmask),
-            ("priority", self.priority != new.priority),
             ("echo.port", self.echo.port != new.echo.port),
             (
                 "echo.interval_in_ms",
@@ -116,15 +126,43 @@ impl Config {
                 self.echo.dial_timeout != new.echo.dial_timeout,
             ),
             ("status_socket", self.status_socket != new.status_socket),
+            ("metrics.listen", metrics(self) != metrics(new)),
+        ])
+    }
+
+    /// Keys a reload applies to the running daemon, of those that differ in `new`.
+    pub fn applied_live(&self, new: &Config) -> Vec<&'static str> {
+        changed(&[
+            ("priority", self.priority != new.priority),
+            ("preempt", self.preempt != new.preempt),
+            (
+                "preempt_delay_in_ms",
+                self.preempt_delay != new.preempt_delay,
+            ),
+            ("echo.timeout_in_ms", self.echo.timeout != new.echo.timeout),
+            ("garp_refresh_in_ms", self.garp_refresh != new.garp_refresh),
             ("auth", self.auth != new.auth),
             ("track", self.track != new.track),
             ("notify", self.notify != new.notify),
-        ];
-        checks
-            .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(key, _)| *key)
-            .collect()
+        ])
+    }
+
+    /// `new` with the keys that need a restart kept as they run now: what a reload applies.
+    pub fn reloaded(&self, new: Config) -> Config {
+        Config {
+            source: self.source.clone(),
+            interface: self.interface.clone(),
+            node_addr: self.node_addr,
+            vip: self.vip,
+            netmask: self.netmask,
+            echo: Echo {
+                timeout: new.echo.timeout,
+                ..self.echo.clone()
+            },
+            status_socket: self.status_socket.clone(),
+            metrics: self.metrics.clone(),
+            ..new
+        }
     }
 
     /// Human-readable, fully resolved configuration (for `floatip check`).
@@ -163,6 +201,10 @@ impl Config {
             .map_or("off".to_string(), |d| ms(d).to_string());
         s += &format!("garp_refresh_in_ms:     {refresh}\n");
         s += &format!("status_socket:          {}\n", self.status_socket.display());
+        let metrics = self.metrics.as_ref().map_or("off".to_string(), |m| {
+            format!("http://{}/metrics", m.listen)
+        });
+        s += &format!("metrics:                {metrics}\n");
         s += &match &self.auth {
             None => format!(
                 "auth:                   off; unauthenticated: any host that can reach {} port {} can move the address; set floating_ip.auth.key_file\n",
@@ -199,6 +241,13 @@ impl Config {
             confirm_claims: self.auth.is_none(),
         }
     }
+}
+
+fn changed(keys: &[(&'static str, bool)]) -> Vec<&'static str> {
+    keys.iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| *key)
+        .collect()
 }
 
 /// What a configuration file asks for.

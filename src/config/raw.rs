@@ -3,7 +3,7 @@
 //! The YAML is read into a generic tree first so that every error can name the exact
 //! key (`floating_ip.echo.port`), which a derived deserializer cannot.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
 
@@ -26,7 +26,9 @@ const KNOWN_KEYS: &[&str] = &[
     "auth",
     "track",
     "notify",
+    "metrics",
 ];
+const KNOWN_METRICS_KEYS: &[&str] = &["listen", "allow_remote"];
 const KNOWN_AUTH_KEYS: &[&str] = &[
     "key_file",
     "key",
@@ -61,6 +63,8 @@ pub struct RawSection {
     pub track: Vec<super::Check>,
     /// `floating_ip.notify`: hooks run on state changes.
     pub notify: super::Notify,
+    /// `floating_ip.metrics`: the Prometheus endpoint, off when absent.
+    pub metrics: Option<super::Metrics>,
     /// Unknown keys inside `floating_ip`, one line each with the closest known key:
     /// `floatip check` fails on them, `floatip run` logs them and goes on.
     pub warnings: Vec<String>,
@@ -216,10 +220,54 @@ impl RawSection {
                 return Err(r.err("auth", format!("expected a mapping, got {}", kind(other))))
             }
         }
+        raw.metrics = parse_metrics(&r, &mut raw.warnings)?;
         raw.track = super::track::parse_track(&r, &mut raw.warnings)?;
         raw.notify = super::track::parse_notify(&r, &mut raw.warnings)?;
         Ok(raw)
     }
+}
+
+/// `floating_ip.metrics`: off unless `listen` is set; a remote `listen` needs `allow_remote`.
+fn parse_metrics(
+    r: &Reader,
+    warnings: &mut Vec<String>,
+) -> Result<Option<super::Metrics>, ConfigError> {
+    let map = match r.map.get("metrics") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(other) => {
+            return Err(r.err(
+                "metrics",
+                format!("expected a mapping, got {}", kind(other)),
+            ))
+        }
+    };
+    let m = Reader {
+        file: r.file,
+        prefix: "floating_ip.metrics",
+        map,
+    };
+    warnings.extend(m.unknown_keys(KNOWN_METRICS_KEYS));
+    let allow_remote = m.bool("allow_remote")?.unwrap_or(false);
+    let Some(text) = m.string("listen")? else {
+        return Ok(None);
+    };
+    let listen: SocketAddr = text.parse().map_err(|_| {
+        m.err(
+            "listen",
+            format!("{text:?} is not an address:port such as 127.0.0.1:9797"),
+        )
+    })?;
+    if !listen.ip().is_loopback() && !allow_remote {
+        return Err(m.err(
+            "listen",
+            format!("{listen} is not a loopback address; set floating_ip.metrics.allow_remote: true to serve it beyond this host"),
+        ));
+    }
+    Ok(Some(super::Metrics {
+        listen,
+        allow_remote,
+    }))
 }
 
 /// The parser's message as one line, without its advice to programmers.
@@ -327,7 +375,7 @@ mod tests {
         assert_eq!(
             raw.warnings,
             vec![
-                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify)".to_string(),
+                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify, metrics)".to_string(),
                 "gateway.yml: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)".to_string(),
                 "gateway.yml: unknown key floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)".to_string(),
                 "gateway.yml: unknown key floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)".to_string(),

@@ -146,6 +146,7 @@ pub fn resolve(
         auth: resolve_auth(&raw.auth, path, &file)?,
         track: raw.track.clone(),
         notify: raw.notify.clone(),
+        metrics: raw.metrics.clone(),
         auto_detected: auto,
     })))
 }
@@ -274,18 +275,59 @@ mod tests {
     }
 
     #[test]
-    fn reload_applies_timeouts_and_preemption_but_not_identity() {
+    fn reload_applies_priority_keys_and_checks_but_not_identity() {
         let old = enabled("").unwrap();
-        let same = enabled(
-            "  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  garp_refresh_in_ms: 5000\n",
+        let live = enabled(
+            "  echo:\n    timeout_in_ms: 20000\n  preempt: true\n  priority: 7\n  garp_refresh_in_ms: 5000\n",
         )
         .unwrap();
-        assert!(old.needs_restart_for(&same).is_empty());
-        let moved = enabled("  ip: 192.168.3.200\n  priority: 7\n  echo:\n    port: 7000\n    interval_in_ms: 500\n").unwrap();
+        assert!(old.needs_restart_for(&live).is_empty());
+        assert_eq!(
+            old.applied_live(&live),
+            vec![
+                "priority",
+                "preempt",
+                "echo.timeout_in_ms",
+                "garp_refresh_in_ms"
+            ]
+        );
+        let moved = enabled("  ip: 192.168.3.200\n  priority: 7\n  echo:\n    port: 7000\n    interval_in_ms: 500\n  metrics:\n    listen: 127.0.0.1:9797\n").unwrap();
         assert_eq!(
             old.needs_restart_for(&moved),
-            vec!["ip", "priority", "echo.port", "echo.interval_in_ms"]
+            vec!["ip", "echo.port", "echo.interval_in_ms", "metrics.listen"]
         );
+        // What a reload runs: the new priority, the old address, port and interval.
+        let running = old.reloaded(moved.clone());
+        assert_eq!(running.priority.0, 7);
+        assert_eq!((running.vip, &running.echo), (old.vip, &old.echo));
+        assert_eq!(running.metrics, None);
+        assert!(running.needs_restart_for(&old).is_empty());
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_loopback_unless_allowed() {
+        assert_eq!(enabled("").unwrap().metrics, None);
+        let on = enabled("  metrics:\n    listen: 127.0.0.1:9797\n").unwrap();
+        assert_eq!(
+            on.metrics.map(|m| m.listen.to_string()),
+            Some("127.0.0.1:9797".into())
+        );
+        let remote = "  metrics:\n    listen: 192.0.2.11:9797\n";
+        let e = enabled(remote).unwrap_err().to_string();
+        assert_eq!(e, "/etc/floatip/gateway.yml: floating_ip.metrics.listen: 192.0.2.11:9797 is not a loopback address; set floating_ip.metrics.allow_remote: true to serve it beyond this host");
+        let allowed = enabled("  metrics:\n    listen: 192.0.2.11:9797\n    allow_remote: true\n");
+        assert!(allowed.unwrap().metrics.is_some_and(|m| m.allow_remote));
+        let e = enabled("  metrics:\n    listen: localhost\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "/etc/floatip/gateway.yml: floating_ip.metrics.listen: \"localhost\" is not"
+            ),
+            "{e}"
+        );
+        let e = enabled("  metrics: 9797\n").unwrap_err().to_string();
+        assert!(e.contains("floating_ip.metrics: expected a mapping"), "{e}");
     }
 
     #[test]

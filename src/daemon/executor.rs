@@ -1,6 +1,7 @@
 //! Carries out the state machine's actions on the host and the network, and reports to
 //! the service manager. Failures become events; nothing here changes the state.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
@@ -8,11 +9,12 @@ use log::{debug, error, info, warn};
 use super::outside::{Group, Notice, Supervisor};
 use crate::config::Config;
 use crate::heartbeat::LocalView;
+use crate::metrics::Sample;
 use crate::net::{arp, Host};
 use crate::notify::Notifier;
 use crate::state::Machine;
 use crate::status::{CheckStatus, Snapshot};
-use crate::vocabulary::{Action, Event, ProbeOutcome};
+use crate::vocabulary::{Action, Event, Histogram, ProbeOutcome, Role};
 use crate::wire::Kind;
 
 pub enum Outcome {
@@ -30,6 +32,9 @@ pub struct Executor<H: Host> {
     last_watchdog: Instant,
     status: String,
     notifier: Notifier,
+    /// Role changes since start, for the metrics.
+    transitions: BTreeMap<(Role, Role), u64>,
+    takeovers: Histogram,
 }
 
 impl<H: Host> Executor<H> {
@@ -54,6 +59,18 @@ impl<H: Host> Executor<H> {
                 config.node_addr,
                 &config.interface,
             ),
+            transitions: BTreeMap::new(),
+            takeovers: Histogram::new(crate::metrics::TAKEOVER_BUCKETS),
+        }
+    }
+
+    /// Applies a reloaded configuration's keys and hooks; the machine is told by the loop.
+    pub fn reconfigure(&mut self, old: &Config, new: &Config) {
+        if old.auth != new.auth {
+            self.group.set_auth(new.auth.clone());
+        }
+        if old.notify != new.notify {
+            self.notifier = Notifier::start(&new.notify, new.vip, new.node_addr, &new.interface);
         }
     }
 
@@ -106,6 +123,11 @@ impl<H: Host> Executor<H> {
             Action::ConfirmMaster(node) => self.group.confirm_master(node),
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
+                *self.transitions.entry((from, to)).or_default() += 1;
+                if let (Role::Master, Some(seen)) = (to, machine.fault_seen()) {
+                    // The address was added just before this transition's line.
+                    self.takeovers.observe(seen.elapsed().as_secs_f64());
+                }
                 self.publish_view(machine);
                 // Queued: hooks run on their own thread and never delay what follows.
                 self.notifier.transition(from, to, &reason.to_string());
@@ -170,6 +192,35 @@ impl<H: Host> Executor<H> {
         );
         snapshot.counters.auth_failures = auth_failures;
         snapshot
+    }
+
+    /// What a Prometheus scrape shows, made when asked.
+    pub fn sample(
+        &self,
+        machine: &Machine,
+        config: &Config,
+        checks: &[CheckStatus],
+        reloads: u64,
+    ) -> Sample {
+        let (rejected, auth_failures) = self.group.rejected();
+        let replayed = self.group.replayed();
+        Sample {
+            vip: config.vip,
+            role: machine.role(),
+            priority: machine.priority().0,
+            peers: machine.peers().count(),
+            transitions: self.transitions.clone(),
+            takeover: self.takeovers.clone(),
+            round_trips: self.group.round_trips(),
+            dropped: rejected,
+            forged: auth_failures.saturating_sub(replayed),
+            replayed,
+            checks: checks
+                .iter()
+                .map(|c| (c.name.clone(), c.state.clone()))
+                .collect(),
+            reloads,
+        }
     }
 
     pub fn notify_ready(&mut self, machine: &Machine, config: &Config) {

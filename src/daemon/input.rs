@@ -1,6 +1,8 @@
 use std::sync::mpsc;
 
 use crate::health::Run;
+use crate::metrics::Sample;
+use crate::status::Request;
 use crate::vocabulary::Event;
 
 /// What reaches the loop.
@@ -10,8 +12,10 @@ pub enum Input {
     Reload,
     /// One run of service check `index` (`floating_ip.track[index]`).
     Check(Run),
-    /// `floatip status` wants a snapshot, as JSON.
-    Status(mpsc::Sender<String>),
+    /// A status socket client (`floatip status`, `floatip handover`) wants an answer, as JSON.
+    Status(Request, mpsc::Sender<String>),
+    /// A Prometheus scrape wants a sample.
+    Metrics(mpsc::Sender<Sample>),
 }
 
 impl From<Event> for Input {

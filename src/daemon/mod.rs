@@ -21,6 +21,7 @@ use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
 use crate::state::Machine;
+use crate::status::{HandoverReply, Request};
 use crate::vocabulary::{Action, BootId, Event, Health, Role};
 use executor::Executor;
 use input::Input;
@@ -40,6 +41,11 @@ pub enum DaemonError {
     Thread(std::io::Error),
     #[error("cannot start the service check threads: {0}")]
     Checks(std::io::Error),
+    #[error("cannot serve metrics on {listen} (floating_ip.metrics.listen): {error}")]
+    Metrics {
+        listen: std::net::SocketAddr,
+        error: std::io::Error,
+    },
     #[error("cannot draw a random boot id: {0}")]
     BootId(getrandom::Error),
     #[error(transparent)]
@@ -110,8 +116,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .name("fip-listener".into())
         .spawn(move || listener.serve(serving, read_deadline))
         .map_err(DaemonError::Thread)?;
-    crate::health::start(&config.track, tx.clone()).map_err(DaemonError::Checks)?;
+    let checks = crate::health::start(&config.track, 0, tx.clone()).map_err(DaemonError::Checks)?;
     let status_requests = tx.clone();
+    let scrapes = tx.clone();
     let prober = Prober::start(
         local.clone(),
         port,
@@ -138,7 +145,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         local,
         port,
         dial_timeout: config.echo.dial_timeout.min(config.echo.interval),
-        events: tx,
+        events: tx.clone(),
     };
     let exec = Executor::new(
         host,
@@ -151,9 +158,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         machine,
         max_steps: MAX_STEPS,
         exec,
+        loaded: Loaded::now(&config, Vec::new(), 0),
         config,
         tracker,
         health: Health::healthy(),
+        checks: Some(checks),
+        generation: 0,
+        inputs: Some(tx),
     };
     exits(daemon.apply(Instant::now(), first));
     if !daemon.tracker.is_empty() {
@@ -162,6 +173,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         exits(daemon.step(Instant::now(), Event::Health(Health::pending())));
     }
     let _status = start_status_server(&daemon.config, status_requests);
+    start_metrics_server(&daemon.config, scrapes)?;
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
     daemon.run_loop(rx);
     crate::exec::kill_all();
@@ -173,9 +185,9 @@ fn start_status_server(
     config: &Config,
     loop_inputs: mpsc::SyncSender<Input>,
 ) -> Option<crate::status::Server> {
-    let ask = move || {
+    let ask = move |request| {
         let (reply, answer) = mpsc::channel();
-        loop_inputs.send(Input::Status(reply)).ok()?;
+        loop_inputs.send(Input::Status(request, reply)).ok()?;
         answer.recv_timeout(Duration::from_secs(2)).ok()
     };
     match crate::status::Server::start(&config.status_socket, ask) {
@@ -188,6 +200,81 @@ fn start_status_server(
             None
         }
     }
+}
+
+/// The Prometheus endpoint, if configured, asks the loop for a sample per scrape. A port
+/// that cannot be bound stops the start: the operator asked for the metrics.
+fn start_metrics_server(
+    config: &Config,
+    loop_inputs: mpsc::SyncSender<Input>,
+) -> Result<(), DaemonError> {
+    let Some(metrics) = &config.metrics else {
+        return Ok(());
+    };
+    let scrape = move || {
+        let (reply, answer) = mpsc::channel();
+        loop_inputs.send(Input::Metrics(reply)).ok()?;
+        answer
+            .recv_timeout(Duration::from_secs(2))
+            .ok()?
+            .encode()
+            .ok()
+    };
+    let listen = metrics.listen;
+    crate::metrics::Server::start(listen, scrape)
+        .map_err(|error| DaemonError::Metrics { listen, error })?;
+    info!("metrics on http://{listen}/metrics");
+    Ok(())
+}
+
+/// The configuration the daemon runs, against its file.
+struct Loaded {
+    at: std::time::SystemTime,
+    /// A hash of the file as read, to tell whether it changed since.
+    digest: Option<u64>,
+    restart_needed_for: Vec<&'static str>,
+    reloads: u64,
+}
+
+impl Loaded {
+    fn now(config: &Config, restart_needed_for: Vec<&'static str>, reloads: u64) -> Loaded {
+        Loaded {
+            at: std::time::SystemTime::now(),
+            digest: digest(&config.source),
+            restart_needed_for,
+            reloads,
+        }
+    }
+
+    fn status(&self, config: &Config) -> crate::status::ConfigStatus {
+        let at = self.at.duration_since(std::time::SystemTime::UNIX_EPOCH);
+        let file_on_disk = match digest(&config.source) {
+            None => "unreadable".to_string(),
+            Some(d) if Some(d) == self.digest && self.restart_needed_for.is_empty() => {
+                "same".into()
+            }
+            Some(d) if Some(d) == self.digest => "differs in keys that need a restart".into(),
+            Some(_) => "changed since loaded (reload to apply)".into(),
+        };
+        crate::status::ConfigStatus {
+            loaded_unix_ms: at.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            reloads: self.reloads,
+            file_on_disk,
+            restart_needed_for: self
+                .restart_needed_for
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        }
+    }
+}
+
+fn digest(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
 }
 
 /// Actions one event may lead to, follow-ups included. Each action yields at most one
@@ -218,6 +305,12 @@ struct Daemon<H: Host> {
     tracker: Tracker,
     /// The service checks' verdict as last told to the machine.
     health: Health,
+    loaded: Loaded,
+    /// The check threads of `generation` (a reload with new checks starts the next).
+    checks: Option<crate::health::Checks>,
+    generation: u64,
+    /// For check threads started on reload; `None` in tests without threads.
+    inputs: Option<mpsc::SyncSender<Input>>,
 }
 
 impl<H: Host> Daemon<H> {
@@ -240,18 +333,16 @@ impl<H: Host> Daemon<H> {
             self.exec.watchdog(now);
             let event = match input {
                 Some(Input::Machine(e)) => e,
-                Some(Input::Reload) => {
-                    self.reload();
-                    Event::Tick
-                }
+                Some(Input::Reload) => self.reload(now),
+                Some(Input::Check(run)) if run.generation != self.generation => Event::Tick,
                 Some(Input::Check(run)) => self.on_check(now, run.index, run.sample),
-                Some(Input::Status(reply)) => {
-                    let snapshot = self.exec.snapshot(
-                        &self.machine,
-                        &self.config,
-                        crate::status::CheckStatus::all(&self.tracker, now),
-                    );
-                    let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
+                Some(Input::Status(request, reply)) => self.on_request(now, request, reply),
+                Some(Input::Metrics(reply)) => {
+                    let checks = crate::status::CheckStatus::all(&self.tracker, now);
+                    let sample =
+                        self.exec
+                            .sample(&self.machine, &self.config, &checks, self.loaded.reloads);
+                    let _ = reply.send(sample);
                     Event::Tick
                 }
                 None => Event::Tick,
@@ -327,24 +418,85 @@ impl<H: Host> Daemon<H> {
         Event::Health(health)
     }
 
-    fn reload(&mut self) {
-        match load_enabled(&self.config.source) {
-            Ok(new) if !self.config.needs_restart_for(&new).is_empty() => {
-                warn!(
-                    "reload: {} changes {}; restart floatip to apply it (keeping the running config)",
-                    self.config.source.display(),
-                    self.config.needs_restart_for(&new).join(", ")
-                );
+    /// A status socket request: a snapshot, or a hand-over fed to the machine (answered
+    /// before it runs; the refusal is the machine's own rule, asked first).
+    fn on_request(&mut self, now: Instant, request: Request, reply: mpsc::Sender<String>) -> Event {
+        let (answer, event) = match request {
+            Request::Status => {
+                let checks = crate::status::CheckStatus::all(&self.tracker, now);
+                let mut snapshot = self.exec.snapshot(&self.machine, &self.config, checks);
+                snapshot.config = self.loaded.status(&self.config);
+                (serde_json::to_string(&snapshot), Event::Tick)
             }
-            Ok(new) => {
-                self.machine.set_timing(new.timing());
-                info!(
-                    "reload: timings and preemption updated from {}",
-                    new.source.display()
-                );
-                self.config = new;
+            Request::HandOver { to } => match self.machine.handover_target(now, to) {
+                Ok(to) => (
+                    serde_json::to_string(&HandoverReply::HandedTo(to)),
+                    Event::HandOver { to: Some(to) },
+                ),
+                Err(refused) => {
+                    warn!("handover refused: {refused}");
+                    let reply = HandoverReply::Refused(refused.to_string());
+                    (serde_json::to_string(&reply), Event::Tick)
+                }
+            },
+        };
+        let _ = reply.send(answer.unwrap_or_default());
+        event
+    }
+
+    /// SIGHUP: applies what can change under a running daemon, names what cannot.
+    fn reload(&mut self, now: Instant) -> Event {
+        let new = match load_enabled(&self.config.source) {
+            Ok(new) => new,
+            Err(e) => {
+                warn!("reload rejected, keeping the running config: {e:#}");
+                return Event::Tick;
             }
-            Err(e) => warn!("reload rejected, keeping the running config: {e:#}"),
+        };
+        let restart = self.config.needs_restart_for(&new);
+        let live = self.config.applied_live(&new);
+        let running = self.config.reloaded(new);
+        self.machine.reconfigure(running.priority, running.timing());
+        self.exec.reconfigure(&self.config, &running);
+        let track_changed = running.track != self.config.track;
+        self.config = running;
+        self.loaded = Loaded::now(&self.config, restart.clone(), self.loaded.reloads + 1);
+        let applied = if live.is_empty() {
+            "nothing changed".to_string()
+        } else {
+            format!("applied {}", live.join(", "))
+        };
+        info!("reload: {}: {applied}", self.config.source.display());
+        if !restart.is_empty() {
+            warn!(
+                "reload: restart floatip to apply {} (still running the old values)",
+                restart.join(", ")
+            );
         }
+        if track_changed {
+            return self.restart_checks(now);
+        }
+        Event::Tick
+    }
+
+    /// New checks: the old threads stop, their late results are ignored by generation.
+    fn restart_checks(&mut self, now: Instant) -> Event {
+        self.checks = None;
+        self.generation += 1;
+        self.tracker = Tracker::new(&self.config.track);
+        if let Some(inputs) = &self.inputs {
+            match crate::health::start(&self.config.track, self.generation, inputs.clone()) {
+                Ok(checks) => self.checks = Some(checks),
+                Err(e) => error!("reload: cannot start the service check threads: {e}"),
+            }
+        }
+        let _ = now;
+        let health = if self.tracker.is_empty() {
+            Health::healthy()
+        } else {
+            Health::pending()
+        };
+        self.health = health.clone();
+        Event::Health(health)
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 
 use super::input::Input;
+use crate::auth::Auth;
 use crate::heartbeat::{confirm_master, Broadcaster, Local, LocalView, Prober};
+use crate::vocabulary::Histogram;
 use crate::wire::Kind;
 
 /// The group: what the heartbeat threads say about us, send and follow.
@@ -23,6 +25,11 @@ pub trait Group {
     fn confirm_master(&self, node: Ipv4Addr);
     /// Messages rejected, and of those the ones that failed authentication.
     fn rejected(&self) -> (u64, u64);
+    /// Of the authentication failures, the replays.
+    fn replayed(&self) -> u64;
+    fn round_trips(&self) -> Histogram;
+    /// New keys, for the next message on.
+    fn set_auth(&self, auth: Option<Auth>);
 }
 
 /// The real group: the broadcaster, the prober and their shared state.
@@ -60,6 +67,16 @@ impl Group for Heartbeats {
             self.local.rejected.load(Ordering::Relaxed),
             self.local.auth_failures.load(Ordering::Relaxed),
         )
+    }
+    fn replayed(&self) -> u64 {
+        self.local.replayed.load(Ordering::Relaxed)
+    }
+    fn round_trips(&self) -> Histogram {
+        let h = self.local.round_trips.lock();
+        h.unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    fn set_auth(&self, auth: Option<Auth>) {
+        self.local.set_auth(auth);
     }
 }
 

@@ -39,6 +39,16 @@ impl Group for FakeGroup {
     fn rejected(&self) -> (u64, u64) {
         (0, 0)
     }
+    fn replayed(&self) -> u64 {
+        0
+    }
+    fn round_trips(&self) -> crate::vocabulary::Histogram {
+        crate::vocabulary::Histogram::new(&[])
+    }
+    fn set_auth(&self, auth: Option<crate::auth::Auth>) {
+        let keyed = auth.is_some();
+        self.0.borrow_mut().push(format!("auth {keyed}"));
+    }
 }
 
 struct FakeSupervisor {
@@ -89,8 +99,12 @@ impl Rig {
             max_steps: MAX_STEPS,
             exec,
             tracker: Tracker::new(&config.track),
+            loaded: super::Loaded::now(&config, Vec::new(), 0),
             config,
             health: Health::healthy(),
+            checks: None,
+            generation: 0,
+            inputs: None,
         };
         assert_eq!(daemon.apply(t0, first), Ok(false));
         Rig {

@@ -8,7 +8,9 @@
 mod counter;
 mod probe;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use counter::{CheckState, Counter};
@@ -17,27 +19,48 @@ pub use probe::Sample;
 use crate::config::Check;
 use crate::vocabulary::{Health, Verdict};
 
-/// One run of check `index` (`floating_ip.track[index]`).
+/// One run of check `index` (`floating_ip.track[index]`) of the checks started as
+/// `generation` (a reload starts a new generation; runs of an older one are stale).
 #[derive(Debug)]
 pub struct Run {
     pub index: usize,
+    pub generation: u64,
     pub sample: Sample,
 }
 
-/// Starts one thread per check; each ends when the receiver is gone.
+/// The running check threads; dropping it stops them after their current run.
+pub struct Checks {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Checks {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts one thread per check; each ends when the receiver is gone or [`Checks`] dropped.
 pub fn start<T: From<Run> + Send + 'static>(
     checks: &[Check],
+    generation: u64,
     events: SyncSender<T>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Checks> {
+    let stop = Arc::new(AtomicBool::new(false));
     for (index, check) in checks.iter().enumerate() {
         let check = check.clone();
         let events = events.clone();
+        let stop = stop.clone();
         std::thread::Builder::new()
             .name(format!("fip-check-{index}"))
             .spawn(move || loop {
                 let started = Instant::now();
                 let sample = probe::run(&check.target, check.timeout);
-                if events.send(Run { index, sample }.into()).is_err() {
+                let run = Run {
+                    index,
+                    generation,
+                    sample,
+                };
+                if stop.load(Ordering::Relaxed) || events.send(run.into()).is_err() {
                     return;
                 }
                 // From start to start; a run that overran is followed at once.
@@ -46,7 +69,7 @@ pub fn start<T: From<Run> + Send + 'static>(
                 );
             })?;
     }
-    Ok(())
+    Ok(Checks { stop })
 }
 
 /// A check's state changing, for the log.

@@ -119,7 +119,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
         );
         return None;
     }
-    if let Err(e) = wire::authenticate(bytes, &decoded, local.auth.as_ref()) {
+    if let Err(e) = wire::authenticate(bytes, &decoded, local.auth().as_ref()) {
         local.refuse(from.ip(), trouble_of(&e), || format!("{:?}: {e}", m.kind));
         return None;
     }
@@ -140,7 +140,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
         return None;
     }
     if let Err(e) = local.check_replay(&decoded) {
-        local.refuse(from.ip(), Trouble::Auth, || {
+        local.refuse(from.ip(), Trouble::Replay, || {
             format!("{:?} from boot {} seq {}: {e}", m.kind, m.boot, m.seq)
         });
         return None;

@@ -184,8 +184,10 @@ struct Reported {
 pub enum Trouble {
     /// Garbage, truncated, wrong version, wrong sender.
     Malformed,
-    /// Wrong or missing key, replays, clock skew.
+    /// Wrong or missing key, clock skew.
     Auth,
+    /// A replayed or reordered message.
+    Replay,
     /// Over a rate or connection limit.
     Limit,
 }

@@ -178,7 +178,7 @@ fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Resu
         if last.is_some_and(|(boot, seq)| boot != m.boot || m.seq <= seq) {
             return Err(refused(
                 format!("heartbeat seq {} replayed or reordered", m.seq),
-                Trouble::Auth,
+                Trouble::Replay,
             ));
         }
         last = Some((m.boot, m.seq));

@@ -9,7 +9,7 @@ mod prober;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use log::warn;
@@ -19,7 +19,7 @@ pub use listener::Listener;
 pub use prober::{confirm_master, Prober};
 
 use crate::auth::{within_skew, Auth, Replay, ReplayGuard};
-use crate::vocabulary::{BootId, Mac, Peer, Priority, Role};
+use crate::vocabulary::{BootId, Histogram, Mac, Peer, Priority, Role};
 use crate::wire::{self, Challenge, Decoded, Kind, Message, Stamp, WireError};
 use limits::{ConnectionCap, LogLimit, Members, RateLimit, Trouble};
 
@@ -44,8 +44,12 @@ pub struct Local {
     pub rejected: AtomicU64,
     /// Of those, the ones that failed authentication or replay checks.
     pub auth_failures: AtomicU64,
-    /// The group's key; `None` runs the unauthenticated plain form.
-    auth: Option<Auth>,
+    /// Of those, the replayed, reordered or stale ones.
+    pub replayed: AtomicU64,
+    /// Heartbeat round trips the prober measured (heartbeat sent → echo read).
+    pub round_trips: Mutex<Histogram>,
+    /// The group's key; `None` runs the unauthenticated plain form. A reload replaces it.
+    auth: RwLock<Option<Auth>>,
     shield: Mutex<Shield>,
 }
 
@@ -62,6 +66,11 @@ struct Shield {
     members: Members,
     log: LogLimit,
 }
+
+/// Round-trip buckets (seconds): a LAN answers in well under a millisecond.
+const ROUND_TRIP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25,
+];
 
 /// Simultaneous heartbeat connections one source may hold (a prober needs one).
 pub const CONNECTIONS_PER_SOURCE: usize = 4;
@@ -129,13 +138,15 @@ impl Local {
             view: Mutex::new(view),
             rejected: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
-            auth,
+            replayed: AtomicU64::new(0),
+            round_trips: Mutex::new(Histogram::new(ROUND_TRIP_BUCKETS)),
+            auth: RwLock::new(auth),
             shield: Mutex::new(shield),
         })
     }
 
     pub fn authenticated(&self) -> bool {
-        self.auth.is_some()
+        self.auth().is_some()
     }
 
     fn shield(&self) -> std::sync::MutexGuard<'_, Shield> {
@@ -157,14 +168,14 @@ impl Local {
                 time_ms: wall_ms(),
                 reply_to,
             },
-            self.auth.as_ref(),
+            self.auth().as_ref(),
         );
         (m, bytes)
     }
 
     /// Decodes `bytes` and applies the authentication policy.
     pub fn open(&self, bytes: &[u8]) -> Result<Decoded, WireError> {
-        wire::open(bytes, self.auth.as_ref())
+        wire::open(bytes, self.auth().as_ref())
     }
 
     /// Refuses a replayed, reordered or stale authenticated broadcast.
@@ -188,7 +199,7 @@ impl Local {
 
     /// Refuses a timestamp outside the skew window (TCP messages, bound by their connection).
     fn check_clock(&self, d: &Decoded) -> Result<(), Replay> {
-        let (Some(a), Some(s)) = (&self.auth, d.stamp) else {
+        let (Some(a), Some(s)) = (&*self.auth(), d.stamp) else {
             return Ok(());
         };
         let window = u64::try_from(a.max_skew.as_millis()).unwrap_or(u64::MAX);
@@ -216,8 +227,11 @@ impl Local {
     /// Counts a dropped message and logs why, at most once per source and trouble per 10 s.
     fn refuse(&self, from: IpAddr, trouble: Trouble, why: impl FnOnce() -> String) {
         self.reject();
-        if trouble == Trouble::Auth {
+        if matches!(trouble, Trouble::Auth | Trouble::Replay) {
             self.auth_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if trouble == Trouble::Replay {
+            self.replayed.fetch_add(1, Ordering::Relaxed);
         }
         let admitted = self.shield().log.admit(from, trouble, Instant::now());
         if let Some(suppressed) = admitted {
@@ -227,6 +241,23 @@ impl Local {
                 String::new()
             };
             warn!("heartbeat port: dropped from {from}: {}{more}", why());
+        }
+    }
+
+    /// The key in use now (a poisoned lock still holds a valid key).
+    fn auth(&self) -> std::sync::RwLockReadGuard<'_, Option<Auth>> {
+        self.auth.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// New keys, used from the next message on (a reload).
+    pub fn set_auth(&self, auth: Option<Auth>) {
+        *self.auth.write().unwrap_or_else(|e| e.into_inner()) = auth;
+    }
+
+    /// Records one heartbeat round trip.
+    fn round_trip(&self, took: Duration) {
+        if let Ok(mut h) = self.round_trips.lock() {
+            h.observe(took.as_secs_f64());
         }
     }
 

@@ -109,6 +109,7 @@ fn follow<T: From<Event>>(
                     && local.check_clock(&d).is_ok() =>
             {
                 answered = true;
+                local.round_trip(sent.elapsed());
                 if events
                     .send(Event::Echo(peer_of(&d.message)).into())
                     .is_err()

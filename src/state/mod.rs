@@ -85,6 +85,21 @@ pub struct Machine {
     /// The last resignation heard (sender's boot id, when): resignations are sent twice.
     last_resign: Option<(BootId, Instant)>,
     health: Health,
+    /// No preemption before this: the operator just handed the address away.
+    hold_off_until: Option<Instant>,
+    /// When the fault that led to the last take-over was seen (the holder lost).
+    fault_seen: Option<Instant>,
+}
+
+/// Why `floatip handover` cannot hand the address over now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandoverRefused {
+    #[error("this node is {0}, not MASTER: it has no address to hand over")]
+    NotMaster(Role),
+    #[error("no live BACKUP to hand the address to; keeping it")]
+    NoBackup,
+    #[error("{0} is not a live BACKUP of this group (live backups: {1})")]
+    NotABackup(Ipv4Addr, String),
 }
 
 impl Machine {
@@ -111,6 +126,8 @@ impl Machine {
             counters: Counters::default(),
             last_resign: None,
             health: Health::healthy(),
+            hold_off_until: None,
+            fault_seen: None,
         };
         (m, vec![Action::SetProbing(true), Action::Announce])
     }
@@ -147,9 +164,40 @@ impl Machine {
         self.timing
     }
 
-    /// Timings may change on reload; the address and identity may not.
-    pub fn set_timing(&mut self, timing: Timing) {
+    /// Priority and timings may change on reload; the address and identity may not. The
+    /// new priority goes out with the next message and decides preemption from then on.
+    pub fn reconfigure(&mut self, priority: Priority, timing: Timing) {
+        self.me.priority = priority;
         self.timing = timing;
+    }
+
+    /// When the holder loss that led to the current hold was seen, for the take-over time.
+    pub fn fault_seen(&self) -> Option<Instant> {
+        self.fault_seen
+    }
+
+    /// Whom `floatip handover` would hand the address to: `to`, or the best live backup.
+    pub fn handover_target(
+        &self,
+        now: Instant,
+        to: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, HandoverRefused> {
+        if !self.state.settled_master() {
+            return Err(HandoverRefused::NotMaster(self.role()));
+        }
+        let live = self.live_backups(now);
+        match to {
+            None => self.best_backup(now).ok_or(HandoverRefused::NoBackup),
+            Some(node) if live.contains(&node) => Ok(node),
+            Some(_) if live.is_empty() => Err(HandoverRefused::NoBackup),
+            Some(node) => Err(HandoverRefused::NotABackup(
+                node,
+                live.iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
     }
 
     /// True while this backup asks the master to hand over (preemption).
@@ -222,6 +270,7 @@ impl Machine {
             } => self.on_observed(now, link_up, address_present, &mut out),
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
             Event::Health(health) => self.on_health(now, health, &mut out),
+            Event::HandOver { to } => self.on_handover(now, to, &mut out),
             Event::Shutdown => {
                 self.on_shutdown(&mut out);
                 return out;
@@ -271,6 +320,10 @@ impl Machine {
     }
 
     fn take_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
+        self.fault_seen = match self.holder() {
+            Holder::Lost { at, .. } => Some(at),
+            _ => None,
+        };
         let master = RoleState::Master(Master::fresh(now, &self.timing));
         self.go(now, master, reason, out);
     }
@@ -384,8 +437,11 @@ impl Machine {
 
     /// A BACKUP starts (or stops) asking a lower-priority `holder` to hand over.
     fn update_preempt(&mut self, now: Instant, holder: Peer) {
-        let wanted =
-            self.timing.preempt && self.may_take_over() && self.priority() > holder.priority;
+        let held_off = self.hold_off_until.is_some_and(|t| now < t);
+        let wanted = self.timing.preempt
+            && !held_off
+            && self.may_take_over()
+            && self.priority() > holder.priority;
         if let RoleState::Backup { preempt_since, .. } = &mut self.state {
             match (wanted, *preempt_since) {
                 (true, None) => *preempt_since = Some(now),
@@ -450,14 +506,21 @@ impl Machine {
 
     /// The live BACKUP that ranks highest (FAULT nodes, unhealthy ones included, never count).
     fn best_backup_peer(&self, now: Instant) -> Option<Peer> {
+        self.backups(now).max_by_key(|p| p.rank_key())
+    }
+
+    fn backups(&self, now: Instant) -> impl Iterator<Item = Peer> + '_ {
         self.peers
             .values()
-            .filter(|s| {
+            .filter(move |s| {
                 now.saturating_duration_since(s.at) < self.timing.timeout
                     && s.peer.role == Role::Backup
             })
-            .max_by_key(|s| s.peer.rank_key())
             .map(|s| s.peer)
+    }
+
+    fn live_backups(&self, now: Instant) -> Vec<Ipv4Addr> {
+        self.backups(now).map(|p| p.node).collect()
     }
 
     fn on_announce(&mut self, now: Instant, peer: Peer, out: &mut Vec<Action>) {
@@ -813,6 +876,18 @@ impl Machine {
                 let fault = RoleState::fault(Fault::Failed(error.clone()), watch);
                 self.go(now, fault, Reason::ActionFailed(error), out);
             }
+        }
+    }
+
+    /// The operator's hand-over: the planned stop's resignation without the stop. Refused
+    /// (a log line, nothing else) unless [`Machine::handover_target`] finds a successor.
+    fn on_handover(&mut self, now: Instant, to: Option<Ipv4Addr>, out: &mut Vec<Action>) {
+        match self.handover_target(now, to) {
+            Ok(to) => {
+                self.hold_off_until = Some(now + Timing::HANDOVER_HOLD_OFF);
+                self.step_down_to_backup(now, Reason::HandOverRequested { to }, out);
+            }
+            Err(refused) => out.push(Action::Note(format!("handover refused: {refused}"))),
         }
     }
 

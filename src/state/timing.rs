@@ -20,6 +20,10 @@ impl Timing {
     /// The second gratuitous ARP burst after a take-over, for hosts that missed the first.
     pub const GARP_FOLLOWUP: Duration = Duration::from_secs(1);
 
+    /// After `floatip handover` a node does not take the address back from a live holder
+    /// (by preemption) for this long; it still takes over if nobody holds it.
+    pub const HANDOVER_HOLD_OFF: Duration = Duration::from_secs(300);
+
     /// Long enough to hear every live node's announce once before acting.
     pub fn startup_wait(&self) -> Duration {
         self.interval * 3 / 2

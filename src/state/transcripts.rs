@@ -18,7 +18,8 @@
 //! Events: `tick`, `echo PEER`, `announce PEER`, `confirmed PEER`,
 //! `holder-lost silence|closed`, `resign PEER [to NODE]`, `released NODE`,
 //! `probe free`, `probe in-use NODE|MAC`, `observed link=up|down address=present|absent`,
-//! `failed TEXT`, `health healthy|pending|failing [penalty=N] [DETAIL]`, `shutdown`.
+//! `failed TEXT`, `health healthy|pending|failing [penalty=N] [DETAIL]`,
+//! `handover [to NODE]`, `shutdown`.
 //! A PEER is `NODE ROLE PRIORITY [preempt-request]`; a NODE `n12` is 192.0.2.12, with
 //! boot id 12 and MAC 02:00:00:00:00:0c.
 //!
@@ -243,6 +244,13 @@ fn parse_event(text: &str) -> Option<Event> {
             }
         }
         "released" => Event::Released(parse_node(rest)?),
+        "handover" => Event::HandOver {
+            to: match rest.strip_prefix("to ") {
+                Some(node) => Some(parse_node(node)?),
+                None if rest.is_empty() => None,
+                None => return None,
+            },
+        },
         "probe" => Event::Probe(match rest.split_once(' ') {
             None if rest == "free" => ProbeOutcome::Free,
             Some(("in-use", who)) => ProbeOutcome::InUse(parse_mac(who)?),
@@ -374,4 +382,5 @@ transcripts! {
     stall_as_master,
     preemption,
     failing_checks,
+    handover_on_request,
 }

@@ -1,11 +1,11 @@
 //! `floatip status`: reads the daemon's snapshot and prints it.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::Snapshot;
+use super::{HandoverReply, Request, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -23,22 +23,40 @@ pub enum StatusError {
 }
 
 pub fn fetch(path: &Path) -> Result<(Snapshot, String), StatusError> {
+    let body = ask(path, Request::Status)?;
+    let snapshot = serde_json::from_str(&body).map_err(|error| StatusError::Parse {
+        path: path.display().to_string(),
+        error,
+    })?;
+    Ok((snapshot, body))
+}
+
+/// Asks the daemon to hand its address over (to `to`, or the best backup).
+pub fn hand_over(
+    path: &Path,
+    to: Option<std::net::Ipv4Addr>,
+) -> Result<HandoverReply, StatusError> {
+    let body = ask(path, Request::HandOver { to })?;
+    serde_json::from_str(&body).map_err(|error| StatusError::Parse {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+fn ask(path: &Path, request: Request) -> Result<String, StatusError> {
     let p = path.display().to_string();
     let mut stream = UnixStream::connect(path).map_err(|error| StatusError::Connect {
         path: p.clone(),
         error,
     })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(3)));
     let mut body = String::new();
     stream
-        .read_to_string(&mut body)
-        .map_err(|error| StatusError::Read {
-            path: p.clone(),
-            error,
-        })?;
-    let snapshot =
-        serde_json::from_str(&body).map_err(|error| StatusError::Parse { path: p, error })?;
-    Ok((snapshot, body))
+        .write_all(request.line().as_bytes())
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        .and_then(|()| stream.read_to_string(&mut body))
+        .map_err(|error| StatusError::Read { path: p, error })?;
+    Ok(body)
 }
 
 /// The human-readable form.
@@ -85,6 +103,17 @@ pub fn render(s: &Snapshot) -> String {
         out += &format!(
             "  check {:?} {} {}: {}{since}{towards} (down means {}); {last}; every {} ms, timeout {} ms, rise {} fall {}\n",
             c.name, c.kind, c.target, c.state, c.effect, c.interval_ms, c.timeout_ms, c.rise, c.fall
+        );
+    }
+    let cfg = &s.config;
+    out += &format!(
+        "config:    loaded at {} ms unix, {} reload(s); file on disk: {}\n",
+        cfg.loaded_unix_ms, cfg.reloads, cfg.file_on_disk
+    );
+    if !cfg.restart_needed_for.is_empty() {
+        out += &format!(
+            "           restart floatip to apply: {}\n",
+            cfg.restart_needed_for.join(", ")
         );
     }
     let c = &s.counters;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use client::{fetch, render};
+pub use client::{fetch, hand_over, render};
 pub use server::Server;
 
 use crate::config::Config;
@@ -98,6 +98,57 @@ impl CheckStatus {
     }
 }
 
+/// What a client of the status socket asks: one line, `status` (or nothing) or
+/// `handover [NODE]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Status,
+    HandOver { to: Option<Ipv4Addr> },
+}
+
+impl Request {
+    pub fn parse(line: &str) -> Option<Request> {
+        let mut words = line.split_whitespace();
+        let request = match words.next() {
+            None | Some("status") => Request::Status,
+            Some("handover") => Request::HandOver {
+                to: match words.next() {
+                    Some(node) => Some(node.parse().ok()?),
+                    None => None,
+                },
+            },
+            Some(_) => return None,
+        };
+        words.next().is_none().then_some(request)
+    }
+
+    pub fn line(&self) -> String {
+        match self {
+            Request::Status => "status\n".into(),
+            Request::HandOver { to: None } => "handover\n".into(),
+            Request::HandOver { to: Some(node) } => format!("handover {node}\n"),
+        }
+    }
+}
+
+/// The daemon's answer to `handover`: whom it handed the address to, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandoverReply {
+    HandedTo(Ipv4Addr),
+    Refused(String),
+}
+
+/// The running configuration against the file: when it was (re)loaded, and what differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigStatus {
+    pub loaded_unix_ms: u64,
+    pub reloads: u64,
+    /// `same`, `changed since loaded (run systemctl reload floatip)`, or why it cannot be read.
+    pub file_on_disk: String,
+    /// Keys the file changed that only a restart applies.
+    pub restart_needed_for: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub version: String,
@@ -121,6 +172,8 @@ pub struct Snapshot {
     pub health: String,
     #[serde(default)]
     pub checks: Vec<CheckStatus>,
+    #[serde(default)]
+    pub config: ConfigStatus,
 }
 
 impl Snapshot {
@@ -178,6 +231,7 @@ impl Snapshot {
                 messages_rejected: rejected,
                 auth_failures: 0,
             },
+            config: ConfigStatus::default(),
         }
     }
 
@@ -232,6 +286,22 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_one_line_each_way() {
+        for r in [
+            Request::Status,
+            Request::HandOver { to: None },
+            Request::HandOver {
+                to: Some(Ipv4Addr::new(192, 0, 2, 12)),
+            },
+        ] {
+            assert_eq!(Request::parse(&r.line()), Some(r));
+        }
+        assert_eq!(Request::parse(""), Some(Request::Status));
+        assert_eq!(Request::parse("handover nobody"), None);
+        assert_eq!(Request::parse("reboot"), None);
+    }
     use crate::config::Check;
     use crate::health::Sample;
     use crate::vocabulary::{BootId, Event, Peer, Priority, ProbeOutcome, Role};
@@ -327,7 +397,7 @@ mod tests {
         assert!(text.contains("check \"gateway\" tcp 127.0.0.1:8000: down for 50 ms (down means priority -30); last \"connection refused\" 5 ms ago"), "{text}");
         // An older client's JSON without the new fields still parses.
         let mut json: serde_json::Value = serde_json::to_value(&s).unwrap();
-        for k in ["checks", "health", "configured_priority"] {
+        for k in ["checks", "health", "configured_priority", "config"] {
             json.as_object_mut().unwrap().remove(k);
         }
         assert!(serde_json::from_value::<Snapshot>(json).is_ok());

@@ -50,6 +50,8 @@ pub enum Event {
     ActionFailed(String),
     /// The service checks' verdict or penalty changed.
     Health(Health),
+    /// `floatip handover`: a master hands the address to `to`, or to the best backup.
+    HandOver { to: Option<Ipv4Addr> },
     /// SIGTERM / SIGINT.
     Shutdown,
 }

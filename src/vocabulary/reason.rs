@@ -86,6 +86,10 @@ pub enum Reason {
         detail: String,
         to: Ipv4Addr,
     },
+    /// The operator asked this master to hand the address over (`floatip handover`).
+    HandOverRequested {
+        to: Ipv4Addr,
+    },
     /// A failing master keeps the address: nobody healthy could take it.
     UnhealthyKeeping(String),
     /// The penalty of failing weighted checks put a backup above the master.
@@ -103,7 +107,8 @@ impl Reason {
         match self {
             Reason::Preempted { by: to, .. }
             | Reason::UnhealthyHandover { to, .. }
-            | Reason::PenaltyHandover { to, .. } => Some(*to),
+            | Reason::PenaltyHandover { to, .. }
+            | Reason::HandOverRequested { to } => Some(*to),
             _ => None,
         }
     }
@@ -195,6 +200,9 @@ impl fmt::Display for Reason {
                 f,
                 "service checks failing: {detail}; handing the address over to healthy backup {to}"
             ),
+            Reason::HandOverRequested { to } => {
+                write!(f, "handover requested; handing the address over to {to}")
+            }
             Reason::UnhealthyKeeping(detail) => write!(
                 f,
                 "service checks failing: {detail}; keeping the address: no healthy backup announces"

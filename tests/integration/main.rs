@@ -26,6 +26,7 @@ mod bad_config;
 mod chaos;
 mod failover;
 mod hostile_input;
+mod live_ops;
 mod local_trust;
 mod one_holder;
 mod packages;
