@@ -93,3 +93,53 @@ fn handover_moves_the_address_and_metrics_show_one_holder() {
     table.equal("holding n1/n2 after", after, (0.0, 1.0));
     table.finish(&report.summary());
 }
+
+/// Lowering the holder's priority below a preempting backup's and sending SIGHUP moves
+/// the address, by the same hand-over as a planned stop, without restarting anything.
+#[test]
+fn priority_reload_hands_the_address_to_a_better_backup() {
+    let Some(lab) = Lab::new("live_ops_priority", &["n1", "n2"]) else {
+        return;
+    };
+    let t = Timing::FAST;
+    let cfg1 = group_config(&lab, "n1", None, &["priority: 150", "preempt: true"]);
+    let cfg2 = group_config(&lab, "n2", None, &["priority: 100", "preempt: true"]);
+    let n1 = start(&lab, BIN, "n1", &cfg1);
+    if let Err(e) = hold_alone(&lab, "n1", t.interval * 3, t.startup_bound() + ms(3000)) {
+        panic!("{e}");
+    }
+    let _n2 = start(&lab, BIN, "n2", &cfg2);
+    // n2 must stay a backup while n1 outranks it.
+    let kept = hold_alone(&lab, "n1", t.interval * 5, ms(3000));
+    let watch = lab.watch(VIP, WATCH_PORT);
+    assert!(watch.wait_answer_from("n1", Duration::from_secs(3)));
+    group_config(&lab, "n1", None, &["priority: 50", "preempt: true"]);
+    watch.mark("reload");
+    assert!(n1.signal(nix::sys::signal::Signal::SIGHUP));
+    let moved = hold_alone(&lab, "n2", t.interval * 5, ms(5000));
+    let answered = watch.wait_answer_from("n2", Duration::from_secs(2));
+    let report = watch.stop();
+    let mut table = Table::new("priority lowered by SIGHUP");
+    table.check(
+        "n1 kept the address while it outranked n2",
+        kept.is_ok(),
+        format!("{kept:?}"),
+    );
+    table.check(
+        "n2 holds alone after the reload",
+        moved.is_ok(),
+        format!("{moved:?}"),
+    );
+    table.check("client reaches n2", answered, report.summary());
+    table.check(
+        "n1 is still running (a reload, not a restart)",
+        n1.is_running(),
+        n1.log(),
+    );
+    table.at_most(
+        "client outage",
+        report.outage_after("reload"),
+        t.handover_bound(),
+    );
+    table.finish(&report.summary());
+}
