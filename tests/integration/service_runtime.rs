@@ -177,10 +177,7 @@ fn sighup_reload_keeps_the_address_and_rejects_bad_files() {
     watch.mark("good reload");
     assert!(n1.signal(Signal::SIGHUP));
     assert!(
-        n1.wait_log(
-            "reload: timings and preemption updated",
-            Duration::from_secs(3)
-        ),
+        n1.wait_log("applied echo.timeout_in_ms", Duration::from_secs(3)),
         "{}",
         n1.log()
     );
@@ -208,12 +205,12 @@ fn sighup_reload_keeps_the_address_and_rejects_bad_files() {
     );
     assert!(n1.signal(Signal::SIGHUP));
     assert!(
-        n1.wait_log("changes ip", Duration::from_secs(3)),
+        n1.wait_log("restart floatip to apply ip", Duration::from_secs(3)),
         "{}",
         n1.log()
     );
     assert!(
-        n1.log().contains("restart floatip to apply it"),
+        n1.log().contains("still running the old values"),
         "{}",
         n1.log()
     );
