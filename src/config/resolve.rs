@@ -124,6 +124,7 @@ pub fn resolve(raw: &RawSection, path: &Path, interfaces: &[Interface]) -> Resul
         auth: resolve_auth(&raw.auth, path, &file)?,
         track: raw.track.clone(),
         notify: raw.notify.clone(),
+        election: super::etcd::resolve(&raw.election, vip, path.parent().unwrap_or(Path::new(".")), &file)?,
         auto_detected: auto,
     })))
 }

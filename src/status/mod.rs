@@ -194,6 +194,7 @@ mod tests {
             auth: None,
             track: vec![],
             notify: Default::default(),
+            election: Default::default(),
             auto_detected: vec![],
         }
     }
