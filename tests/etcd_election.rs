@@ -25,19 +25,23 @@ struct Node {
     election: Election,
     events: Receiver<(Instant, Event)>,
     seen: Vec<(Instant, Event)>,
+    started: Instant,
 }
 
 impl Node {
-    fn start(lab: &Lab, name: &str, cluster: &Cluster, priority: u8) -> Node {
-        let etcd = Etcd {
+    fn config(cluster: &Cluster) -> Etcd {
+        Etcd {
             endpoints: cluster.endpoints().iter().map(|e| e.parse().expect("a lab endpoint")).collect(),
             key: KEY.into(),
             lease_ttl: TTL,
             keepalive: TTL / 3,
             tls: None,
             user: None,
-        };
-        let settings = Settings { etcd, node: lab.ip(name), priority: Priority(priority) };
+        }
+    }
+
+    fn start(lab: &Lab, name: &str, cluster: &Cluster, priority: u8) -> Node {
+        let settings = Settings { etcd: Node::config(cluster), node: lab.ip(name), priority: Priority(priority) };
         let (tx, events) = channel();
         let election = lab
             .in_ns(name, move || {
@@ -47,7 +51,7 @@ impl Node {
             })
             .expect("the campaign starts");
         election.campaign();
-        Node { name: name.into(), election, events, seen: Vec::new() }
+        Node { name: name.into(), election, events, seen: Vec::new(), started: Instant::now() }
     }
 
     fn drain(&mut self) {
@@ -243,4 +247,45 @@ fn losing_one_of_three_members_changes_no_holder() {
     assert!(h.holds(), "the holder lost its key to a member's death:\n{}{}", h.log(), o.log());
     assert_eq!((h.lost_since(t0), o.elected_since(t0)), (None, None), "{}{}", h.log(), o.log());
     assert_never_two_holders(&[&mut h, &mut o]);
+}
+
+#[test]
+fn release_after_a_crash_frees_only_our_own_claim() {
+    let Some(lab) = lab_or_skip("etcd_release", &["n1", "n2", "e1"]) else { return };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let etcd = Node::config(&cluster);
+    let n1 = lab.ip("n1");
+    // A crashed n1 left its claim under a lease nobody revokes.
+    let endpoints = cluster.endpoints();
+    lab.in_ns("n1", move || {
+        let claim = floatip::election::etcd::Claim::ours(n1).expect("boot id").encode();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let mut client = etcd_client::Client::connect(endpoints, None).await.expect("connect");
+            let lease = client.lease_grant(30, None).await.expect("grant").id();
+            let put = etcd_client::PutOptions::new().with_lease(lease);
+            client.put(KEY, claim, Some(put)).await.expect("put");
+        })
+    });
+    let mut o = Node::start(&lab, "n2", &cluster, 100);
+    let sees = wait(&mut [&mut o], TTL, |n| n[0].first(n[0].started, |e| *e == Event::Holder { node: Some(n1) }).is_some());
+    assert!(sees, "{}", o.log());
+    let probe_etcd = etcd.clone();
+    assert_eq!(lab.in_ns("n1", move || floatip::election::etcd::probe(&probe_etcd)).expect("probe"), Some(n1));
+
+    let other = etcd.clone();
+    let n2 = lab.ip("n2");
+    assert!(!lab.in_ns("n2", move || floatip::election::etcd::release(&other, n2)).expect("release"), "not n2's claim");
+    let t0 = Instant::now();
+    let ours = etcd.clone();
+    assert!(lab.in_ns("n1", move || floatip::election::etcd::release(&ours, n1)).expect("release"), "n1's claim");
+    let taken = wait(&mut [&mut o], TTL, |n| n[0].elected_since(t0).is_some());
+    assert!(taken, "{}", o.log());
+    eprintln!("release -> other elected in {} ms", (o.elected_since(t0).expect("elected") - t0).as_millis());
+
+    let mut dead = etcd;
+    dead.endpoints.push("http://192.0.2.99:2379".parse().expect("an endpoint"));
+    let err = lab.in_ns("n1", move || floatip::election::etcd::probe(&dead)).expect_err("an endpoint is down").to_string();
+    assert!(err.starts_with("etcd at http://192.0.2.99:2379: "), "{err}");
+    assert!(!err.contains('\n'), "{err}");
 }

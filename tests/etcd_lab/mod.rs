@@ -1,6 +1,7 @@
 //! Real etcd members in the namespace lab: `etcd` (Debian package `etcd-server`) started
-//! on lab nodes (192.0.2.x, port 2379 for clients, 2380 for peers), data dirs in the lab's
-//! temp dir. Members are lab programs: killed by PID and removed with the lab on drop.
+//! on lab nodes (192.0.2.x, port 2379 for clients, 2380 for peers). Data dirs live on
+//! tmpfs (`/dev/shm`), so a loaded disk cannot slow etcd's fsyncs into the tests' bounds.
+//! Members are lab programs, killed by PID; the cluster removes its data on drop.
 //! Use with `mod lab; mod etcd_lab;` at the top of a test file.
 //!
 //! A test that cannot run (not root, no `ip`, no `etcd`) prints one `SKIP:` line, except
@@ -50,13 +51,27 @@ pub struct Member {
 pub struct Cluster<'a> {
     lab: &'a Lab,
     pub members: Vec<Member>,
+    data: PathBuf,
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
 }
 
 impl<'a> Cluster<'a> {
     /// Starts one member on each of `nodes` and waits until the cluster answers.
     pub fn start(lab: &'a Lab, nodes: &[&str]) -> Cluster<'a> {
         let members = nodes.iter().map(|n| Member { name: n.to_string(), ip: lab.ip(n), proc: None }).collect();
-        let mut cluster = Cluster { lab, members };
+        // The lab's dir name is unique (fip-lab-<tag>); the data dir borrows it.
+        let tag = lab.dir().file_name().expect("the lab dir has a name").to_string_lossy().into_owned();
+        let data = PathBuf::from("/dev/shm").join(format!("{tag}-etcd"));
+        std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("create {}: {e}", data.display()));
+        let mut cluster = Cluster { lab, members, data };
         for i in 0..cluster.members.len() {
             cluster.launch(i);
         }
@@ -67,7 +82,7 @@ impl<'a> Cluster<'a> {
     fn launch(&mut self, i: usize) {
         let initial: Vec<String> = self.members.iter().map(|m| format!("{}=http://{}:2380", m.name, m.ip)).collect();
         let m = &self.members[i];
-        let data = self.lab.dir().join(format!("etcd-{}", m.name));
+        let data = self.data.join(&m.name);
         let client = format!("http://{}:2379", m.ip);
         let peer = format!("http://{}:2380", m.ip);
         let binary = etcd_binary().expect("etcd checked at lab start");

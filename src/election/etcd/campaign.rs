@@ -150,12 +150,12 @@ impl Campaign {
         }
     }
 
-    /// How long a request may take: never past the deadline while holding.
+    /// How long a request may take: a keep-alive period while holding, and never past the
+    /// deadline; a TTL otherwise (a slower answer would come too late to hold the key anyway).
     fn budget(&self) -> Duration {
-        let request = self.s.etcd.keepalive;
         match &self.held {
-            Some(h) => h.clock.left(Stamp::now()).map_or(Duration::ZERO, |left| left.min(request)),
-            None => request,
+            Some(h) => h.clock.left(Stamp::now()).map_or(Duration::ZERO, |left| left.min(self.s.etcd.keepalive)),
+            None => self.s.etcd.lease_ttl,
         }
     }
 
@@ -338,8 +338,8 @@ impl Campaign {
             return;
         }
         let Some(mut client) = self.client.clone() else { return };
+        let budget = self.budget();
         let etcd = &self.s.etcd;
-        let budget = etcd.keepalive;
         let sent = Stamp::now();
         let grant = match bounded(budget, client.lease_grant(etcd.lease_ttl.as_secs() as i64, None)).await {
             Ok(grant) => grant,

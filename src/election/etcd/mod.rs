@@ -183,20 +183,25 @@ pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
     })
 }
 
-/// Connects once and reads the key's holder: for `floatip check`, one line naming the
-/// endpoints when etcd does not answer.
+/// Asks every endpoint for the key's holder, for `floatip check`: the first endpoint that
+/// does not answer is named in the error.
 pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
-    let fail = |reason: String| Error::Etcd { endpoints: campaign::endpoint_list(etcd), reason };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
-    runtime.block_on(async {
-        let mut client: Client = campaign::connect(etcd).await.map_err(fail)?;
-        let timeout = etcd.lease_ttl;
-        let answer = tokio::time::timeout(timeout, client.get(etcd.key.as_str(), None))
-            .await
-            .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(answer.kvs().first().and_then(|kv| Claim::parse(kv.value())).map(|c| c.node))
-    })
+    let mut holder = None;
+    for endpoint in &etcd.endpoints {
+        let one = Etcd { endpoints: vec![endpoint.clone()], ..etcd.clone() };
+        let fail = |reason: String| Error::Etcd { endpoints: endpoint.to_string(), reason };
+        holder = runtime.block_on(async {
+            let mut client: Client = campaign::connect(&one).await.map_err(fail)?;
+            let timeout = etcd.lease_ttl;
+            let answer = tokio::time::timeout(timeout, client.get(etcd.key.as_str(), None))
+                .await
+                .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
+                .map_err(|e| fail(e.to_string()))?;
+            Ok::<_, Error>(answer.kvs().first().and_then(|kv| Claim::parse(kv.value())).map(|c| c.node))
+        })?;
+    }
+    Ok(holder)
 }
 
 /// Connection options shared by the campaign, `release` and `probe`.
