@@ -21,7 +21,8 @@ pub fn read_key_file(path: &Path) -> Result<Key, String> {
 /// `missing_hint` ends the message when the file cannot be opened.
 pub fn read_secret_file(path: &Path, max_len: u64, missing_hint: &str) -> Result<Vec<u8>, String> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}; {missing_hint}"))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}; {missing_hint}"))?;
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
@@ -33,10 +34,16 @@ pub fn read_secret_file(path: &Path, max_len: u64, missing_hint: &str) -> Result
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != 0 && meta.uid() != euid {
-        return Err(format!("{shown} is owned by uid {}, not root; run: chown root {shown}", meta.uid()));
+        return Err(format!(
+            "{shown} is owned by uid {}, not root; run: chown root {shown}",
+            meta.uid()
+        ));
     }
     if meta.len() > max_len {
-        return Err(format!("{shown} is {} bytes, more than such a file holds ({max_len})", meta.len()));
+        return Err(format!(
+            "{shown} is {} bytes, more than such a file holds ({max_len})",
+            meta.len()
+        ));
     }
     let mut text = Vec::new();
     std::fs::File::open(path)
@@ -64,9 +71,20 @@ mod tests {
 
     #[test]
     fn key_file_checks() {
-        let good = temp("good", b"0123456789abcdef0123456789abcdef0123456789a=\n", 0o600);
-        assert_eq!(read_key_file(&good).unwrap(), Key::new(b"0123456789abcdef0123456789abcdef0123456789a=".to_vec()).unwrap());
-        let open = temp("open", b"0123456789abcdef0123456789abcdef0123456789a=\n", 0o644);
+        let good = temp(
+            "good",
+            b"0123456789abcdef0123456789abcdef0123456789a=\n",
+            0o600,
+        );
+        assert_eq!(
+            read_key_file(&good).unwrap(),
+            Key::new(b"0123456789abcdef0123456789abcdef0123456789a=".to_vec()).unwrap()
+        );
+        let open = temp(
+            "open",
+            b"0123456789abcdef0123456789abcdef0123456789a=\n",
+            0o644,
+        );
         let e = read_key_file(&open).unwrap_err();
         assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
         let group = temp("group", b"0123456789abcdef0123456789abcdef", 0o640);
@@ -74,11 +92,15 @@ mod tests {
         let empty = temp("empty", b"\n\n", 0o600);
         assert!(read_key_file(&empty).unwrap_err().contains("is empty"));
         let short = temp("short", b"abc\n", 0o600);
-        assert!(read_key_file(&short).unwrap_err().contains("too short: 3 bytes"));
+        assert!(read_key_file(&short)
+            .unwrap_err()
+            .contains("too short: 3 bytes"));
         let missing = good.with_file_name("missing");
         let e = read_key_file(&missing).unwrap_err();
         assert!(e.contains("head -c 32 /dev/urandom"), "{e}");
-        assert!(read_key_file(good.parent().unwrap()).unwrap_err().contains("not a regular file"));
+        assert!(read_key_file(good.parent().unwrap())
+            .unwrap_err()
+            .contains("not a regular file"));
         std::fs::remove_dir_all(good.parent().unwrap()).unwrap();
     }
 }

@@ -20,19 +20,26 @@ const ELECTION_TIMEOUT_MS: u32 = 500;
 
 /// Whether a test that cannot run must fail rather than skip.
 pub fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true") || std::env::var("FLOATIP_REQUIRE_LAB").is_ok_and(|v| v == "1")
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("FLOATIP_REQUIRE_LAB").is_ok_and(|v| v == "1")
 }
 
 /// The `etcd` binary, if installed.
 pub fn etcd_binary() -> Option<PathBuf> {
-    ["/usr/bin/etcd", "/usr/local/bin/etcd"].into_iter().map(PathBuf::from).find(|p| p.is_file())
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 /// A lab with `nodes`, or `None` after one `SKIP:` line (a panic when required).
 pub fn lab_or_skip(test: &str, nodes: &[&str]) -> Option<Lab> {
     if etcd_binary().is_none() {
         let why = format!("{test}: needs etcd (Debian package etcd-server)");
-        assert!(!required(), "{why}; CI=true or FLOATIP_REQUIRE_LAB=1 forbids skipping");
+        assert!(
+            !required(),
+            "{why}; CI=true or FLOATIP_REQUIRE_LAB=1 forbids skipping"
+        );
         eprintln!("SKIP: {why}");
         return None;
     }
@@ -66,9 +73,21 @@ impl Drop for Cluster<'_> {
 impl<'a> Cluster<'a> {
     /// Starts one member on each of `nodes` and waits until the cluster answers.
     pub fn start(lab: &'a Lab, nodes: &[&str]) -> Cluster<'a> {
-        let members = nodes.iter().map(|n| Member { name: n.to_string(), ip: lab.ip(n), proc: None }).collect();
+        let members = nodes
+            .iter()
+            .map(|n| Member {
+                name: n.to_string(),
+                ip: lab.ip(n),
+                proc: None,
+            })
+            .collect();
         // The lab's dir name is unique (fip-lab-<tag>); the data dir borrows it.
-        let tag = lab.dir().file_name().expect("the lab dir has a name").to_string_lossy().into_owned();
+        let tag = lab
+            .dir()
+            .file_name()
+            .expect("the lab dir has a name")
+            .to_string_lossy()
+            .into_owned();
         let data = PathBuf::from("/dev/shm").join(format!("{tag}-etcd"));
         std::fs::create_dir_all(&data).unwrap_or_else(|e| panic!("create {}: {e}", data.display()));
         let mut cluster = Cluster { lab, members, data };
@@ -80,7 +99,11 @@ impl<'a> Cluster<'a> {
     }
 
     fn launch(&mut self, i: usize) {
-        let initial: Vec<String> = self.members.iter().map(|m| format!("{}=http://{}:2380", m.name, m.ip)).collect();
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}=http://{}:2380", m.name, m.ip))
+            .collect();
         let m = &self.members[i];
         let data = self.data.join(&m.name);
         let client = format!("http://{}:2379", m.ip);
@@ -109,7 +132,10 @@ impl<'a> Cluster<'a> {
 
     /// Client URLs of all members.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://{}:2379", m.ip)).collect()
+        self.members
+            .iter()
+            .map(|m| format!("http://{}:2379", m.ip))
+            .collect()
     }
 
     /// The endpoints as a YAML flow list.
@@ -130,7 +156,9 @@ impl<'a> Cluster<'a> {
 
     /// Which member leads, asked of the running members; `None` when none answers.
     pub fn leader(&self) -> Option<usize> {
-        let running: Vec<usize> = (0..self.members.len()).filter(|&i| self.members[i].proc.is_some()).collect();
+        let running: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].proc.is_some())
+            .collect();
         let first = *running.first()?;
         let endpoints = self.endpoints();
         let node = self.members[first].name.clone();
@@ -145,12 +173,18 @@ impl<'a> Cluster<'a> {
             let endpoint = format!("http://{}:2379", m.ip);
             loop {
                 let e = endpoint.clone();
-                let ok = self.lab.in_ns(&m.name, move || member_ids(vec![e]).is_some_and(|ids| ids.has_leader));
+                let ok = self.lab.in_ns(&m.name, move || {
+                    member_ids(vec![e]).is_some_and(|ids| ids.has_leader)
+                });
                 if ok {
                     break;
                 }
                 let log = m.proc.as_ref().map(Proc::log).unwrap_or_default();
-                assert!(Instant::now() < deadline, "etcd {} not ready after {timeout:?}; log:\n{log}", m.name);
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd {} not ready after {timeout:?}; log:\n{log}",
+                    m.name
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -166,17 +200,27 @@ struct MemberIds {
 
 /// Asks each endpoint for its member id and the leader's, on a throw-away runtime.
 fn member_ids(endpoints: Vec<String>) -> Option<MemberIds> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
     runtime.block_on(async {
         let mut ids = Vec::new();
         let mut leader = None;
         for e in &endpoints {
-            let options = etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(300));
+            let options =
+                etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(300));
             let status = async {
-                let mut client = etcd_client::Client::connect([e.as_str()], Some(options)).await.ok()?;
+                let mut client = etcd_client::Client::connect([e.as_str()], Some(options))
+                    .await
+                    .ok()?;
                 client.status().await.ok()
             };
-            match tokio::time::timeout(Duration::from_secs(1), status).await.ok().flatten() {
+            match tokio::time::timeout(Duration::from_secs(1), status)
+                .await
+                .ok()
+                .flatten()
+            {
                 Some(s) => {
                     ids.push(Some(s.header().map_or(0, |h| h.member_id())));
                     leader = leader.or((s.leader() != 0).then_some(s.leader()));

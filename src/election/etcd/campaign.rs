@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, EventType, LeaseKeepAliveResponse, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    Client, Compare, CompareOp, EventType, LeaseKeepAliveResponse, LeaseKeepAliveStream,
+    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
@@ -23,16 +23,27 @@ use crate::config::Etcd;
 const NEVER: Duration = Duration::from_secs(86_400);
 
 pub(super) fn endpoint_list(etcd: &Etcd) -> String {
-    etcd.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    etcd.endpoints
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A client for `etcd`'s endpoints; with a user, this already asks etcd for a token.
 pub(super) async fn connect(etcd: &Etcd) -> Result<Client, String> {
     let urls: Vec<String> = etcd.endpoints.iter().map(ToString::to_string).collect();
-    bounded(etcd.lease_ttl, Client::connect(urls, Some(super::options(etcd)))).await
+    bounded(
+        etcd.lease_ttl,
+        Client::connect(urls, Some(super::options(etcd))),
+    )
+    .await
 }
 
-async fn bounded<T>(budget: Duration, request: impl Future<Output = Result<T, etcd_client::Error>>) -> Result<T, String> {
+async fn bounded<T>(
+    budget: Duration,
+    request: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, String> {
     match tokio::time::timeout(budget, request).await {
         Ok(answer) => answer.map_err(|e| e.to_string()),
         Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
@@ -119,14 +130,18 @@ pub(super) async fn run(
     }
 }
 
-async fn next_renewal(held: &mut Option<Held>) -> Result<Option<LeaseKeepAliveResponse>, etcd_client::Error> {
+async fn next_renewal(
+    held: &mut Option<Held>,
+) -> Result<Option<LeaseKeepAliveResponse>, etcd_client::Error> {
     match held.as_mut().and_then(|h| h.keeper.as_mut()) {
         Some((_, stream)) => stream.message().await,
         None => std::future::pending().await,
     }
 }
 
-async fn next_change(watch: &mut Option<WatchStream>) -> Result<Option<WatchResponse>, etcd_client::Error> {
+async fn next_change(
+    watch: &mut Option<WatchStream>,
+) -> Result<Option<WatchResponse>, etcd_client::Error> {
     match watch.as_mut() {
         Some(stream) => stream.message().await,
         None => std::future::pending().await,
@@ -141,7 +156,8 @@ impl Campaign {
         match clock.left(now) {
             Some(left) => Some(left),
             None => {
-                let since_last_renewal = now.saturating_sub(clock.valid_until()) + super::margin(self.s.etcd.lease_ttl);
+                let since_last_renewal =
+                    now.saturating_sub(clock.valid_until()) + super::margin(self.s.etcd.lease_ttl);
                 self.lose(LostReason::Deadline { since_last_renewal });
                 // Our claim may outlive us in etcd; a resync deletes it as stale once etcd answers.
                 self.watch = None;
@@ -154,7 +170,10 @@ impl Campaign {
     /// deadline; a TTL otherwise (a slower answer would come too late to hold the key anyway).
     fn budget(&self) -> Duration {
         match &self.held {
-            Some(h) => h.clock.left(Stamp::now()).map_or(Duration::ZERO, |left| left.min(self.s.etcd.keepalive)),
+            Some(h) => h
+                .clock
+                .left(Stamp::now())
+                .map_or(Duration::ZERO, |left| left.min(self.s.etcd.keepalive)),
             None => self.s.etcd.lease_ttl,
         }
     }
@@ -167,7 +186,9 @@ impl Campaign {
     }
 
     async fn give_up(&mut self, reason: LostReason, revoke: bool) {
-        let Some(held) = self.lose(reason) else { return };
+        let Some(held) = self.lose(reason) else {
+            return;
+        };
         if let (true, Some(mut client)) = (revoke, self.client.clone()) {
             // Best effort: unrevoked, the lease expires within its TTL.
             let _ = bounded(self.s.etcd.keepalive, client.lease_revoke(held.clock.id)).await;
@@ -212,7 +233,9 @@ impl Campaign {
     /// Sends a keep-alive, or reopens the keep-alive stream (which renews once on opening).
     async fn renew(&mut self) {
         let budget = self.budget();
-        let (Some(held), Some(client)) = (self.held.as_mut(), self.client.as_mut()) else { return };
+        let (Some(held), Some(client)) = (self.held.as_mut(), self.client.as_mut()) else {
+            return;
+        };
         let sent = Stamp::now();
         if let Some((keeper, _)) = held.keeper.as_mut() {
             held.clock.sent(sent);
@@ -230,13 +253,20 @@ impl Campaign {
                 self.deadline.set(Some(held.clock.valid_until()));
                 self.unreachable = false;
             }
-            Err(why) if why.contains("lease not found") => self.give_up(LostReason::LeaseGone, false).await,
+            Err(why) if why.contains("lease not found") => {
+                self.give_up(LostReason::LeaseGone, false).await
+            }
             Err(why) => self.unreachable(format!("lease keep-alive: {why}")),
         }
     }
 
-    async fn on_renewal(&mut self, renewal: Result<Option<LeaseKeepAliveResponse>, etcd_client::Error>) {
-        let Some(held) = self.held.as_mut() else { return };
+    async fn on_renewal(
+        &mut self,
+        renewal: Result<Option<LeaseKeepAliveResponse>, etcd_client::Error>,
+    ) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
         match renewal {
             Ok(Some(answer)) => {
                 if held.clock.acknowledged(answer.ttl()) {
@@ -247,7 +277,9 @@ impl Campaign {
                 }
             }
             Ok(None) | Err(_) => {
-                let why = renewal.err().map_or("the stream ended".to_string(), |e| e.to_string());
+                let why = renewal
+                    .err()
+                    .map_or("the stream ended".to_string(), |e| e.to_string());
                 held.keeper = None;
                 held.clock.stream_lost();
                 self.unreachable(format!("lease keep-alive: {why}"));
@@ -260,7 +292,9 @@ impl Campaign {
             Ok(Some(answer)) if !answer.canceled() => answer,
             Ok(Some(_)) => return self.watch = None,
             Ok(None) | Err(_) => {
-                let why = change.err().map_or("the stream ended".to_string(), |e| e.to_string());
+                let why = change
+                    .err()
+                    .map_or("the stream ended".to_string(), |e| e.to_string());
                 self.watch = None;
                 return self.unreachable(format!("watch: {why}"));
             }
@@ -288,7 +322,9 @@ impl Campaign {
     /// Reads the key, deletes a stale claim of ours, and watches from the revision read.
     async fn resync(&mut self) {
         let budget = self.budget();
-        let Some(mut client) = self.client.clone() else { return };
+        let Some(mut client) = self.client.clone() else {
+            return;
+        };
         let key = self.s.etcd.key.clone();
         let answer = match bounded(budget, client.get(key.as_str(), None)).await {
             Ok(answer) => answer,
@@ -315,12 +351,19 @@ impl Campaign {
                     // Ours but not held (a deadline passed, or a previous process): nobody
                     // serves it, so free it now; the watch below sees the delete.
                     let stale = Txn::new()
-                        .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, kv.mod_revision())])
+                        .when([Compare::mod_revision(
+                            key.as_str(),
+                            CompareOp::Equal,
+                            kv.mod_revision(),
+                        )])
                         .and_then([TxnOp::delete(key.as_str(), None)]);
                     if let Err(why) = bounded(budget, client.txn(stale)).await {
                         return self.unreachable(why);
                     }
-                    log::info!("etcd: deleted our stale claim on {key} (lease {:x})", kv.lease());
+                    log::info!(
+                        "etcd: deleted our stale claim on {key} (lease {:x})",
+                        kv.lease()
+                    );
                 }
             }
         }
@@ -337,22 +380,38 @@ impl Campaign {
         if !self.want || self.held.is_some() {
             return;
         }
-        let Some(mut client) = self.client.clone() else { return };
+        let Some(mut client) = self.client.clone() else {
+            return;
+        };
         let budget = self.budget();
         let etcd = &self.s.etcd;
         let sent = Stamp::now();
-        let grant = match bounded(budget, client.lease_grant(etcd.lease_ttl.as_secs() as i64, None)).await {
+        let grant = match bounded(
+            budget,
+            client.lease_grant(etcd.lease_ttl.as_secs() as i64, None),
+        )
+        .await
+        {
             Ok(grant) => grant,
             Err(why) => {
                 self.campaign_at = Some(Instant::now() + budget);
                 return self.unreachable(format!("lease grant: {why}"));
             }
         };
-        let clock = LeaseClock::granted(grant.id(), etcd.lease_ttl, Duration::from_secs(grant.ttl().max(0) as u64), sent);
+        let clock = LeaseClock::granted(
+            grant.id(),
+            etcd.lease_ttl,
+            Duration::from_secs(grant.ttl().max(0) as u64),
+            sent,
+        );
         let key = etcd.key.as_str();
         let create = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, self.claim.encode(), Some(PutOptions::new().with_lease(clock.id)))])
+            .and_then([TxnOp::put(
+                key,
+                self.claim.encode(),
+                Some(PutOptions::new().with_lease(clock.id)),
+            )])
             .or_else([TxnOp::get(key, None)]);
         let answer = bounded(budget, client.txn(create)).await;
         let won = matches!(&answer, Ok(a) if a.succeeded()) && clock.left(Stamp::now()).is_some();
@@ -367,7 +426,9 @@ impl Campaign {
                 Ok(answer) => {
                     self.key_free = false;
                     let holder = answer.op_responses().into_iter().find_map(|r| match r {
-                        TxnOpResponse::Get(get) => get.kvs().first().and_then(|kv| Claim::parse(kv.value())),
+                        TxnOpResponse::Get(get) => {
+                            get.kvs().first().and_then(|kv| Claim::parse(kv.value()))
+                        }
                         _ => None,
                     });
                     self.holder(holder.map(|c| c.node));
@@ -375,10 +436,16 @@ impl Campaign {
             }
             return;
         }
-        let revision = answer.ok().and_then(|a| a.header().map(|h| h.revision())).unwrap_or_default();
+        let revision = answer
+            .ok()
+            .and_then(|a| a.header().map(|h| h.revision()))
+            .unwrap_or_default();
         let lease_id = clock.id;
         self.deadline.set(Some(clock.valid_until()));
-        self.held = Some(Held { clock, keeper: None });
+        self.held = Some(Held {
+            clock,
+            keeper: None,
+        });
         self.key_free = false;
         self.unreachable = false;
         log::info!("etcd: elected on {key}: lease {lease_id:x}, revision {revision}");

@@ -26,7 +26,12 @@ impl Claim {
     pub fn parse(value: &[u8]) -> Option<Claim> {
         let (node, boot_id) = std::str::from_utf8(value).ok()?.split_once(' ')?;
         let boot_id = boot_id.trim();
-        (!boot_id.is_empty()).then(|| Some(Claim { node: node.parse().ok()?, boot_id: boot_id.to_string() }))?
+        (!boot_id.is_empty()).then(|| {
+            Some(Claim {
+                node: node.parse().ok()?,
+                boot_id: boot_id.to_string(),
+            })
+        })?
     }
 }
 
@@ -36,10 +41,19 @@ mod tests {
 
     #[test]
     fn round_trip_and_foreign_values() {
-        let c = Claim { node: Ipv4Addr::new(192, 0, 2, 11), boot_id: "4a6d-11".into() };
+        let c = Claim {
+            node: Ipv4Addr::new(192, 0, 2, 11),
+            boot_id: "4a6d-11".into(),
+        };
         assert_eq!(c.encode(), "192.0.2.11 4a6d-11");
         assert_eq!(Claim::parse(c.encode().as_bytes()), Some(c));
-        for foreign in [&b""[..], b"192.0.2.11", b"host 4a6d", b"192.0.2.11 ", b"\xff\xfe 1"] {
+        for foreign in [
+            &b""[..],
+            b"192.0.2.11",
+            b"host 4a6d",
+            b"192.0.2.11 ",
+            b"\xff\xfe 1",
+        ] {
             assert_eq!(Claim::parse(foreign), None, "{foreign:?}");
         }
     }

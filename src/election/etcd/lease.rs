@@ -59,9 +59,19 @@ pub struct LeaseClock {
 
 impl LeaseClock {
     /// A lease whose grant request was sent at `grant_sent`.
-    pub fn granted(id: i64, configured: Duration, granted: Duration, grant_sent: Stamp) -> LeaseClock {
+    pub fn granted(
+        id: i64,
+        configured: Duration,
+        granted: Duration,
+        grant_sent: Stamp,
+    ) -> LeaseClock {
         let ttl = configured.min(granted);
-        LeaseClock { id, ttl, pending: VecDeque::new(), valid_until: grant_sent + ttl.saturating_sub(margin(ttl)) }
+        LeaseClock {
+            id,
+            ttl,
+            pending: VecDeque::new(),
+            valid_until: grant_sent + ttl.saturating_sub(margin(ttl)),
+        }
     }
 
     pub fn sent(&mut self, at: Stamp) {
@@ -71,7 +81,9 @@ impl LeaseClock {
     /// The oldest outstanding keep-alive was acknowledged with etcd's remaining TTL.
     /// `false`: etcd no longer knows the lease.
     pub fn acknowledged(&mut self, ttl_left_secs: i64) -> bool {
-        let Some(sent) = self.pending.pop_front() else { return ttl_left_secs > 0 };
+        let Some(sent) = self.pending.pop_front() else {
+            return ttl_left_secs > 0;
+        };
         if ttl_left_secs <= 0 {
             return false;
         }
@@ -81,7 +93,9 @@ impl LeaseClock {
 
     /// A renewal sent at `sent` was acknowledged outside the stream's order (a new stream's first).
     pub fn renewed(&mut self, sent: Stamp) {
-        self.valid_until = self.valid_until.max(sent + self.ttl.saturating_sub(margin(self.ttl)));
+        self.valid_until = self
+            .valid_until
+            .max(sent + self.ttl.saturating_sub(margin(self.ttl)));
     }
 
     /// The stream broke: its outstanding keep-alives will never be answered.
@@ -105,7 +119,8 @@ pub struct SharedDeadline(AtomicU64);
 
 impl SharedDeadline {
     pub fn set(&self, until: Option<Stamp>) {
-        self.0.store(until.map_or(0, Stamp::nanos), Ordering::SeqCst);
+        self.0
+            .store(until.map_or(0, Stamp::nanos), Ordering::SeqCst);
     }
 
     /// Time left before the holder must consider itself not elected; `None`: not elected.
@@ -143,7 +158,11 @@ mod tests {
         l.sent(at(600));
         l.sent(at(1200));
         assert!(l.acknowledged(2));
-        assert_eq!(l.valid_until(), at(2400), "the first answer renews from the first send");
+        assert_eq!(
+            l.valid_until(),
+            at(2400),
+            "the first answer renews from the first send"
+        );
         assert!(l.acknowledged(2));
         assert_eq!(l.valid_until(), at(3000));
     }
@@ -153,7 +172,10 @@ mod tests {
         let mut l = LeaseClock::granted(7, TTL, TTL, at(0));
         l.sent(at(600));
         l.stream_lost();
-        assert!(l.acknowledged(2), "an answer with nothing pending changes nothing");
+        assert!(
+            l.acknowledged(2),
+            "an answer with nothing pending changes nothing"
+        );
         assert_eq!(l.valid_until(), at(1800));
         l.sent(at(700));
         assert!(!l.acknowledged(0), "TTL 0: etcd no longer has the lease");
@@ -165,7 +187,11 @@ mod tests {
     #[test]
     fn the_smaller_ttl_counts_and_the_margin_has_a_floor() {
         let l = LeaseClock::granted(7, TTL, Duration::from_secs(5), at(0));
-        assert_eq!(l.valid_until(), at(1800), "etcd granting more than asked does not extend ours");
+        assert_eq!(
+            l.valid_until(),
+            at(1800),
+            "etcd granting more than asked does not extend ours"
+        );
         assert_eq!(margin(Duration::from_secs(1)), Duration::from_millis(100));
         assert_eq!(margin(Duration::from_secs(10)), Duration::from_secs(1));
     }

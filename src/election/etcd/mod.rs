@@ -23,8 +23,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Etcd, Priority};
 pub use claim::Claim;
-pub use lease::{margin, Stamp};
 use lease::SharedDeadline;
+pub use lease::{margin, Stamp};
 
 /// How much later than a priority-254 node a node one rank lower campaigns for a free key:
 /// a head start for higher priorities that costs a priority-100 node about 15 ms.
@@ -63,7 +63,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LostReason {
     /// No keep-alive was acknowledged in time: the lease may expire in etcd soon.
-    Deadline { since_last_renewal: Duration },
+    Deadline {
+        since_last_renewal: Duration,
+    },
     /// etcd answered that the lease is gone.
     LeaseGone,
     /// The key was deleted (an operator, or `release`).
@@ -117,17 +119,35 @@ pub struct Election {
 impl Election {
     /// Starts the campaign thread, idle until [`Election::campaign`]. `emit` runs on that
     /// thread for every [`Event`]; it must not block.
-    pub fn start(settings: Settings, emit: impl FnMut(Event) + Send + 'static) -> Result<Election, Error> {
+    pub fn start(
+        settings: Settings,
+        emit: impl FnMut(Event) + Send + 'static,
+    ) -> Result<Election, Error> {
         let claim = Claim::ours(settings.node).map_err(Error::BootId)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Thread)?;
         let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
         let deadline = Arc::new(SharedDeadline::default());
         let shared = Arc::clone(&deadline);
         let thread = std::thread::Builder::new()
             .name("etcd-election".into())
-            .spawn(move || runtime.block_on(campaign::run(settings, claim, receiver, shared, Box::new(emit))))
+            .spawn(move || {
+                runtime.block_on(campaign::run(
+                    settings,
+                    claim,
+                    receiver,
+                    shared,
+                    Box::new(emit),
+                ))
+            })
             .map_err(Error::Thread)?;
-        Ok(Election { commands, deadline, thread: Some(thread) })
+        Ok(Election {
+            commands,
+            deadline,
+            thread: Some(thread),
+        })
     }
 
     /// Campaign for the key now and whenever it becomes free.
@@ -167,13 +187,23 @@ impl Drop for Election {
 /// deleted, `Ok(false)` when the key is absent or names someone else.
 pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
     let claim = Claim::ours(node).map_err(Error::BootId)?;
-    let fail = |reason: String| Error::Etcd { endpoints: campaign::endpoint_list(etcd), reason };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+    let fail = |reason: String| Error::Etcd {
+        endpoints: campaign::endpoint_list(etcd),
+        reason,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Thread)?;
     runtime.block_on(async {
         let timeout = etcd.lease_ttl;
         let mut client = campaign::connect(etcd).await.map_err(fail)?;
         let txn = Txn::new()
-            .when([Compare::value(etcd.key.as_str(), CompareOp::Equal, claim.encode())])
+            .when([Compare::value(
+                etcd.key.as_str(),
+                CompareOp::Equal,
+                claim.encode(),
+            )])
             .and_then([TxnOp::delete(etcd.key.as_str(), None)]);
         let answer = tokio::time::timeout(timeout, client.txn(txn))
             .await
@@ -186,11 +216,20 @@ pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
 /// Asks every endpoint for the key's holder, for `floatip check`: the first endpoint that
 /// does not answer is named in the error.
 pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Thread)?;
     let mut holder = None;
     for endpoint in &etcd.endpoints {
-        let one = Etcd { endpoints: vec![endpoint.clone()], ..etcd.clone() };
-        let fail = |reason: String| Error::Etcd { endpoints: endpoint.to_string(), reason };
+        let one = Etcd {
+            endpoints: vec![endpoint.clone()],
+            ..etcd.clone()
+        };
+        let fail = |reason: String| Error::Etcd {
+            endpoints: endpoint.to_string(),
+            reason,
+        };
         holder = runtime.block_on(async {
             let mut client: Client = campaign::connect(&one).await.map_err(fail)?;
             let timeout = etcd.lease_ttl;
@@ -198,7 +237,13 @@ pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
                 .await
                 .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
                 .map_err(|e| fail(e.to_string()))?;
-            Ok::<_, Error>(answer.kvs().first().and_then(|kv| Claim::parse(kv.value())).map(|c| c.node))
+            Ok::<_, Error>(
+                answer
+                    .kvs()
+                    .first()
+                    .and_then(|kv| Claim::parse(kv.value()))
+                    .map(|c| c.node),
+            )
         })?;
     }
     Ok(holder)
@@ -208,14 +253,18 @@ pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
 fn options(etcd: &Etcd) -> ConnectOptions {
     let mut options = ConnectOptions::new().with_connect_timeout(etcd.keepalive);
     if let Some(tls) = &etcd.tls {
-        let mut config = etcd_client::TlsOptions::new().ca_certificate(etcd_client::Certificate::from_pem(tls.ca.bytes()));
+        let mut config = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(tls.ca.bytes()));
         if let Some((cert, key)) = &tls.identity {
             config = config.identity(etcd_client::Identity::from_pem(cert.bytes(), key.bytes()));
         }
         options = options.with_tls(config);
     }
     if let Some(user) = &etcd.user {
-        options = options.with_user(user.name.clone(), String::from_utf8_lossy(user.password.bytes()).into_owned());
+        options = options.with_user(
+            user.name.clone(),
+            String::from_utf8_lossy(user.password.bytes()).into_owned(),
+        );
     }
     options
 }
