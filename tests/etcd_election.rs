@@ -45,6 +45,18 @@ impl Node {
     }
 
     fn start(lab: &Lab, name: &str, cluster: &Cluster, priority: u8) -> Node {
+        Node::start_freezing(lab, name, cluster, priority, Duration::ZERO)
+    }
+
+    /// A campaigner whose thread stalls for `freeze` when first elected: no keep-alive
+    /// leaves it meanwhile, as in a frozen process.
+    fn start_freezing(
+        lab: &Lab,
+        name: &str,
+        cluster: &Cluster,
+        priority: u8,
+        freeze: Duration,
+    ) -> Node {
         let settings = Settings {
             etcd: Node::config(cluster),
             node: lab.ip(name),
@@ -53,8 +65,14 @@ impl Node {
         let (tx, events) = channel();
         let election = lab
             .in_ns(name, move || {
+                let mut frozen = false;
                 Election::start(settings, move |e| {
+                    let stall = !frozen && matches!(e, Event::Elected { .. });
                     let _ = tx.send((Instant::now(), e));
+                    if stall {
+                        frozen = true;
+                        std::thread::sleep(freeze);
+                    }
                 })
             })
             .expect("the campaign starts");
@@ -460,4 +478,51 @@ fn release_after_a_crash_frees_only_our_own_claim() {
         .to_string();
     assert!(err.starts_with("etcd at http://192.0.2.99:2379: "), "{err}");
     assert!(!err.contains('\n'), "{err}");
+}
+
+#[test]
+fn a_frozen_holder_is_not_elected_past_its_deadline() {
+    let Some(lab) = lab_or_skip("etcd_frozen", &["n1", "n2", "e1"]) else {
+        return;
+    };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let mut h = Node::start_freezing(&lab, "n1", &cluster, 100, 3 * TTL);
+    let t0 = Instant::now();
+    assert!(
+        wait(&mut [&mut h], TTL, |n| n[0].elected_since(t0).is_some()),
+        "{}",
+        h.log()
+    );
+    let mut o = Node::start(&lab, "n2", &cluster, 100);
+    // The daemon's view: the deadline, read while the campaign thread is stalled.
+    let mut not_holding_at = None;
+    let taken = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {
+        if not_holding_at.is_none() && n[0].election.holds_for().is_none() {
+            not_holding_at = Some(Instant::now());
+        }
+        n[1].elected_since(t0).is_some()
+    });
+    assert!(taken, "{}{}", h.log(), o.log());
+    let elected = o.elected_since(t0).expect("elected");
+    let released = not_holding_at.expect("the frozen holder's deadline passed");
+    eprintln!(
+        "frozen holder: deadline after {} ms, other elected after {} ms",
+        (released - t0).as_millis(),
+        (elected - t0).as_millis()
+    );
+    assert!(
+        released < elected,
+        "the frozen holder still held when the other was elected"
+    );
+    assert!(released - t0 < TTL, "{:?}", released - t0);
+    // On thaw it reports the loss and follows the new holder.
+    let o_ip = lab.ip(&o.name);
+    let follows = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {
+        n[0].lost_since(t0).is_some()
+            && n[0]
+                .first(t0, |e| *e == Event::Holder { node: Some(o_ip) })
+                .is_some()
+    });
+    assert!(follows, "{}", h.log());
+    assert!(o.holds() && !h.holds());
 }

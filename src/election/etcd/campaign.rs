@@ -156,8 +156,7 @@ impl Campaign {
         match clock.left(now) {
             Some(left) => Some(left),
             None => {
-                let since_last_renewal =
-                    now.saturating_sub(clock.valid_until()) + super::margin(self.s.etcd.lease_ttl);
+                let since_last_renewal = clock.since_renewal(now);
                 self.lose(LostReason::Deadline { since_last_renewal });
                 // Our claim may outlive us in etcd; a resync deletes it as stale once etcd answers.
                 self.watch = None;
@@ -236,6 +235,9 @@ impl Campaign {
         let (Some(held), Some(client)) = (self.held.as_mut(), self.client.as_mut()) else {
             return;
         };
+        if budget.is_zero() {
+            return; // past the deadline: the loop gives the key up
+        }
         let sent = Stamp::now();
         if let Some((keeper, _)) = held.keeper.as_mut() {
             held.clock.sent(sent);

@@ -107,6 +107,16 @@ impl LeaseClock {
         self.valid_until
     }
 
+    /// Time since the send time of the last acknowledged renewal (or of the grant).
+    pub fn since_renewal(&self, now: Stamp) -> Duration {
+        let renewed = Stamp(
+            self.valid_until
+                .0
+                .saturating_sub(self.ttl.saturating_sub(margin(self.ttl))),
+        );
+        now.saturating_sub(renewed)
+    }
+
     /// Time left before the local deadline; `None` once it has passed.
     pub fn left(&self, now: Stamp) -> Option<Duration> {
         (now < self.valid_until).then(|| self.valid_until.saturating_sub(now))
@@ -150,6 +160,7 @@ mod tests {
         assert_eq!(l.valid_until(), at(2400));
         assert_eq!(l.left(at(2399)), Some(Duration::from_millis(1)));
         assert_eq!(l.left(at(2400)), None);
+        assert_eq!(l.since_renewal(at(2400)), Duration::from_millis(1800));
     }
 
     #[test]
