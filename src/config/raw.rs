@@ -25,6 +25,8 @@ const KNOWN_KEYS: &[&str] = &[
     "auth",
     "track",
     "notify",
+    "election",
+    "etcd",
 ];
 const KNOWN_AUTH_KEYS: &[&str] = &[
     "key_file",
@@ -63,6 +65,8 @@ pub struct RawSection {
     pub track: Vec<super::Check>,
     /// `floating_ip.notify`: hooks run on state changes.
     pub notify: super::Notify,
+    /// `floating_ip.election` and `floating_ip.etcd`.
+    pub election: super::etcd::RawElection,
     /// Unknown keys inside `floating_ip`, one line each with the closest known key:
     /// `floatip check` fails on them, `floatip run` logs them and goes on.
     pub warnings: Vec<String>,
@@ -323,6 +327,7 @@ impl RawSection {
         }
         raw.track = super::track::parse_track(&r, &mut raw.warnings)?;
         raw.notify = super::track::parse_notify(&r, &mut raw.warnings)?;
+        raw.election = super::etcd::parse(&r, &mut raw.warnings)?;
         Ok(raw)
     }
 }
@@ -431,7 +436,7 @@ mod tests {
         assert_eq!(
             raw.warnings,
             vec![
-                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify)".to_string(),
+                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify, election, etcd)".to_string(),
                 "gateway.yml: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)".to_string(),
                 "gateway.yml: unknown key floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)".to_string(),
                 "gateway.yml: unknown key floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)".to_string(),

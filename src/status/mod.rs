@@ -225,6 +225,7 @@ mod tests {
             auth: None,
             track: vec![],
             notify: Default::default(),
+            election: Default::default(),
             auto_detected: vec![],
         }
     }
