@@ -22,6 +22,7 @@ const FLOORS: &[&[&str]] = &[
         "notify",
         "environment",
         "logging",
+        "election",
     ],
     &["daemon"],
     &["cli"],
@@ -34,6 +35,7 @@ const ONLY: &[(&str, &[&str])] = &[
     ("net", &["vocabulary", "exec"]),
     ("heartbeat", &["vocabulary", "auth", "wire"]),
     ("health", &["vocabulary", "config", "exec"]),
+    ("election", &["vocabulary", "config"]),
 ];
 
 type ModPath = Vec<String>;

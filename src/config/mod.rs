@@ -4,6 +4,7 @@
 //! typed optional values (checking types and ranges), [`resolve`] applies the seed's
 //! defaults against the host's interfaces (passed in, so it is testable without a host).
 
+mod etcd;
 mod raw;
 mod reader;
 mod resolve;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use crate::state::{Me, Timing};
 use crate::vocabulary::{BootId, Netmask, Priority};
 
+pub use etcd::{Election, Endpoint, Etcd, Secret, Tls, User, KEY_PREFIX};
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
 pub use track::{Check, Notify, Target};
@@ -62,6 +64,8 @@ pub struct Config {
     pub track: Vec<Check>,
     /// State-change hooks (`floating_ip.notify`).
     pub notify: Notify,
+    /// Who decides the holder (`floating_ip.election`, `floating_ip.etcd`).
+    pub election: Election,
     /// What was defaulted rather than set, for `floatip check`.
     pub auto_detected: Vec<&'static str>,
 }
@@ -90,6 +94,7 @@ impl Config {
             auth: None,
             track: vec![],
             notify: Default::default(),
+            election: Election::Lan,
             auto_detected: vec![],
         }
     }
@@ -101,7 +106,7 @@ impl Config {
     /// into its sockets, threads or identity. Only the detection timeout, preemption and
     /// the ARP refresh can change under a running daemon.
     pub fn needs_restart_for(&self, new: &Config) -> Vec<&'static str> {
-        let checks: [(&'static str, bool); 11] = [
+        let checks: [(&'static str, bool); 12] = [
             ("ip", self.vip != new.vip),
             ("interface", self.interface != new.interface),
             ("netmask", self.netmask != new.netmask),
@@ -119,6 +124,7 @@ impl Config {
             ("auth", self.auth != new.auth),
             ("track", self.track != new.track),
             ("notify", self.notify != new.notify),
+            ("election", self.election != new.election),
         ];
         checks
             .iter()
@@ -176,6 +182,9 @@ impl Config {
             ),
         };
         s += &track::describe(&self.track, &self.notify);
+        if let Election::Etcd(etcd) = &self.election {
+            s += &etcd.describe();
+        }
         s
     }
 
@@ -260,7 +269,7 @@ pub fn load(
     let raw = RawSection::parse(&text, &file)?;
     let loaded = resolve(&raw, path, interfaces)?;
     if let Loaded::Enabled(config) = &loaded {
-        trust::check(config, &raw.auth)?;
+        trust::check(config, raw.auth.inline_key())?;
     }
     Ok((loaded, raw.warnings))
 }

@@ -146,6 +146,12 @@ pub fn resolve(
         auth: resolve_auth(&raw.auth, path, &file)?,
         track: raw.track.clone(),
         notify: raw.notify.clone(),
+        election: super::etcd::resolve(
+            &raw.election,
+            vip,
+            path.parent().unwrap_or(Path::new(".")),
+            &file,
+        )?,
         auto_detected: auto,
     })))
 }
