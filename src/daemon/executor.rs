@@ -12,7 +12,7 @@ use crate::net::{arp, Host};
 use crate::notify::Notifier;
 use crate::state::Machine;
 use crate::status::{CheckStatus, Snapshot};
-use crate::vocabulary::{Action, Event, ProbeOutcome};
+use crate::vocabulary::{Action, Event, ProbeOutcome, Role};
 use crate::wire::Kind;
 
 pub enum Outcome {
@@ -108,7 +108,9 @@ impl<H: Host> Executor<H> {
                 info!("{from} -> {to}: {reason}");
                 self.publish_view(machine);
                 // Queued: hooks run on their own thread and never delay what follows.
-                self.notifier.transition(from, to, &reason.to_string());
+                let lease = machine.lease().filter(|_| to == Role::Master);
+                self.notifier
+                    .transition(from, to, &reason.to_string(), lease);
             }
             Action::Note(text) => info!("{text}"),
             Action::Exit => {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
+use crate::election::{etcd, Election, Lan};
 use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
@@ -44,6 +45,8 @@ pub enum DaemonError {
     BootId(getrandom::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Election(#[from] etcd::Error),
 }
 
 /// Reads the configuration again (on SIGHUP); unknown keys are logged, as at start.
@@ -120,16 +123,21 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tx.clone(),
     );
 
-    let (machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
+    let (mut machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
+    let election = start_election(&config, tx.clone())?;
+    if election.kind() != "lan" {
+        machine.gate_on_lease();
+    }
     info!(
-        "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
+        "floatip {} on {} ({}): floating IP {}/{} priority {} port {} election {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
         config.interface,
         config.node_addr,
         config.vip,
         config.netmask.prefix_len(),
         config.priority,
-        port
+        port,
+        election.kind()
     );
     let tracker = Tracker::new(&config.track);
     let group = Heartbeats {
@@ -154,6 +162,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config,
         tracker,
         health: Health::healthy(),
+        election_status: crate::status::ElectionStatus {
+            kind: election.kind().into(),
+            ..Default::default()
+        },
+        election,
+        campaigning: false,
     };
     exits(daemon.apply(Instant::now(), first));
     if !daemon.tracker.is_empty() {
@@ -164,8 +178,32 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let _status = start_status_server(&daemon.config, status_requests);
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
     daemon.run_loop(rx);
+    // The address is gone: dropping the election revokes its lease, and backups watching
+    // the key take over at once.
+    drop(daemon);
     crate::exec::kill_all();
     Ok(())
+}
+
+/// The LAN election lives in the machine; etcd's campaign runs on its own thread and
+/// reports into the loop's queue.
+fn start_election(
+    config: &Config,
+    loop_inputs: mpsc::SyncSender<Input>,
+) -> Result<Box<dyn Election>, DaemonError> {
+    let config::Election::Etcd(settings) = &config.election else {
+        return Ok(Box::new(Lan));
+    };
+    let settings = etcd::Settings {
+        etcd: (**settings).clone(),
+        node: config.node_addr,
+        priority: config.priority,
+    };
+    let campaign = etcd::Campaign::start(settings, move |event| {
+        // Fails only while the loop shuts down, when nothing is left to tell.
+        let _ = loop_inputs.send(Input::from(event));
+    })?;
+    Ok(Box::new(campaign))
 }
 
 /// The status socket asks the loop for a snapshot through its own channel.
@@ -218,6 +256,10 @@ struct Daemon<H: Host> {
     tracker: Tracker,
     /// The service checks' verdict as last told to the machine.
     health: Health,
+    election: Box<dyn Election>,
+    /// Whether the election was asked to campaign (and not to resign since).
+    campaigning: bool,
+    election_status: crate::status::ElectionStatus,
 }
 
 impl<H: Host> Daemon<H> {
@@ -230,13 +272,21 @@ impl<H: Host> Daemon<H> {
                 .machine
                 .next_deadline()
                 .min(next_poll)
-                .min(self.exec.next_watchdog(now));
+                .min(self.exec.next_watchdog(now))
+                .min(self.lease_deadline(now));
             let input = match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => Some(Input::Machine(Event::Shutdown)),
             };
             let now = Instant::now();
+            // Before anything else, a thaw included: remove first, ask later.
+            if self.machine.lease().is_some() && self.election.holds_for().is_none() {
+                let reason = "the lease's local deadline passed".to_string();
+                if exits(self.step(now, Event::ElectionLost { reason })) {
+                    return;
+                }
+            }
             self.exec.watchdog(now);
             let event = match input {
                 Some(Input::Machine(e)) => e,
@@ -245,12 +295,27 @@ impl<H: Host> Daemon<H> {
                     Event::Tick
                 }
                 Some(Input::Check(run)) => self.on_check(now, run.index, run.sample),
+                Some(Input::KeyHolder(node)) => {
+                    self.election_status.key_holder = node;
+                    self.election_status.unreachable = None;
+                    Event::Tick
+                }
+                Some(Input::ElectionUnreachable(why)) => {
+                    warn!(
+                        "election unreachable: {why}; nobody holds {} until it answers",
+                        self.config.vip
+                    );
+                    self.election_status.key_holder = None;
+                    self.election_status.unreachable = Some(why);
+                    Event::Tick
+                }
                 Some(Input::Status(reply)) => {
-                    let snapshot = self.exec.snapshot(
+                    let mut snapshot = self.exec.snapshot(
                         &self.machine,
                         &self.config,
                         crate::status::CheckStatus::all(&self.tracker, now),
                     );
+                    snapshot.election = self.election_status.clone();
                     let _ = reply.send(serde_json::to_string(&snapshot).unwrap_or_default());
                     Event::Tick
                 }
@@ -303,7 +368,33 @@ impl<H: Host> Daemon<H> {
             }
         }
         self.exec.publish(&self.machine, &self.config);
+        self.stand();
         result
+    }
+
+    /// Campaigns while the machine may hold the address, resigns (after it removed the
+    /// address) while it may not: failing checks, a link down, shutting down.
+    fn stand(&mut self) {
+        let wanted = self.machine.wants_election();
+        if wanted != self.campaigning {
+            self.campaigning = wanted;
+            if wanted {
+                self.election.campaign();
+            } else {
+                self.election.resign();
+            }
+        }
+    }
+
+    /// While a lease is held, the loop wakes no later than its local deadline.
+    fn lease_deadline(&self, now: Instant) -> Instant {
+        let far = now + Duration::from_secs(3600);
+        if self.machine.lease().is_none() {
+            return far;
+        }
+        self.election
+            .holds_for()
+            .map_or(now, |left| now.checked_add(left).unwrap_or(far).min(far))
     }
 
     /// Records a check result; a changed verdict or penalty becomes the machine's event.

@@ -91,6 +91,9 @@ impl Rig {
             tracker: Tracker::new(&config.track),
             config,
             health: Health::healthy(),
+            election: Box::new(crate::election::Lan),
+            campaigning: false,
+            election_status: Default::default(),
         };
         assert_eq!(daemon.apply(t0, first), Ok(false));
         Rig {

@@ -10,7 +10,8 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use floatip::config::Etcd;
-use floatip::election::etcd::{Election, Event, LostReason, Settings};
+use floatip::election::etcd::{Campaign, Event, LostReason, Settings};
+use floatip::election::Election as _;
 use floatip::vocabulary::Priority;
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
@@ -21,7 +22,7 @@ const KEY: &str = "/floatip/192.0.2.234";
 /// A campaigner running in a lab node's namespace, with every event it reported.
 struct Node {
     name: String,
-    election: Election,
+    election: Campaign,
     events: Receiver<(Instant, Event)>,
     seen: Vec<(Instant, Event)>,
     started: Instant,
@@ -65,7 +66,7 @@ impl Node {
         let election = lab
             .in_ns(name, move || {
                 let mut frozen = false;
-                Election::start(settings, move |e| {
+                Campaign::start(settings, move |e| {
                     let stall = !frozen && matches!(e, Event::Elected { .. });
                     let _ = tx.send((Instant::now(), e));
                     if stall {

@@ -2,10 +2,10 @@
 //! election key under a live lease of its own.
 //!
 //! The etcd client is asynchronous; its runtime is confined to one thread that
-//! [`Election::start`] spawns (a current-thread tokio runtime), so a LAN-only daemon never
+//! [`Campaign::start`] spawns (a current-thread tokio runtime), so a LAN-only daemon never
 //! starts it and the rest of floatip stays synchronous. Commands go in through the
-//! [`Election`] handle, [`Event`]s come out through the closure given at start, and the
-//! local deadline can be read at any moment with [`Election::holds_for`].
+//! [`Campaign`] handle, [`Event`]s come out through the closure given at start, and the
+//! local deadline can be read at any moment with [`Campaign::holds_for`].
 //!
 //! See `docs/etcd.md` for the safety argument.
 
@@ -110,20 +110,20 @@ pub enum Error {
 }
 
 /// The running campaign. Dropping it shuts the campaign down (revoking a held lease).
-pub struct Election {
+pub struct Campaign {
     // A tokio sender: its `send` is synchronous, and the campaign thread can await it.
     commands: UnboundedSender<Command>,
     deadline: Arc<SharedDeadline>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Election {
-    /// Starts the campaign thread, idle until [`Election::campaign`]. `emit` runs on that
+impl Campaign {
+    /// Starts the campaign thread, idle until [`Campaign::campaign`]. `emit` runs on that
     /// thread for every [`Event`]; it must not block.
     pub fn start(
         settings: Settings,
         emit: impl FnMut(Event) + Send + 'static,
-    ) -> Result<Election, Error> {
+    ) -> Result<Campaign, Error> {
         let claim = Claim::ours(settings.node).map_err(Error::BootId)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -144,28 +144,11 @@ impl Election {
                 ))
             })
             .map_err(Error::Thread)?;
-        Ok(Election {
+        Ok(Campaign {
             commands,
             deadline,
             thread: Some(thread),
         })
-    }
-
-    /// Campaign for the key now and whenever it becomes free.
-    pub fn campaign(&self) {
-        self.send(Command::Campaign);
-    }
-
-    /// Give the key up (revoke the lease) and stop campaigning. Remove the address first.
-    pub fn resign(&self) {
-        self.send(Command::Resign);
-    }
-
-    /// Time left before this node must consider itself not elected; `None`: not elected.
-    /// The daemon checks this before acting as holder and wakes up no later than it says,
-    /// so a frozen or suspended process removes the address first on thaw.
-    pub fn holds_for(&self) -> Option<Duration> {
-        self.deadline.left(Stamp::now())
     }
 
     fn send(&self, command: Command) {
@@ -174,7 +157,28 @@ impl Election {
     }
 }
 
-impl Drop for Election {
+impl super::Election for Campaign {
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+
+    /// Campaign for the key now and whenever it becomes free.
+    fn campaign(&self) {
+        self.send(Command::Campaign);
+    }
+
+    /// Give the key up (revoke the lease) and stop campaigning. Remove the address first.
+    fn resign(&self) {
+        self.send(Command::Resign);
+    }
+
+    /// Time left before this node must consider itself not elected; `None`: not elected.
+    fn holds_for(&self) -> Option<Duration> {
+        self.deadline.left(Stamp::now())
+    }
+}
+
+impl Drop for Campaign {
     fn drop(&mut self) {
         self.send(Command::Shutdown);
         if let Some(thread) = self.thread.take() {
