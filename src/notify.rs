@@ -194,7 +194,8 @@ fn environment(ctx: &Context, job: &Job) -> Vec<(&'static str, String)> {
     ];
     if let Some(lease) = job.lease {
         env.push(("FLOATIP_FENCING_TOKEN", lease.revision.to_string()));
-        env.push(("FLOATIP_LEASE_ID", lease.id.to_string()));
+        // Hexadecimal, as etcdctl and our log show lease ids.
+        env.push(("FLOATIP_LEASE_ID", format!("{:x}", lease.id)));
     }
     env
 }

@@ -240,6 +240,12 @@ struct TooManySteps {
     undone: Vec<Action>,
 }
 
+fn lease_deadline_passed() -> Event {
+    Event::ElectionLost {
+        reason: "the lease's local deadline passed".into(),
+    }
+}
+
 /// A runaway is logged, the loop goes on; true when the daemon must exit.
 fn exits(result: Result<bool, TooManySteps>) -> bool {
     result.unwrap_or_else(|e| {
@@ -281,11 +287,8 @@ impl<H: Host> Daemon<H> {
             };
             let now = Instant::now();
             // Before anything else, a thaw included: remove first, ask later.
-            if self.machine.lease().is_some() && self.election.holds_for().is_none() {
-                let reason = "the lease's local deadline passed".to_string();
-                if exits(self.step(now, Event::ElectionLost { reason })) {
-                    return;
-                }
+            if self.lease_expired() && exits(self.step(now, lease_deadline_passed())) {
+                return;
             }
             self.exec.watchdog(now);
             let event = match input {
@@ -356,6 +359,11 @@ impl<H: Host> Daemon<H> {
                 break;
             }
             steps += 1;
+            if matches!(action, Action::AddAddress | Action::SendGarp) && self.lease_expired() {
+                // Frozen between deciding and acting: the deadline passed meanwhile.
+                queue = self.machine.handle(Instant::now(), lease_deadline_passed()).into();
+                continue;
+            }
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
                 executor::Outcome::Exit => return Ok(true),
@@ -384,6 +392,11 @@ impl<H: Host> Daemon<H> {
                 self.election.resign();
             }
         }
+    }
+
+    /// A lease is held but its local deadline passed: it may expire in etcd any moment.
+    fn lease_expired(&self) -> bool {
+        self.machine.lease().is_some() && self.election.holds_for().is_none()
     }
 
     /// While a lease is held, the loop wakes no later than its local deadline.

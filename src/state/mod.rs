@@ -346,9 +346,9 @@ impl Machine {
         let ms = gap.as_millis();
         let interval = self.timing.interval;
         match &mut self.state {
-            // The daemon compared the lease's deadline before this event: still ours.
+            // The daemon compares the lease's deadline before any event: it decides.
             RoleState::Master(_) if self.lease_gated => out.push(Action::Note(format!(
-                "loop stalled {ms} ms (frozen?): the lease is still ours"
+                "loop stalled {ms} ms (frozen?): the lease's deadline decides"
             ))),
             RoleState::Master(m) => {
                 out.push(Action::Note(format!(

@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo nextest run --test integration -E 'test(etcd_failover::)' --no-capture`
 
+use std::os::unix::fs::PermissionsExt;
+
+use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -24,14 +27,49 @@ fn start_group(lab: &Lab, cluster: &Cluster) -> (Vec<(&'static str, Proc)>, Vec<
         cluster.endpoints_yaml(),
         TTL.as_millis()
     );
+    // Every new master appends its fencing token and lease id, as its hooks see them.
+    let hook = lab.write_file(
+        "fence.sh",
+        &format!(
+            "#!/bin/sh\necho \"$FLOATIP_NODE $FLOATIP_FENCING_TOKEN $FLOATIP_LEASE_ID\" >> {}\n",
+            fence_log(lab).display()
+        ),
+    );
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod hook");
+    let notify = format!("notify: {{master: [{}]}}", path_str(&hook));
     let mut procs = Vec::new();
     let mut cfgs = Vec::new();
     for node in ["n1", "n2"] {
-        let cfg = group_config(lab, node, None, &["election: etcd", &etcd]);
+        let cfg = group_config(lab, node, None, &["election: etcd", &etcd, &notify]);
         procs.push((node, start(lab, BIN, node, &cfg)));
         cfgs.push(cfg);
     }
     (procs, cfgs)
+}
+
+fn fence_log(lab: &Lab) -> PathBuf {
+    lab.dir().join("fence.log")
+}
+
+/// (node, fencing token, lease id) of every take-over so far, once the hooks ran.
+fn fencing(lab: &Lab, takeovers: usize) -> Vec<(String, i64, String)> {
+    let mut seen = Vec::new();
+    lab.wait_until(Duration::from_secs(3), ms(20), || {
+        let text = std::fs::read_to_string(fence_log(lab)).unwrap_or_default();
+        seen = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                Some((
+                    f.first()?.to_string(),
+                    f.get(1)?.parse().ok()?,
+                    f.get(2)?.to_string(),
+                ))
+            })
+            .collect();
+        seen.len() >= takeovers
+    });
+    seen
 }
 
 fn other(node: &str) -> &'static str {
@@ -139,6 +177,15 @@ fn sigterm_revokes_and_hands_over() {
         "dual-holder time",
         report.dual_holder_after("sigterm"),
         Duration::ZERO,
+    );
+    let fences = fencing(&lab, 2);
+    table.check(
+        "hooks got a growing fencing token and a lease id",
+        fences.len() == 2
+            && fences[1].0 == lab.ip(peer).to_string()
+            && fences[1].1 > fences[0].1
+            && fences.iter().all(|f| i64::from_str_radix(&f.2, 16).is_ok()),
+        format!("{fences:?}"),
     );
     table.check(
         "client answered by the peer",
@@ -275,6 +322,62 @@ fn etcd_outage_empties_then_elects_one() {
     table.equal(
         "dual-holder time",
         report.dual_holder_after("etcd down"),
+        Duration::ZERO,
+    );
+    table.finish(&report.summary());
+}
+
+/// The holder frozen for two TTLs: its peer is elected but finds the frozen kernel still
+/// answering for the address, so it waits; on thaw the old holder removes the address
+/// before anything else, and the peer takes it.
+#[test]
+fn frozen_holder_removes_first_on_thaw() {
+    let Some(lab) = lab_or_skip("etcd_freeze", &["e1", "n1", "n2"]) else {
+        return;
+    };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let (procs, _) = start_group(&lab, &cluster);
+    let (holder, watch) = settled(&lab);
+    let peer = other(&holder);
+    let frozen = &procs
+        .iter()
+        .find(|(n, _)| *n == holder)
+        .expect("holder runs")
+        .1;
+    watch.mark("freeze");
+    assert!(frozen.signal(Signal::SIGSTOP), "SIGSTOP {holder}");
+    std::thread::sleep(TTL * 2);
+    let log_before = frozen.log().lines().count();
+    watch.mark("thaw");
+    let thawed_at = Instant::now();
+    assert!(frozen.signal(Signal::SIGCONT), "SIGCONT {holder}");
+    let moved = lab.wait_until(TTL, ms(2), || lab.holders(VIP) == [peer]);
+    let took = thawed_at.elapsed();
+    std::thread::sleep(ms(200));
+    let report = watch.stop();
+    scenario_line(
+        "etcd_freeze",
+        report.outage_after("freeze"),
+        report.dual_holder_after("freeze"),
+        report.flips,
+        &format!("peer holds {} ms after the thaw", took.as_millis()),
+    );
+    let log = frozen.log();
+    let after_thaw: Vec<&str> = log.lines().skip(log_before).collect();
+    let first_act = after_thaw
+        .iter()
+        .find(|l| l.contains(" -> ") || l.contains("added") || l.contains("probe"));
+    let mut table = Table::new("holder frozen for two TTLs");
+    table.check(
+        "on thaw the first act is giving the address up",
+        first_act.is_some_and(|l| l.contains("MASTER -> BACKUP: election lost")),
+        format!("{after_thaw:?}"),
+    );
+    table.check("the peer holds", moved, format!("{:?}", lab.holders(VIP)));
+    table.below("peer holds after the thaw", took, TTL / 2);
+    table.equal(
+        "dual-holder time",
+        report.dual_holder_after("freeze"),
         Duration::ZERO,
     );
     table.finish(&report.summary());
