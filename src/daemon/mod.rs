@@ -361,7 +361,10 @@ impl<H: Host> Daemon<H> {
             steps += 1;
             if matches!(action, Action::AddAddress | Action::SendGarp) && self.lease_expired() {
                 // Frozen between deciding and acting: the deadline passed meanwhile.
-                queue = self.machine.handle(Instant::now(), lease_deadline_passed()).into();
+                queue = self
+                    .machine
+                    .handle(Instant::now(), lease_deadline_passed())
+                    .into();
                 continue;
             }
             match self.exec.execute(&self.machine, action) {
