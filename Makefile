@@ -1,7 +1,7 @@
 # floatip — the two set-up commands are `make demo` and `make test` (as root on Linux).
 CARGO ?= cargo
 # Commands the demo and the tests run, with the Debian package that provides each.
-APT_NEEDS := ip:iproute2 ping:iputils-ping ifconfig:net-tools nft:nftables
+APT_NEEDS := ip:iproute2 ping:iputils-ping ifconfig:net-tools nft:nftables etcd:etcd-server protoc:protobuf-compiler
 
 .PHONY: all build deps demo test unit lint clean
 all: build
