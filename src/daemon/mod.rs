@@ -369,7 +369,11 @@ impl<H: Host> Daemon<H> {
             }
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
-                executor::Outcome::Exit => return Ok(true),
+                executor::Outcome::Exit => {
+                    // The address is gone: give the seat up now, not after the clean-up.
+                    self.stand();
+                    return Ok(true);
+                }
                 executor::Outcome::Feedback(event) => {
                     let more = self.machine.handle(now, event);
                     for (i, a) in more.into_iter().enumerate() {

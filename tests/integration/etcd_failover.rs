@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::BIN;
+use crate::{status_json, BIN};
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::floatip::*;
 use floatip_lab::{Lab, Proc, Watch};
@@ -143,7 +143,11 @@ fn sigterm_revokes_and_hands_over() {
     let (mut procs, _) = start_group(&lab, &cluster);
     let (holder, watch) = settled(&lab);
     let peer = other(&holder);
-    std::thread::sleep(ms(200));
+    let mut election = serde_json::Value::Null;
+    let shown = lab.wait_until(Duration::from_secs(2), ms(50), || {
+        election = status_json(&lab, peer)["election"].clone();
+        election["kind"] == "etcd" && election["key_holder"] == lab.ip(&holder).to_string()
+    });
     watch.mark("sigterm");
     let at = Instant::now();
     let i = procs
@@ -165,6 +169,11 @@ fn sigterm_revokes_and_hands_over() {
         &format!("take-over {} ms", took.as_millis()),
     );
     let mut table = Table::new("SIGTERM under etcd");
+    table.check(
+        "status shows the election and the key's holder",
+        shown,
+        election.to_string(),
+    );
     table.check(
         "stopped daemon exits 0",
         status.success(),
@@ -286,8 +295,17 @@ fn etcd_outage_empties_then_elects_one() {
     watch.mark("etcd down");
     let down_at = Instant::now();
     cluster.kill(0);
-    let emptied = lab.wait_until(TTL * 2, ms(5), || lab.holders(VIP).is_empty());
+    let mut holders = Vec::new();
+    let emptied = lab.wait_until(TTL * 2, ms(5), || {
+        holders = lab.holders(VIP);
+        holders.is_empty()
+    });
     let gave_up = down_at.elapsed();
+    let mut election = serde_json::Value::Null;
+    let says_unreachable = lab.wait_until(TTL, ms(50), || {
+        election = status_json(&lab, "n1")["election"].clone();
+        election["unreachable"].is_string()
+    });
     std::thread::sleep(ms(500));
     cluster.restart(0);
     cluster.wait_ready(Duration::from_secs(20));
@@ -310,9 +328,14 @@ fn etcd_outage_empties_then_elects_one() {
     table.check(
         "nobody holds while etcd is down",
         emptied,
-        format!("{:?}", lab.holders(VIP)),
+        format!("{holders:?}"),
     );
     table.below("address given up after etcd stopped", gave_up, TTL);
+    table.check(
+        "status says etcd is unreachable",
+        says_unreachable,
+        election.to_string(),
+    );
     table.check(
         "one holder once etcd answers",
         single.is_some(),
