@@ -125,7 +125,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let (mut machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
     let election = start_election(&config, tx.clone())?;
-    if election.kind() != "lan" {
+    if let config::Election::Etcd(_) = config.election {
         machine.gate_on_lease();
     }
     info!(

@@ -405,3 +405,45 @@ fn frozen_holder_removes_first_on_thaw() {
     );
     table.finish(&report.summary());
 }
+
+/// A three-member etcd loses its leader: the cluster keeps a quorum, the holder keeps
+/// its lease and the address.
+#[test]
+fn losing_the_etcd_leader_changes_no_holder() {
+    let Some(lab) = lab_or_skip("etcd_quorum", &["e1", "e2", "e3", "n1", "n2"]) else {
+        return;
+    };
+    let mut cluster = Cluster::start(&lab, &["e1", "e2", "e3"]);
+    let (_procs, _) = start_group(&lab, &cluster);
+    let (holder, watch) = settled(&lab);
+    let leader = cluster.leader().expect("the cluster has a leader");
+    watch.mark("leader killed");
+    cluster.kill(leader);
+    std::thread::sleep(TTL * 2);
+    let report = watch.stop();
+    scenario_line(
+        "etcd_leader_killed",
+        report.outage_after("leader killed"),
+        report.dual_holder_after("leader killed"),
+        report.flips,
+        &format!("member {} killed", cluster.members[leader].name),
+    );
+    let mut table = Table::new("etcd leader killed");
+    table.equal(
+        "holders after two TTLs",
+        report.final_holders.clone(),
+        vec![holder.clone()],
+    );
+    table.equal("holder changes", report.flips, 0);
+    table.below(
+        "outage (client)",
+        report.outage_after("leader killed"),
+        ms(100),
+    );
+    table.equal(
+        "dual-holder time",
+        report.dual_holder_after("leader killed"),
+        Duration::ZERO,
+    );
+    table.finish(&report.summary());
+}
