@@ -971,6 +971,20 @@ impl Machine {
             self.reason = Reason::Elected(lease);
             return;
         }
+        // The old holder just said it removed the address: a brief look will do.
+        let resigned = self
+            .last_resign
+            .is_some_and(|(_, at)| now < at + self.timing.interval);
+        if resigned && self.may_take_over() && self.fault() != Some(&Fault::Link) {
+            if let Some(w) = self.state.watch_mut() {
+                w.takeover = Some(Takeover {
+                    probing: true,
+                    ..Takeover::ranked(now, Duration::ZERO, Cause::Elected)
+                });
+                out.push(Action::ProbeHandedOver);
+            }
+            return;
+        }
         // At once: the lease proves nobody else may hold; the probe still looks first.
         self.schedule(now, Duration::ZERO, Cause::Elected);
     }

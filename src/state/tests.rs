@@ -1506,3 +1506,24 @@ fn without_the_gate_an_election_is_ignored() {
     assert!(!a.contains(&Action::ProbeAddress), "{a:?}");
     assert!(!r.m.wants_election());
 }
+
+#[test]
+fn elected_right_after_the_holder_resigned_probes_briefly() {
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    let holder = peer(N12, 100, Role::Master);
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: holder,
+            successor: None,
+        },
+    );
+    assert!(!a.contains(&Action::ProbeHandedOver), "{a:?}");
+    assert_eq!(
+        r.at(60, Event::Elected(LEASE)),
+        vec![Action::ProbeHandedOver]
+    );
+    let a = r.at(62, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(r.m.role(), Role::Master, "{a:?}");
+}
