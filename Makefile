@@ -1,9 +1,9 @@
 # floatip — the two set-up commands are `make demo` and `make test` (as root on Linux).
 CARGO ?= cargo
 # Commands the demo and the tests run, with the Debian package that provides each.
-APT_NEEDS := ip:iproute2 ping:iputils-ping ifconfig:net-tools nft:nftables
+APT_NEEDS := ip:iproute2 ping:iputils-ping ifconfig:net-tools nft:nftables etcd:etcd-server protoc:protobuf-compiler
 
-.PHONY: all build deps demo test unit lint clean
+.PHONY: all build deps demo demo-etcd test unit lint clean
 all: build
 
 build:
@@ -27,6 +27,11 @@ deps:
 demo: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (it creates network namespaces): sudo make demo"; exit 1; }
 	$(CARGO) run --release --quiet -p xtask -- demo
+
+# The same partition with the LAN protocol and with `election: etcd`, side by side.
+demo-etcd: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make demo-etcd needs root (it creates network namespaces): sudo make demo-etcd"; exit 1; }
+	$(CARGO) run --release --quiet -p xtask -- demo-etcd
 
 # Unit tests, then the namespace integration tests (they skip with a message when not root).
 test: deps

@@ -23,6 +23,7 @@ const FLOORS: &[&[&str]] = &[
         "notify",
         "environment",
         "logging",
+        "election",
     ],
     &["daemon"],
     &["cli"],
@@ -36,6 +37,7 @@ const ONLY: &[(&str, &[&str])] = &[
     ("heartbeat", &["vocabulary", "auth", "wire"]),
     ("health", &["vocabulary", "config", "exec"]),
     ("metrics", &["vocabulary"]),
+    ("election", &["vocabulary", "config"]),
 ];
 
 type ModPath = Vec<String>;

@@ -12,6 +12,7 @@
 //!   endpoint; [`notify`] runs the
 //!   state-change hooks; [`net`], [`health`] and [`notify`] run every program through
 //!   [`exec`] (timeout, process group killed after).
+//! - [`election`] decides who may hold the address when etcd does rather than the LAN.
 //! - [`daemon`] owns the machine and executes its actions; [`cli`] is the command line.
 
 mod architecture;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod election;
 pub mod environment;
 pub mod exec;
 pub mod health;

@@ -6,7 +6,9 @@
 //! For each transition, the hook for the new state (`master`, `backup`, `fault`) runs,
 //! then `any` with the new state and the reason appended as arguments. Every hook gets
 //! `FLOATIP_STATE`, `FLOATIP_PREVIOUS`, `FLOATIP_REASON`, `FLOATIP_VIP`, `FLOATIP_NODE`,
-//! `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each).
+//! `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each);
+//! under an etcd election a new master's hooks also get `FLOATIP_FENCING_TOKEN` (the
+//! key's revision, growing with every take-over) and `FLOATIP_LEASE_ID`.
 //!
 //! Coalescing: while hooks run, at most one transition per new state waits — a newer
 //! change to the same state replaces the waiting one (and moves to the back). So a
@@ -21,7 +23,7 @@ use std::time::Duration;
 use log::{info, warn};
 
 use crate::config::Notify;
-use crate::vocabulary::Role;
+use crate::vocabulary::{Lease, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -29,6 +31,8 @@ pub struct Job {
     pub from: Role,
     pub to: Role,
     pub reason: String,
+    /// The election's lease when one decides and this node holds it.
+    pub lease: Option<Lease>,
 }
 
 /// Who we are, for the hooks' environment.
@@ -101,7 +105,7 @@ impl Notifier {
     }
 
     /// Queues the hooks of one transition; returns at once.
-    pub fn transition(&mut self, from: Role, to: Role, reason: &str) {
+    pub fn transition(&mut self, from: Role, to: Role, reason: &str, lease: Option<Lease>) {
         let Some(queue) = &self.queue else { return };
         self.seq += 1;
         let job = Job {
@@ -109,6 +113,7 @@ impl Notifier {
             from,
             to,
             reason: reason.to_string(),
+            lease,
         };
         let mut waiting = queue.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = coalesce(&mut waiting.jobs, job) {
@@ -178,7 +183,7 @@ pub fn hooks_for(hooks: &Notify, job: &Job) -> Vec<(&'static str, Vec<String>)> 
 
 /// The environment every hook of `job` gets.
 fn environment(ctx: &Context, job: &Job) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("FLOATIP_STATE", job.to.to_string()),
         ("FLOATIP_PREVIOUS", job.from.to_string()),
         ("FLOATIP_REASON", job.reason.clone()),
@@ -186,7 +191,13 @@ fn environment(ctx: &Context, job: &Job) -> Vec<(&'static str, String)> {
         ("FLOATIP_NODE", ctx.node.to_string()),
         ("FLOATIP_INTERFACE", ctx.interface.clone()),
         ("FLOATIP_SEQ", job.seq.to_string()),
-    ]
+    ];
+    if let Some(lease) = job.lease {
+        env.push(("FLOATIP_FENCING_TOKEN", lease.revision.to_string()));
+        // Hexadecimal, as etcdctl and our log show lease ids.
+        env.push(("FLOATIP_LEASE_ID", format!("{:x}", lease.id)));
+    }
+    env
 }
 
 fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
@@ -233,6 +244,7 @@ mod tests {
             from: Role::Backup,
             to,
             reason: "holder 192.0.2.12 silent".into(),
+            lease: None,
         }
     }
 
@@ -289,9 +301,9 @@ mod tests {
             "eth0",
         );
         let t0 = Instant::now();
-        n.transition(Role::Backup, Role::Master, "no holder");
-        n.transition(Role::Master, Role::Fault, "checks failing");
-        n.transition(Role::Fault, Role::Backup, "checks pass");
+        n.transition(Role::Backup, Role::Master, "no holder", None);
+        n.transition(Role::Master, Role::Fault, "checks failing", None);
+        n.transition(Role::Fault, Role::Backup, "checks pass", None);
         assert!(
             t0.elapsed() < Duration::from_millis(50),
             "queuing blocked for {:?}",
@@ -320,7 +332,7 @@ mod tests {
             "lo",
         );
         assert!(n.queue.is_none());
-        n.transition(Role::Backup, Role::Master, "x");
+        n.transition(Role::Backup, Role::Master, "x", None);
         assert_eq!(n.seq, 0);
     }
 
@@ -384,9 +396,9 @@ mod tests {
             } else {
                 (Role::Master, Role::Backup)
             };
-            n.transition(from, to, "flap");
+            n.transition(from, to, "flap", None);
         }
-        n.transition(Role::Backup, Role::Fault, "checks failing");
+        n.transition(Role::Backup, Role::Fault, "checks failing", None);
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut text = String::new();
         while Instant::now() < deadline && !text.contains("FAULT") {

@@ -38,6 +38,7 @@
 //! [`Lab::partition`] and [`Lab::cut`] only).
 
 pub mod chaos;
+pub mod etcd;
 pub mod floatip;
 mod netns;
 mod proc;

@@ -14,8 +14,22 @@ pub const MAX_KEY_FILE_LEN: u64 = 4096;
 /// Reads and checks a key file; the error is a reason to append to the config key's name.
 pub fn read_key_file(path: &Path) -> Result<Key, String> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {shown}: {e}; {}", how_to_create(&shown)))?;
+    let mut text = read_secret_file(path, MAX_KEY_FILE_LEN, &how_to_create(&shown))?;
+    Key::new(std::mem::take(&mut *text))
+        .map_err(|why| format!("{shown} {why}; {}", how_to_create(&shown)))
+}
+
+/// Reads a file that holds a secret: a regular file of at most `max_len` bytes, owned by
+/// root or floatip's user and closed to everyone else; trailing whitespace removed.
+/// `missing_hint` ends the message when the file cannot be opened.
+pub fn read_secret_file(
+    path: &Path,
+    max_len: u64,
+    missing_hint: &str,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    let shown = path.display().to_string();
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}; {missing_hint}"))?;
     if !meta.is_file() {
         return Err(format!("{shown} is not a regular file"));
     }
@@ -32,22 +46,21 @@ pub fn read_key_file(path: &Path) -> Result<Key, String> {
             meta.uid()
         ));
     }
-    if meta.len() > MAX_KEY_FILE_LEN {
+    if meta.len() > max_len {
         return Err(format!(
-            "{shown} is {} bytes, more than a key file holds ({MAX_KEY_FILE_LEN})",
+            "{shown} is {} bytes, more than such a file holds ({max_len})",
             meta.len()
         ));
     }
     // Room for the whole file up front: a growing buffer would leave copies of the key behind.
-    let mut text = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE_LEN as usize + 1));
+    let mut text = Zeroizing::new(Vec::with_capacity(max_len as usize + 1));
     std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_KEY_FILE_LEN).read_to_end(&mut text))
+        .and_then(|f| f.take(max_len).read_to_end(&mut text))
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
     while text.last().is_some_and(|b| b.is_ascii_whitespace()) {
         text.pop();
     }
-    Key::new(std::mem::take(&mut *text))
-        .map_err(|why| format!("{shown} {why}; {}", how_to_create(&shown)))
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 mod key_file;
 mod replay;
 
-pub use key_file::{read_key_file, MAX_KEY_FILE_LEN};
+pub use key_file::{read_key_file, read_secret_file, MAX_KEY_FILE_LEN};
 pub use replay::{within_skew, Replay, ReplayGuard};
 
 use std::time::Duration;

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::bail;
 
-use crate::config::Loaded;
+use crate::config::{Election, Loaded};
 use crate::net::{ping, Os};
 
 pub fn check(path: &Path) -> anyhow::Result<()> {
@@ -18,6 +18,14 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
     };
     print!("{}", config.describe());
     crate::environment::check_all(&config, &crate::net::discover()?)?;
+    if let Election::Etcd(etcd) = &config.election {
+        let holder = crate::election::etcd::probe(etcd)?;
+        println!(
+            "etcd: every endpoint answers; key {} held by {}",
+            etcd.key,
+            holder.map_or("nobody".to_string(), |h| h.to_string())
+        );
+    }
     // `ping` waits a second for silence: fine here, never on the take-over path.
     match ping::answers(Os::current(), config.vip) {
         Ok(true) => println!(

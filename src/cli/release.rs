@@ -2,7 +2,8 @@ use std::path::Path;
 
 use log::info;
 
-use crate::config::Loaded;
+use crate::config::{Election, Loaded};
+use crate::election;
 use crate::heartbeat::{send_released, Local, LocalView};
 use crate::net::{Host, SystemHost};
 use crate::vocabulary::{BootId, Role};
@@ -16,7 +17,17 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
     let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
-    if !host.remove_address()? {
+    let removed = host.remove_address()?;
+    // Only after the address is gone: the key still naming this node and boot is freed,
+    // so a backup takes over now instead of after the lease's TTL.
+    if let Election::Etcd(etcd) = &config.election {
+        match election::etcd::release(etcd, config.node_addr) {
+            Ok(true) => info!("deleted the election key {}", etcd.key),
+            Ok(false) => info!("the election key {} does not name this node", etcd.key),
+            Err(e) => log::warn!("could not free the election key: {e}"),
+        }
+    }
+    if !removed {
         info!(
             "{} is not on {}; nothing to release",
             config.vip, config.interface

@@ -4,6 +4,7 @@
 //! typed optional values (checking types and ranges), [`resolve`] applies the seed's
 //! defaults against the host's interfaces (passed in, so it is testable without a host).
 
+mod etcd;
 mod raw;
 mod reader;
 mod resolve;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use crate::state::{Me, Timing};
 use crate::vocabulary::{BootId, Netmask, Priority};
 
+pub use etcd::{Election, Endpoint, Etcd, Secret, Tls, User, KEY_PREFIX};
 pub use raw::{RawAuth, RawSection};
 pub use resolve::resolve;
 pub use track::{Check, Notify, Target};
@@ -72,6 +74,8 @@ pub struct Config {
     pub notify: Notify,
     /// The Prometheus endpoint; `None` serves none.
     pub metrics: Option<Metrics>,
+    /// Who decides the holder (`floating_ip.election`, `floating_ip.etcd`).
+    pub election: Election,
     /// What was defaulted rather than set, for `floatip check`.
     pub auto_detected: Vec<&'static str>,
 }
@@ -101,6 +105,7 @@ impl Config {
             track: vec![],
             notify: Default::default(),
             metrics: None,
+            election: Election::Lan,
             auto_detected: vec![],
         }
     }
@@ -127,6 +132,7 @@ impl Config {
             ),
             ("status_socket", self.status_socket != new.status_socket),
             ("metrics.listen", metrics(self) != metrics(new)),
+            ("election", self.election != new.election),
         ])
     }
 
@@ -161,6 +167,7 @@ impl Config {
             },
             status_socket: self.status_socket.clone(),
             metrics: self.metrics.clone(),
+            election: self.election.clone(),
             ..new
         }
     }
@@ -218,6 +225,9 @@ impl Config {
             ),
         };
         s += &track::describe(&self.track, &self.notify);
+        if let Election::Etcd(etcd) = &self.election {
+            s += &etcd.describe();
+        }
         s
     }
 
@@ -309,7 +319,7 @@ pub fn load(
     let raw = RawSection::parse(&text, &file)?;
     let loaded = resolve(&raw, path, interfaces)?;
     if let Loaded::Enabled(config) = &loaded {
-        trust::check(config, &raw.auth)?;
+        trust::check(config, raw.auth.inline_key())?;
     }
     Ok((loaded, raw.warnings))
 }

@@ -27,6 +27,8 @@ const KNOWN_KEYS: &[&str] = &[
     "track",
     "notify",
     "metrics",
+    "election",
+    "etcd",
 ];
 const KNOWN_METRICS_KEYS: &[&str] = &["listen", "allow_remote"];
 const KNOWN_AUTH_KEYS: &[&str] = &[
@@ -65,6 +67,8 @@ pub struct RawSection {
     pub notify: super::Notify,
     /// `floating_ip.metrics`: the Prometheus endpoint, off when absent.
     pub metrics: Option<super::Metrics>,
+    /// `floating_ip.election` and `floating_ip.etcd`.
+    pub election: super::etcd::RawElection,
     /// Unknown keys inside `floating_ip`, one line each with the closest known key:
     /// `floatip check` fails on them, `floatip run` logs them and goes on.
     pub warnings: Vec<String>,
@@ -78,6 +82,16 @@ pub struct RawAuth {
     pub previous_key_file: Option<String>,
     pub previous_key: Option<String>,
     pub max_clock_skew_ms: Option<u64>,
+}
+
+impl RawAuth {
+    /// The key (`key` or `previous_key`) written into the config itself rather than a file.
+    pub fn inline_key(&self) -> Option<&'static str> {
+        [("key", &self.key), ("previous_key", &self.previous_key)]
+            .into_iter()
+            .find(|(_, k)| k.is_some())
+            .map(|(name, _)| name)
+    }
 }
 
 /// Interface names go into command lines: allow only what kernels allow and shells don't interpret.
@@ -223,6 +237,7 @@ impl RawSection {
         raw.metrics = parse_metrics(&r, &mut raw.warnings)?;
         raw.track = super::track::parse_track(&r, &mut raw.warnings)?;
         raw.notify = super::track::parse_notify(&r, &mut raw.warnings)?;
+        raw.election = super::etcd::parse(&r, &mut raw.warnings)?;
         Ok(raw)
     }
 }
@@ -375,7 +390,7 @@ mod tests {
         assert_eq!(
             raw.warnings,
             vec![
-                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify, metrics)".to_string(),
+                "gateway.yml: unknown key floating_ip.colour (known keys here: enabled, interface, ip, netmask, priority, preempt, preempt_delay_in_ms, echo, echo_port, garp_refresh_in_ms, status_socket, auth, track, notify, metrics, election, etcd)".to_string(),
                 "gateway.yml: unknown key floating_ip.preemt (did you mean floating_ip.preempt?)".to_string(),
                 "gateway.yml: unknown key floating_ip.echo.intervall_in_ms (did you mean floating_ip.echo.interval_in_ms?)".to_string(),
                 "gateway.yml: unknown key floating_ip.auth.key_fil (did you mean floating_ip.auth.key_file?)".to_string(),

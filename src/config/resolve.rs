@@ -147,6 +147,12 @@ pub fn resolve(
         track: raw.track.clone(),
         notify: raw.notify.clone(),
         metrics: raw.metrics.clone(),
+        election: super::etcd::resolve(
+            &raw.election,
+            vip,
+            path.parent().unwrap_or(Path::new(".")),
+            &file,
+        )?,
         auto_detected: auto,
     })))
 }

@@ -6,7 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use super::{Config, ConfigError, RawAuth, Target};
+use super::{Config, ConfigError, Target};
 
 /// Why `path`, with `mode` and owner `uid`, must not be trusted by a process running as
 /// `euid`; the reason ends with the command that fixes it.
@@ -40,8 +40,8 @@ fn distrust_file(path: &Path) -> Option<String> {
 }
 
 /// Refuses `config` (read from `config.source`) when anyone but root or floatip's user
-/// could change what it runs, or read the key it holds.
-pub fn check(config: &Config, auth: &RawAuth) -> Result<(), ConfigError> {
+/// could change what it runs, or read the key written into it (`inline_key`).
+pub fn check(config: &Config, inline_key: Option<&str>) -> Result<(), ConfigError> {
     let file = config.source.display().to_string();
     if let Some(why) = distrust_file(&config.source) {
         return Err(ConfigError::Environment {
@@ -49,21 +49,18 @@ pub fn check(config: &Config, auth: &RawAuth) -> Result<(), ConfigError> {
             reason: format!("refused: {why}"),
         });
     }
-    if let Some(inline) = [("key", &auth.key), ("previous_key", &auth.previous_key)]
-        .iter()
-        .find(|(_, k)| k.is_some())
-    {
+    if let Some(inline) = inline_key {
         let mode = std::fs::metadata(&config.source)
             .map(|m| m.permissions().mode())
             .unwrap_or(0o777);
         if mode & 0o044 != 0 {
             return Err(ConfigError::Key {
                 file: file.clone(),
-                key: format!("floating_ip.auth.{}", inline.0),
+                key: format!("floating_ip.auth.{inline}"),
                 reason: format!(
                     "the key is in a file readable by its group or others (mode {:04o}); run: chmod 600 {file}, or move the key to floating_ip.auth.{}_file",
                     mode & 0o7777,
-                    inline.0
+                    inline
                 ),
             });
         }

@@ -130,7 +130,9 @@ impl<H: Host> Executor<H> {
                 }
                 self.publish_view(machine);
                 // Queued: hooks run on their own thread and never delay what follows.
-                self.notifier.transition(from, to, &reason.to_string());
+                let lease = machine.lease().filter(|_| to == Role::Master);
+                self.notifier
+                    .transition(from, to, &reason.to_string(), lease);
             }
             Action::Note(text) => info!("{text}"),
             Action::Exit => {

@@ -1,9 +1,10 @@
 use std::sync::mpsc;
 
+use crate::election::etcd;
 use crate::health::Run;
 use crate::metrics::Sample;
 use crate::status::Request;
-use crate::vocabulary::Event;
+use crate::vocabulary::{Event, Lease};
 
 /// What reaches the loop.
 #[derive(Debug)]
@@ -16,6 +17,26 @@ pub enum Input {
     Status(Request, mpsc::Sender<String>),
     /// A Prometheus scrape wants a sample.
     Metrics(mpsc::Sender<Sample>),
+    /// What the election says about the key, for `floatip status`.
+    KeyHolder(Option<std::net::Ipv4Addr>),
+    /// The election cannot be reached (why): nobody holds until it can.
+    ElectionUnreachable(String),
+}
+
+impl From<etcd::Event> for Input {
+    fn from(event: etcd::Event) -> Input {
+        match event {
+            etcd::Event::Elected { lease_id, revision } => Input::Machine(Event::Elected(Lease {
+                id: lease_id,
+                revision,
+            })),
+            etcd::Event::Lost { reason } => Input::Machine(Event::ElectionLost {
+                reason: reason.to_string(),
+            }),
+            etcd::Event::Holder { node } => Input::KeyHolder(node),
+            etcd::Event::Unreachable { reason } => Input::ElectionUnreachable(reason),
+        }
+    }
 }
 
 impl From<Event> for Input {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
+use crate::election::{etcd, Election, Lan};
 use crate::health::Tracker;
 use crate::heartbeat::{Broadcaster, Listener, Local, LocalView, Prober};
 use crate::net::{Host, SystemHost};
@@ -50,6 +51,8 @@ pub enum DaemonError {
     BootId(getrandom::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Election(#[from] etcd::Error),
 }
 
 /// Reads the configuration again (on SIGHUP); unknown keys are logged, as at start.
@@ -127,16 +130,21 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         tx.clone(),
     );
 
-    let (machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
+    let (mut machine, first) = Machine::new(config.me(boot), config.timing(), Instant::now());
+    let election = start_election(&config, tx.clone())?;
+    if let config::Election::Etcd(_) = config.election {
+        machine.gate_on_lease();
+    }
     info!(
-        "floatip {} on {} ({}): floating IP {}/{} priority {} port {}, starting as BACKUP",
+        "floatip {} on {} ({}): floating IP {}/{} priority {} port {} election {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
         config.interface,
         config.node_addr,
         config.vip,
         config.netmask.prefix_len(),
         config.priority,
-        port
+        port,
+        election.kind()
     );
     let tracker = Tracker::new(&config.track);
     let group = Heartbeats {
@@ -165,6 +173,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         checks: Some(checks),
         generation: 0,
         inputs: Some(tx),
+        election_status: crate::status::ElectionStatus {
+            kind: election.kind().into(),
+            ..Default::default()
+        },
+        election,
+        campaigning: false,
     };
     exits(daemon.apply(Instant::now(), first));
     if !daemon.tracker.is_empty() {
@@ -176,8 +190,32 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     start_metrics_server(&daemon.config, scrapes)?;
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
     daemon.run_loop(rx);
+    // The address is gone: dropping the election revokes its lease, and backups watching
+    // the key take over at once.
+    drop(daemon);
     crate::exec::kill_all();
     Ok(())
+}
+
+/// The LAN election lives in the machine; etcd's campaign runs on its own thread and
+/// reports into the loop's queue.
+fn start_election(
+    config: &Config,
+    loop_inputs: mpsc::SyncSender<Input>,
+) -> Result<Box<dyn Election>, DaemonError> {
+    let config::Election::Etcd(settings) = &config.election else {
+        return Ok(Box::new(Lan));
+    };
+    let settings = etcd::Settings {
+        etcd: (**settings).clone(),
+        node: config.node_addr,
+        priority: config.priority,
+    };
+    let campaign = etcd::Campaign::start(settings, move |event| {
+        // Fails only while the loop shuts down, when nothing is left to tell.
+        let _ = loop_inputs.send(Input::from(event));
+    })?;
+    Ok(Box::new(campaign))
 }
 
 /// The status socket asks the loop for a snapshot through its own channel.
@@ -289,6 +327,12 @@ struct TooManySteps {
     undone: Vec<Action>,
 }
 
+fn lease_deadline_passed() -> Event {
+    Event::ElectionLost {
+        reason: "the lease's local deadline passed".into(),
+    }
+}
+
 /// A runaway is logged, the loop goes on; true when the daemon must exit.
 fn exits(result: Result<bool, TooManySteps>) -> bool {
     result.unwrap_or_else(|e| {
@@ -311,6 +355,10 @@ struct Daemon<H: Host> {
     generation: u64,
     /// For check threads started on reload; `None` in tests without threads.
     inputs: Option<mpsc::SyncSender<Input>>,
+    election: Box<dyn Election>,
+    /// Whether the election was asked to campaign (and not to resign since).
+    campaigning: bool,
+    election_status: crate::status::ElectionStatus,
 }
 
 impl<H: Host> Daemon<H> {
@@ -323,19 +371,38 @@ impl<H: Host> Daemon<H> {
                 .machine
                 .next_deadline()
                 .min(next_poll)
-                .min(self.exec.next_watchdog(now));
+                .min(self.exec.next_watchdog(now))
+                .min(self.lease_deadline(now));
             let input = match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => Some(Input::Machine(Event::Shutdown)),
             };
             let now = Instant::now();
+            // Before anything else, a thaw included: remove first, ask later.
+            if self.lease_expired() && exits(self.step(now, lease_deadline_passed())) {
+                return;
+            }
             self.exec.watchdog(now);
             let event = match input {
                 Some(Input::Machine(e)) => e,
                 Some(Input::Reload) => self.reload(now),
                 Some(Input::Check(run)) if run.generation != self.generation => Event::Tick,
                 Some(Input::Check(run)) => self.on_check(now, run.index, run.sample),
+                Some(Input::KeyHolder(node)) => {
+                    self.election_status.key_holder = node;
+                    self.election_status.unreachable = None;
+                    Event::Tick
+                }
+                Some(Input::ElectionUnreachable(why)) => {
+                    warn!(
+                        "election unreachable: {why}; nobody holds {} until it answers",
+                        self.config.vip
+                    );
+                    self.election_status.key_holder = None;
+                    self.election_status.unreachable = Some(why);
+                    Event::Tick
+                }
                 Some(Input::Status(request, reply)) => self.on_request(now, request, reply),
                 Some(Input::Metrics(reply)) => {
                     let checks = crate::status::CheckStatus::all(&self.tracker, now);
@@ -382,9 +449,21 @@ impl<H: Host> Daemon<H> {
                 break;
             }
             steps += 1;
+            if matches!(action, Action::AddAddress | Action::SendGarp) && self.lease_expired() {
+                // Frozen between deciding and acting: the deadline passed meanwhile.
+                queue = self
+                    .machine
+                    .handle(Instant::now(), lease_deadline_passed())
+                    .into();
+                continue;
+            }
             match self.exec.execute(&self.machine, action) {
                 executor::Outcome::Done => {}
-                executor::Outcome::Exit => return Ok(true),
+                executor::Outcome::Exit => {
+                    // The address is gone: give the seat up now, not after the clean-up.
+                    self.stand();
+                    return Ok(true);
+                }
                 executor::Outcome::Feedback(event) => {
                     let more = self.machine.handle(now, event);
                     for (i, a) in more.into_iter().enumerate() {
@@ -394,7 +473,38 @@ impl<H: Host> Daemon<H> {
             }
         }
         self.exec.publish(&self.machine, &self.config);
+        self.stand();
         result
+    }
+
+    /// Campaigns while the machine may hold the address, resigns (after it removed the
+    /// address) while it may not: failing checks, a link down, shutting down.
+    fn stand(&mut self) {
+        let wanted = self.machine.wants_election();
+        if wanted != self.campaigning {
+            self.campaigning = wanted;
+            if wanted {
+                self.election.campaign();
+            } else {
+                self.election.resign();
+            }
+        }
+    }
+
+    /// A lease is held but its local deadline passed: it may expire in etcd any moment.
+    fn lease_expired(&self) -> bool {
+        self.machine.lease().is_some() && self.election.holds_for().is_none()
+    }
+
+    /// While a lease is held, the loop wakes no later than its local deadline.
+    fn lease_deadline(&self, now: Instant) -> Instant {
+        let far = now + Duration::from_secs(3600);
+        if self.machine.lease().is_none() {
+            return far;
+        }
+        self.election
+            .holds_for()
+            .map_or(now, |left| now.checked_add(left).unwrap_or(far).min(far))
     }
 
     /// Records a check result; a changed verdict or penalty becomes the machine's event.
@@ -426,6 +536,7 @@ impl<H: Host> Daemon<H> {
                 let checks = crate::status::CheckStatus::all(&self.tracker, now);
                 let mut snapshot = self.exec.snapshot(&self.machine, &self.config, checks);
                 snapshot.config = self.loaded.status(&self.config);
+                snapshot.election = self.election_status.clone();
                 (serde_json::to_string(&snapshot), Event::Tick)
             }
             Request::HandOver { to } => match self.machine.handover_target(now, to) {

@@ -105,6 +105,9 @@ impl Rig {
             checks: None,
             generation: 0,
             inputs: None,
+            election: Box::new(crate::election::Lan),
+            campaigning: false,
+            election_status: Default::default(),
         };
         assert_eq!(daemon.apply(t0, first), Ok(false));
         Rig {
@@ -241,4 +244,85 @@ fn shutdown_releases_the_address_resigns_and_exits() {
         rig.group.borrow()
     );
     assert_eq!(rig.notices.borrow().last(), Some(&Notice::Stopping));
+}
+
+/// An election whose deadline the test sets, logging what the loop asks of it.
+struct FakeElection {
+    left: Rc<std::cell::Cell<Option<Duration>>>,
+    asked: Log<&'static str>,
+}
+
+impl crate::election::Election for FakeElection {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    fn campaign(&self) {
+        self.asked.borrow_mut().push("campaign");
+    }
+    fn resign(&self) {
+        self.asked.borrow_mut().push("resign");
+    }
+    fn holds_for(&self) -> Option<Duration> {
+        self.left.get()
+    }
+}
+
+const LEASE: crate::vocabulary::Lease = crate::vocabulary::Lease {
+    id: 0x2f1b,
+    revision: 7,
+};
+
+/// A rig whose machine is gated by a fake election's lease.
+fn gated_rig() -> (
+    Rig,
+    Rc<std::cell::Cell<Option<Duration>>>,
+    Log<&'static str>,
+) {
+    let mut rig = Rig::new(None);
+    let left = Rc::new(std::cell::Cell::new(Some(Duration::from_secs(1))));
+    let asked = Log::default();
+    rig.daemon.machine.gate_on_lease();
+    rig.daemon.election = Box::new(FakeElection {
+        left: left.clone(),
+        asked: asked.clone(),
+    });
+    assert_eq!(rig.daemon.step(rig.t0, Event::Tick), Ok(false));
+    assert_eq!(
+        *asked.borrow(),
+        ["campaign"],
+        "a healthy node stands at once"
+    );
+    (rig, left, asked)
+}
+
+#[test]
+fn elected_adds_after_the_probe_and_failing_checks_remove_then_resign() {
+    let (mut rig, _, asked) = gated_rig();
+    let t = rig.t0 + Duration::from_millis(10);
+    assert_eq!(rig.daemon.step(t, Event::Elected(LEASE)), Ok(false));
+    let calls = rig.calls();
+    let probe = calls.iter().position(|c| c.starts_with("probe"));
+    let add = calls.iter().position(|c| c == "add");
+    assert!(probe.is_some() && probe < add, "{calls:?}");
+    assert_eq!(rig.daemon.machine.role(), Role::Master);
+    let failing = Event::Health(Health {
+        verdict: crate::vocabulary::Verdict::Failing,
+        penalty: 0,
+        detail: "web down".into(),
+    });
+    assert_eq!(rig.daemon.step(t, failing), Ok(false));
+    assert!(!rig.host.0.borrow().address_present);
+    assert_eq!(*asked.borrow(), ["campaign", "resign"]);
+}
+
+#[test]
+fn a_deadline_passed_between_deciding_and_acting_adds_nothing() {
+    let (mut rig, left, _) = gated_rig();
+    left.set(None);
+    let t = rig.t0 + Duration::from_millis(10);
+    assert_eq!(rig.daemon.step(t, Event::Elected(LEASE)), Ok(false));
+    let calls = rig.calls();
+    assert!(!calls.contains(&"add".to_string()), "{calls:?}");
+    assert_eq!(rig.daemon.machine.role(), Role::Backup);
+    assert!(!rig.host.0.borrow().address_present);
 }

@@ -121,6 +121,13 @@ impl Machine {
         }
         let detail = self.health.detail.clone();
         match self.health.verdict {
+            // Under a lease the address goes at once; the daemon then resigns the key.
+            Verdict::Failing if self.lease_gated => {
+                let fault = RoleState::fault(Fault::Unhealthy(detail.clone()), Watch::default());
+                self.go(now, fault, Reason::ChecksFailing(detail), out);
+                true
+            }
+            _ if self.lease_gated => false,
             Verdict::Failing => match self.best_backup(now) {
                 Some(to) => {
                     let fault =

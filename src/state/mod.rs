@@ -40,7 +40,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::vocabulary::{
-    Action, BootId, Event, Health, Heard, Loss, Peer, Priority, ProbeOutcome, Reason, Role, Verdict,
+    Action, BootId, Event, Health, Heard, Lease, Loss, Peer, Priority, ProbeOutcome, Reason, Role,
+    Verdict,
 };
 use role::{Cause, Master, RoleState, Takeover, Verification, Watch};
 pub use role::{Fault, Holder};
@@ -89,6 +90,11 @@ pub struct Machine {
     hold_off_until: Option<Instant>,
     /// When the fault that led to the last take-over was seen (the holder lost).
     fault_seen: Option<Instant>,
+    /// Take-overs are gated by an external election's lease instead of the LAN's
+    /// detection and rank timers; the LAN still tells who is around.
+    lease_gated: bool,
+    /// The lease the external election granted us, while it does.
+    lease: Option<Lease>,
 }
 
 /// Why `floatip handover` cannot hand the address over now.
@@ -128,8 +134,30 @@ impl Machine {
             health: Health::healthy(),
             hold_off_until: None,
             fault_seen: None,
+            lease_gated: false,
+            lease: None,
         };
         (m, vec![Action::SetProbing(true), Action::Announce])
+    }
+
+    /// From now on only [`Event::Elected`] opens the way to the address: a node takes over
+    /// (after the address probe) while it holds the lease, and gives the address up at once
+    /// on [`Event::ElectionLost`]. LAN evidence no longer makes it take over or yield.
+    pub fn gate_on_lease(&mut self) {
+        self.lease_gated = true;
+    }
+
+    /// The lease held, when an external election decides.
+    pub fn lease(&self) -> Option<Lease> {
+        self.lease
+    }
+
+    /// Whether this node should stand in the external election: healthy, link up, running.
+    pub fn wants_election(&self) -> bool {
+        self.lease_gated
+            && !self.stopped
+            && self.may_take_over()
+            && self.fault() != Some(&Fault::Link)
     }
 
     pub fn role(&self) -> Role {
@@ -271,6 +299,8 @@ impl Machine {
             Event::ActionFailed(error) => self.on_failed(now, error, &mut out),
             Event::Health(health) => self.on_health(now, health, &mut out),
             Event::HandOver { to } => self.on_handover(now, to, &mut out),
+            Event::Elected(lease) => self.on_elected(now, lease, &mut out),
+            Event::ElectionLost { reason } => self.on_election_lost(now, reason, &mut out),
             Event::Shutdown => {
                 self.on_shutdown(&mut out);
                 return out;
@@ -369,6 +399,10 @@ impl Machine {
         let ms = gap.as_millis();
         let interval = self.timing.interval;
         match &mut self.state {
+            // The daemon compares the lease's deadline before any event: it decides.
+            RoleState::Master(_) if self.lease_gated => out.push(Action::Note(format!(
+                "loop stalled {ms} ms (frozen?): the lease's deadline decides"
+            ))),
             RoleState::Master(m) => {
                 out.push(Action::Note(format!(
                     "loop stalled {ms} ms (frozen?): verifying nobody else holds the address before going on"
@@ -440,6 +474,7 @@ impl Machine {
         let held_off = self.hold_off_until.is_some_and(|t| now < t);
         let wanted = self.timing.preempt
             && !held_off
+            && !self.lease_gated
             && self.may_take_over()
             && self.priority() > holder.priority;
         if let RoleState::Backup { preempt_since, .. } = &mut self.state {
@@ -537,7 +572,7 @@ impl Machine {
         self.peers.insert(peer.node, Seen { peer, at: now });
         match peer.role {
             Role::Master => self.on_holder_heard(now, peer, Heard::Announce, out),
-            Role::Backup if self.state.settled_master() => {
+            Role::Backup if self.state.settled_master() && !self.lease_gated => {
                 if self.yield_for_health(now, out) {
                     return;
                 }
@@ -575,6 +610,13 @@ impl Machine {
             self.timing.confirm_claims,
             self.timing.interval,
         );
+        if self.lease_gated {
+            out.push(Action::Note(format!(
+                "{} announces itself master; the lease is ours, so it is stale",
+                peer.node
+            )));
+            return;
+        }
         let RoleState::Master(m) = &mut self.state else {
             return;
         };
@@ -624,7 +666,7 @@ impl Machine {
         let better = peer.role == Role::Master && peer.rank_key() > (self.priority(), self.me.node);
         if let RoleState::Master(m) = &mut self.state {
             m.confirming = None;
-            if m.verification.is_none() && better {
+            if m.verification.is_none() && better && !self.lease_gated {
                 self.yield_to(now, peer, true, out);
             }
         }
@@ -669,7 +711,8 @@ impl Machine {
             loss: Loss::Closed,
             at: now,
         };
-        let handed_to_us = successor == Some(self.me.node) && self.may_take_over();
+        let handed_to_us =
+            successor == Some(self.me.node) && self.may_take_over() && !self.lease_gated;
         match &mut self.state {
             RoleState::Master(m) => {
                 if m.verification.is_none() {
@@ -746,6 +789,10 @@ impl Machine {
         let Some(t) = watch.takeover.filter(|t| t.probing) else {
             return;
         };
+        if self.lease_gated && self.lease.is_none() {
+            // The lease went while the probe was out.
+            return;
+        }
         let lost = match watch.holder {
             Holder::Lost { peer, .. } => peer.map(|p| p.node),
             _ => None,
@@ -759,6 +806,10 @@ impl Machine {
                     Cause::HandedOver(from) => Reason::HandedOver(from),
                     Cause::Retry => Reason::AddressFreeAgain,
                     Cause::Recovered => Reason::RecoveredAlone,
+                    Cause::Elected => match self.lease {
+                        Some(lease) => Reason::Elected(lease),
+                        None => return,
+                    },
                 };
                 self.take_over(now, reason, out);
             }
@@ -943,7 +994,10 @@ impl Machine {
 
     /// A due take-over: wait out better backups first, then probe the address.
     fn on_takeover_timer(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.fault() == Some(&Fault::Link) || !self.may_take_over() {
+        if self.fault() == Some(&Fault::Link)
+            || !self.may_take_over()
+            || (self.lease_gated && self.lease.is_none())
+        {
             return;
         }
         let Some(t) = self.watch().takeover else {
@@ -952,7 +1006,8 @@ impl Machine {
         if t.probing || now < t.at {
             return;
         }
-        let next = if self.master_announced_since(t.scheduled) {
+        // Under a lease, another node's announce is stale: it lost the key before we got it.
+        let next = if !self.lease_gated && self.master_announced_since(t.scheduled) {
             None
         } else if !t.ranked {
             let rank = self.rank(now, None);
@@ -976,6 +1031,54 @@ impl Machine {
         if next.is_some_and(|n| n.ranked && !n.probing && n.at <= now) {
             self.on_takeover_timer(now, out);
         }
+    }
+
+    fn on_elected(&mut self, now: Instant, lease: Lease, out: &mut Vec<Action>) {
+        if !self.lease_gated {
+            out.push(Action::Note(
+                "elected, but the LAN decides here; ignored".into(),
+            ));
+            return;
+        }
+        self.lease = Some(lease);
+        if self.role() == Role::Master {
+            self.reason = Reason::Elected(lease);
+            return;
+        }
+        // The old holder just said it removed the address: a brief look will do.
+        let resigned = self
+            .last_resign
+            .is_some_and(|(_, at)| now < at + self.timing.interval);
+        if resigned && self.may_take_over() && self.fault() != Some(&Fault::Link) {
+            if let Some(w) = self.state.watch_mut() {
+                w.takeover = Some(Takeover {
+                    probing: true,
+                    ..Takeover::ranked(now, Duration::ZERO, Cause::Elected)
+                });
+                out.push(Action::ProbeHandedOver);
+            }
+            return;
+        }
+        // At once: the lease proves nobody else may hold; the probe still looks first.
+        self.schedule(now, Duration::ZERO, Cause::Elected);
+    }
+
+    fn on_election_lost(&mut self, now: Instant, why: String, out: &mut Vec<Action>) {
+        self.lease = None;
+        if self.role() == Role::Master {
+            let watch = Watch::default();
+            self.go(
+                now,
+                RoleState::backup(watch),
+                Reason::ElectionLost(why),
+                out,
+            );
+            return;
+        }
+        if let Some(w) = self.state.watch_mut() {
+            w.takeover = None;
+        }
+        out.push(Action::Note(format!("election lost: {why}")));
     }
 
     fn master_announced_since(&self, t: Instant) -> bool {

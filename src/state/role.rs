@@ -44,6 +44,8 @@ pub(super) enum Cause {
     Retry,
     /// Service checks pass again and no holder is known.
     Recovered,
+    /// The external election granted us the key.
+    Elected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

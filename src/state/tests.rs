@@ -1398,3 +1398,132 @@ fn release_notice_from_the_followed_holder_starts_a_take_over() {
         "the holder released its copy: nobody holds the address"
     );
 }
+
+// ---- take-over gated by an election's lease ----------------------------------------
+
+const LEASE: Lease = Lease {
+    id: 0x2f1b,
+    revision: 7,
+};
+
+fn lost(why: &str) -> Event {
+    Event::ElectionLost { reason: why.into() }
+}
+
+/// A lease-gated machine, elected at 10 ms and MASTER after the probe.
+fn elected_master() -> Rig {
+    let mut r = Rig::new();
+    r.m.gate_on_lease();
+    let a = r.at(10, Event::Elected(LEASE));
+    assert_eq!(a, vec![Action::ProbeAddress], "probes before adding");
+    let a = r.at(12, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(
+        transition(&a),
+        Some((
+            Role::Backup,
+            Role::Master,
+            Reason::Elected(LEASE).to_string()
+        ))
+    );
+    assert!(a.starts_with(&[Action::AddAddress, Action::SendGarp]));
+    r
+}
+
+#[test]
+fn under_a_lease_nobody_takes_over_without_being_elected() {
+    let mut r = Rig::new();
+    r.m.gate_on_lease();
+    let mut a = r.run_to(2000);
+    a.extend(r.hear(2000, 2200, peer(N12, 200, Role::Master)));
+    a.extend(r.run_to(3000));
+    a.extend(r.at(
+        3001,
+        Event::Resign {
+            from: peer(N12, 200, Role::Master),
+            successor: Some(ME),
+        },
+    ));
+    a.extend(r.run_to(4000));
+    assert!(
+        !a.iter().any(|a| matches!(
+            a,
+            Action::ProbeAddress | Action::ProbeHandedOver | Action::AddAddress
+        )),
+        "{a:?}"
+    );
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn elected_master_removes_the_address_first_when_the_lease_is_lost() {
+    let mut r = elected_master();
+    assert_eq!(r.m.lease(), Some(LEASE));
+    let a = r.at(50, lost("lease gone"));
+    assert_eq!(a.first(), Some(&Action::RemoveAddress), "{a:?}");
+    assert_eq!(r.m.role(), Role::Backup);
+    assert_eq!(r.m.lease(), None);
+    assert!(!r.run_to(1000).contains(&Action::ProbeAddress));
+}
+
+#[test]
+fn elected_master_ignores_lan_claims_and_preemption() {
+    let mut r = elected_master();
+    let mut better = peer(N12, 250, Role::Master);
+    let mut a = r.hear(20, 400, better);
+    better.role = Role::Backup;
+    better.preempt_request = true;
+    a.extend(r.hear(400, 800, better));
+    assert!(!a.contains(&Action::RemoveAddress), "{a:?}");
+    assert_eq!(r.m.role(), Role::Master);
+}
+
+#[test]
+fn elected_master_with_failing_checks_removes_the_address_and_stands_down() {
+    let mut r = elected_master();
+    assert!(r.m.wants_election());
+    let a = r.at(50, failing("web down"));
+    assert_eq!(a.first(), Some(&Action::RemoveAddress), "{a:?}");
+    assert_eq!(r.m.role(), Role::Fault);
+    assert!(!r.m.wants_election(), "the daemon resigns the key");
+    r.at(100, healthy());
+    assert!(r.m.wants_election(), "and campaigns again on recovery");
+}
+
+#[test]
+fn a_lease_lost_while_probing_adds_nothing() {
+    let mut r = Rig::new();
+    r.m.gate_on_lease();
+    r.at(10, Event::Elected(LEASE));
+    r.at(11, lost("resigned"));
+    assert!(r.at(12, Event::Probe(ProbeOutcome::Free)).is_empty());
+    assert_eq!(r.m.role(), Role::Backup);
+}
+
+#[test]
+fn without_the_gate_an_election_is_ignored() {
+    let mut r = Rig::new();
+    let a = r.at(10, Event::Elected(LEASE));
+    assert!(!a.contains(&Action::ProbeAddress), "{a:?}");
+    assert!(!r.m.wants_election());
+}
+
+#[test]
+fn elected_right_after_the_holder_resigned_probes_briefly() {
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    let holder = peer(N12, 100, Role::Master);
+    let a = r.at(
+        50,
+        Event::Resign {
+            from: holder,
+            successor: None,
+        },
+    );
+    assert!(!a.contains(&Action::ProbeHandedOver), "{a:?}");
+    assert_eq!(
+        r.at(60, Event::Elected(LEASE)),
+        vec![Action::ProbeHandedOver]
+    );
+    let a = r.at(62, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(r.m.role(), Role::Master, "{a:?}");
+}

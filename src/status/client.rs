@@ -74,6 +74,15 @@ pub fn render(s: &Snapshot) -> String {
         "holder:    {}\n",
         s.holder.map_or("unknown".to_string(), |h| h.to_string())
     );
+    if s.election.kind == "etcd" {
+        out += &match (&s.election.unreachable, s.election.key_holder) {
+            (Some(why), _) => format!(
+                "election:  etcd unreachable ({why}): nobody holds the address until it answers\n"
+            ),
+            (None, Some(node)) => format!("election:  etcd, key held by {node}\n"),
+            (None, None) => "election:  etcd, key free\n".to_string(),
+        };
+    }
     out += &format!("peers:     {}\n", s.peers.len());
     for p in &s.peers {
         out += &format!(

@@ -174,6 +174,18 @@ pub struct Snapshot {
     pub checks: Vec<CheckStatus>,
     #[serde(default)]
     pub config: ConfigStatus,
+    pub election: ElectionStatus,
+}
+
+/// Who decides the holder, and what the election last said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ElectionStatus {
+    /// `lan` or `etcd` (empty from a daemon that predates elections).
+    pub kind: String,
+    /// The node the election key names; `None`: nobody, or not known.
+    pub key_holder: Option<Ipv4Addr>,
+    /// Why the election cannot be reached, while it cannot.
+    pub unreachable: Option<String>,
 }
 
 impl Snapshot {
@@ -216,6 +228,7 @@ impl Snapshot {
             },
             checks,
             holder,
+            election: ElectionStatus::default(),
             peers: machine
                 .peers()
                 .map(|s| PeerStatus {

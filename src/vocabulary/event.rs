@@ -18,6 +18,14 @@ pub enum ProbeOutcome {
     InUse(Mac),
 }
 
+/// A key held under a lease in an external election (etcd): the lease and the key's
+/// revision at take-over, which grows with every take-over (a fencing token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub id: i64,
+    pub revision: i64,
+}
+
 /// What the state machine is told: by the threads, by the daemon's timers and signals,
 /// and as the outcome of its own actions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +60,10 @@ pub enum Event {
     Health(Health),
     /// `floatip handover`: a master hands the address to `to`, or to the best backup.
     HandOver { to: Option<Ipv4Addr> },
+    /// The external election made this node the holder.
+    Elected(Lease),
+    /// The external election no longer names this node (or may not: a deadline passed).
+    ElectionLost { reason: String },
     /// SIGTERM / SIGINT.
     Shutdown,
 }

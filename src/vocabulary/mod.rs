@@ -17,7 +17,7 @@ mod role;
 
 pub use action::Action;
 pub use boot_id::BootId;
-pub use event::{Event, Loss, ProbeOutcome};
+pub use event::{Event, Lease, Loss, ProbeOutcome};
 pub use health::{Health, Verdict};
 pub use histogram::Histogram;
 pub use interface::{Interface, NoInterface};

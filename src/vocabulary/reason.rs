@@ -1,7 +1,7 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use super::{fmt_mac, Loss, Mac, Priority};
+use super::{fmt_mac, Lease, Loss, Mac, Priority};
 
 /// How a backup heard from the holder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +99,10 @@ pub enum Reason {
         to: Ipv4Addr,
         theirs: Priority,
     },
+    /// The external election granted us the key under this lease.
+    Elected(Lease),
+    /// The external election no longer names us.
+    ElectionLost(String),
 }
 
 impl Reason {
@@ -216,6 +220,12 @@ impl fmt::Display for Reason {
                 f,
                 "priority lowered to {ours} by failing checks ({detail}); handing the address over to {to} (priority {theirs})"
             ),
+            Reason::Elected(lease) => write!(
+                f,
+                "elected: holding the key under lease {:x}, fencing token (revision) {}",
+                lease.id, lease.revision
+            ),
+            Reason::ElectionLost(why) => write!(f, "election lost: {why}"),
         }
     }
 }

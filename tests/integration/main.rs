@@ -24,6 +24,8 @@ fn status_json(lab: &floatip_lab::Lab, node: &str) -> serde_json::Value {
 
 mod bad_config;
 mod chaos;
+mod etcd_election;
+mod etcd_failover;
 mod failover;
 mod hostile_input;
 mod live_ops;

@@ -46,7 +46,7 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn floatip_binary() -> Result<String, String> {
+pub fn floatip_binary() -> Result<String, String> {
     let path = crate::floatip_bin();
     if path.is_file() {
         return Ok(path.to_string_lossy().into_owned());
@@ -57,7 +57,7 @@ fn floatip_binary() -> Result<String, String> {
     ))
 }
 
-fn step(text: &str) {
+pub fn step(text: &str) {
     println!("\n==> {text}");
 }
 

@@ -1,9 +1,10 @@
-//! floatip's developer tasks, run through make (`make bench`, `make demo`,
+//! floatip's developer tasks, run through make (`make bench`, `make demo`, `make demo-etcd`,
 //! `make assets`, `make chaos`) or directly: `cargo run -p xtask -- <task>`.
 mod assets;
 mod bench;
 mod chaos;
 mod demo;
+mod demo_etcd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Task {
     Bench,
     /// floatip on a throw-away LAN of network namespaces (root).
     Demo,
+    /// A partition with and without the etcd election, side by side (root, etcd).
+    DemoEtcd,
     /// Random faults one at a time against a three-node group, checking
     /// the one-holder invariants after each (root; see docs/chaos.md).
     Chaos {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     match Args::parse().task {
         Task::Bench => bench::run(),
         Task::Demo => demo::run(),
+        Task::DemoEtcd => demo_etcd::run(),
         Task::Chaos { minutes, seed } => chaos::run(minutes, seed),
         Task::Assets { out_dir } => assets::run(&out_dir),
     }

@@ -1,0 +1,275 @@
+//! The election on an etcd lease: a node may hold the address only while it holds the
+//! election key under a live lease of its own.
+//!
+//! The etcd client is asynchronous; its runtime is confined to one thread that
+//! [`Campaign::start`] spawns (a current-thread tokio runtime), so a LAN-only daemon never
+//! starts it and the rest of floatip stays synchronous. Commands go in through the
+//! [`Campaign`] handle, [`Event`]s come out through the closure given at start, and the
+//! local deadline can be read at any moment with [`Campaign::holds_for`].
+//!
+//! See `docs/etcd.md` for the safety argument.
+
+mod campaign;
+mod claim;
+mod lease;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::Etcd;
+use crate::vocabulary::Priority;
+pub use claim::Claim;
+use lease::SharedDeadline;
+pub use lease::{margin, Stamp};
+
+/// How much later than a priority-254 node a node one rank lower campaigns for a free key:
+/// a head start for higher priorities that costs a priority-100 node about 15 ms.
+pub const RANK_STEP: Duration = Duration::from_micros(100);
+
+/// What the campaign thread needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub etcd: Etcd,
+    /// This node's own address: the claim names it.
+    pub node: Ipv4Addr,
+    pub priority: Priority,
+}
+
+impl Settings {
+    /// How long this node waits before campaigning for a key found free.
+    pub fn rank_delay(&self) -> Duration {
+        RANK_STEP * u32::from(254u8.saturating_sub(self.priority.0))
+    }
+}
+
+/// What the campaign reports, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// This node holds the key. `revision` (the key's create revision) is the fencing token:
+    /// it grows with every take-over.
+    Elected { lease_id: i64, revision: i64 },
+    /// This node no longer holds the key (or must assume so): remove the address now.
+    Lost { reason: LostReason },
+    /// Who holds the key, as seen in etcd; `None`: nobody.
+    Holder { node: Option<Ipv4Addr> },
+    /// etcd did not answer; sent once per outage. While etcd is unreachable nobody is elected.
+    Unreachable { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LostReason {
+    /// No keep-alive was acknowledged in time: the lease may expire in etcd soon.
+    Deadline {
+        since_last_renewal: Duration,
+    },
+    /// etcd answered that the lease is gone.
+    LeaseGone,
+    /// The key was deleted (an operator, or `release`).
+    KeyDeleted,
+    Resigned,
+    Shutdown,
+}
+
+impl std::fmt::Display for LostReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LostReason::Deadline { since_last_renewal } => write!(
+                f,
+                "no keep-alive acknowledged for {} ms: the lease may expire in etcd",
+                since_last_renewal.as_millis()
+            ),
+            LostReason::LeaseGone => f.write_str("etcd no longer has the lease"),
+            LostReason::KeyDeleted => f.write_str("the election key was deleted"),
+            LostReason::Resigned => f.write_str("resigned"),
+            LostReason::Shutdown => f.write_str("shutting down"),
+        }
+    }
+}
+
+/// Commands to the campaign thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    Campaign,
+    Resign,
+    Shutdown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the etcd client thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot read this host's boot id: {0}")]
+    BootId(std::io::Error),
+    #[error("etcd at {endpoints}: {reason}")]
+    Etcd { endpoints: String, reason: String },
+}
+
+/// The running campaign. Dropping it shuts the campaign down (revoking a held lease).
+pub struct Campaign {
+    // A tokio sender: its `send` is synchronous, and the campaign thread can await it.
+    commands: UnboundedSender<Command>,
+    deadline: Arc<SharedDeadline>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Campaign {
+    /// Starts the campaign thread, idle until [`Campaign::campaign`]. `emit` runs on that
+    /// thread for every [`Event`]; it must not block.
+    pub fn start(
+        settings: Settings,
+        emit: impl FnMut(Event) + Send + 'static,
+    ) -> Result<Campaign, Error> {
+        let claim = Claim::ours(settings.node).map_err(Error::BootId)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Thread)?;
+        let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let deadline = Arc::new(SharedDeadline::default());
+        let shared = Arc::clone(&deadline);
+        let thread = std::thread::Builder::new()
+            .name("etcd-election".into())
+            .spawn(move || {
+                runtime.block_on(campaign::run(
+                    settings,
+                    claim,
+                    receiver,
+                    shared,
+                    Box::new(emit),
+                ))
+            })
+            .map_err(Error::Thread)?;
+        Ok(Campaign {
+            commands,
+            deadline,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, command: Command) {
+        // Fails only once the thread has ended, when there is nothing left to command.
+        let _ = self.commands.send(command);
+    }
+}
+
+impl super::Election for Campaign {
+    fn kind(&self) -> &'static str {
+        "etcd"
+    }
+
+    /// Campaign for the key now and whenever it becomes free.
+    fn campaign(&self) {
+        self.send(Command::Campaign);
+    }
+
+    /// Give the key up (revoke the lease) and stop campaigning. Remove the address first.
+    fn resign(&self) {
+        self.send(Command::Resign);
+    }
+
+    /// Time left before this node must consider itself not elected; `None`: not elected.
+    fn holds_for(&self) -> Option<Duration> {
+        self.deadline.left(Stamp::now())
+    }
+}
+
+impl Drop for Campaign {
+    fn drop(&mut self) {
+        self.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Deletes the election key if it still names this node (same address and boot): after a
+/// crash, so that a backup takes over at once instead of after the TTL. `Ok(true)` when
+/// deleted, `Ok(false)` when the key is absent or names someone else.
+pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
+    let claim = Claim::ours(node).map_err(Error::BootId)?;
+    let fail = |reason: String| Error::Etcd {
+        endpoints: campaign::endpoint_list(etcd),
+        reason,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Thread)?;
+    runtime.block_on(async {
+        let timeout = etcd.lease_ttl;
+        let mut client = campaign::connect(etcd).await.map_err(fail)?;
+        let txn = Txn::new()
+            .when([Compare::value(
+                etcd.key.as_str(),
+                CompareOp::Equal,
+                claim.encode(),
+            )])
+            .and_then([TxnOp::delete(etcd.key.as_str(), None)]);
+        let answer = tokio::time::timeout(timeout, client.txn(txn))
+            .await
+            .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(answer.succeeded())
+    })
+}
+
+/// Asks every endpoint for the key's holder, for `floatip check`: the first endpoint that
+/// does not answer is named in the error.
+pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Thread)?;
+    let mut holder = None;
+    for endpoint in &etcd.endpoints {
+        let one = Etcd {
+            endpoints: vec![endpoint.clone()],
+            ..etcd.clone()
+        };
+        let fail = |reason: String| Error::Etcd {
+            endpoints: endpoint.to_string(),
+            reason,
+        };
+        holder = runtime.block_on(async {
+            let mut client: Client = campaign::connect(&one).await.map_err(fail)?;
+            let timeout = etcd.lease_ttl;
+            let answer = tokio::time::timeout(timeout, client.get(etcd.key.as_str(), None))
+                .await
+                .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
+                .map_err(|e| fail(e.to_string()))?;
+            Ok::<_, Error>(
+                answer
+                    .kvs()
+                    .first()
+                    .and_then(|kv| Claim::parse(kv.value()))
+                    .map(|c| c.node),
+            )
+        })?;
+    }
+    Ok(holder)
+}
+
+/// Connection options shared by the campaign, `release` and `probe`.
+fn options(etcd: &Etcd) -> ConnectOptions {
+    let mut options = ConnectOptions::new().with_connect_timeout(etcd.keepalive);
+    if let Some(tls) = &etcd.tls {
+        let mut config = etcd_client::TlsOptions::new()
+            .ca_certificate(etcd_client::Certificate::from_pem(tls.ca.bytes()));
+        if let Some((cert, key)) = &tls.identity {
+            config = config.identity(etcd_client::Identity::from_pem(cert.bytes(), key.bytes()));
+        }
+        options = options.with_tls(config);
+    }
+    if let Some(user) = &etcd.user {
+        options = options.with_user(
+            user.name.clone(),
+            String::from_utf8_lossy(user.password.bytes()).into_owned(),
+        );
+    }
+    options
+}
