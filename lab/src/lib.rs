@@ -451,18 +451,15 @@ impl Lab {
 
     /// Sets the switch port of `node` down or up: the node's eth0 loses or
     /// regains carrier (its own link state stays administratively up).
+    /// Done on the switch's namespace thread, not with `ip`, so the port
+    /// has changed when this returns: a caller's mark right after it is
+    /// the moment of the fault.
     pub fn link(&self, node: &str, up: bool) {
         self.ns_checked(node);
-        let sw = self.ns("sw");
         let port = format!("p-{node}");
-        self.ip_cmd(&[
-            "-n",
-            &sw,
-            "link",
-            "set",
-            &port,
-            if up { "up" } else { "down" },
-        ]);
+        self.worker("sw")
+            .run(move || netns::set_link(&port, up))
+            .unwrap_or_else(|e| panic!("lab: switch port of {node}: {e}"));
     }
 
     /// Blocks (`on`) or unblocks TCP and UDP traffic to or from `port`

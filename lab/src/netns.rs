@@ -180,6 +180,49 @@ pub fn link_running(ifname: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Sets `ifname` in the current thread's namespace administratively up or
+/// down (`SIOCSIFFLAGS`, what `ip link set` does): in-process, so the change
+/// is in effect when this returns, without an `ip` to start first (which can
+/// take hundreds of milliseconds on a loaded machine).
+pub fn set_link(ifname: &str, up: bool) -> Result<(), String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let fail = |what: &str| format!("{what} {ifname}: {}", std::io::Error::last_os_error());
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = ifname.as_bytes();
+    if name.len() >= req.ifr_name.len() {
+        return Err(format!("interface name {ifname:?} too long"));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the descriptor is owned (and closed) below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(fail("socket for"));
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `req` is a valid ifreq naming the interface; the kernel reads
+    // the name and writes the flags member of the union.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(fail("read flags of"));
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    let wanted = if up {
+        flags | libc::IFF_UP as libc::c_short
+    } else {
+        flags & !(libc::IFF_UP as libc::c_short)
+    };
+    req.ifr_ifru.ifru_flags = wanted;
+    // SAFETY: as above; the kernel reads the name and the flags.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(fail("set flags of"));
+    }
+    Ok(())
+}
+
 /// The MAC address of `ifname` in the current thread's namespace, lowercase.
 pub fn link_mac(ifname: &str) -> Option<String> {
     let addrs = getifaddrs().expect("getifaddrs");

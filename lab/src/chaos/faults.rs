@@ -3,7 +3,7 @@
 //! second backup in node order), not by node, so a seed replays the same
 //! sequence even when a different node happens to hold the address.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::RngExt;
@@ -169,13 +169,19 @@ pub fn apply(f: &Fault, at: Scene, tl: &mut Timeline) -> Result<Option<String>, 
             thawed.map(|()| None)
         }
         Kind::LinkCut => {
-            tl.note(Event::Out(node()));
+            // The node is out once its port is down, not when that is
+            // asked for: on a loaded machine the switch can wait long for
+            // the kernel's configuration lock, and the node serves the
+            // client all that while.
+            let asked = Instant::now();
             lab.link(&node(), false);
+            tl.note(Event::Out(node()));
+            let cutting = asked.elapsed();
             std::thread::sleep(f.hold);
             lab.link(&node(), true);
             tl.note(Event::In(node()));
             tl.note(Event::End);
-            Ok(None)
+            Ok(Some(format!("port down after {} ms", cutting.as_millis())))
         }
         Kind::Partition => {
             let (a, b) = (&nodes[0], &nodes[1]);
