@@ -146,13 +146,21 @@ pub fn apply(f: &Fault, at: Scene, tl: &mut Timeline) -> Result<Option<String>, 
     tl.note(Event::Inject);
     let node = || nodes[0].clone();
     match f.kind {
-        Kind::Term | Kind::Kill => {
+        Kind::Term => {
             tl.note(Event::Out(node()));
-            let stopped = if f.kind == Kind::Term {
-                group.terminate(&node())
-            } else {
-                group.kill_and_release(&node())
-            };
+            let stopped = group.terminate(&node());
+            tl.note(Event::End);
+            std::thread::sleep(f.hold);
+            group.restart(&node());
+            tl.note(Event::In(node()));
+            stopped.map(|()| None)
+        }
+        Kind::Kill => {
+            // A killed daemon's address stays on its interface, and its kernel keeps
+            // serving clients, until `floatip release` removes it: the node is out once
+            // release is done (the address gone), not at the kill.
+            let stopped = group.kill_and_release(&node());
+            tl.note(Event::Out(node()));
             tl.note(Event::End);
             std::thread::sleep(f.hold);
             group.restart(&node());
