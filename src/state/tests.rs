@@ -32,6 +32,14 @@ fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
 }
 
 /// A machine plus its synthetic clock.
+/// The holder n12 (priority 100) resigns, naming `successor`.
+fn n12_resigns(successor: Option<Ipv4Addr>) -> Event {
+    Event::Resign {
+        from: peer(N12, 100, Role::Backup),
+        successor,
+    }
+}
+
 struct Rig {
     m: Machine,
     t0: Instant,
@@ -309,13 +317,7 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
 #[test]
 fn handed_over_address_is_probed_briefly_then_taken() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(ME)));
     assert_eq!(a, vec![Action::ProbeHandedOver]);
     let a = r.at(53, Event::Probe(ProbeOutcome::Free));
     assert!(a.contains(&Action::AddAddress));
@@ -327,13 +329,7 @@ fn handed_over_address_is_probed_briefly_then_taken() {
 #[test]
 fn handed_over_address_still_in_use_is_a_conflict() {
     let mut r = Rig::following(20);
-    r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    r.at(50, n12_resigns(Some(ME)));
     let a = r.at(53, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     assert!(!a.contains(&Action::AddAddress));
     assert!(matches!(r.m.fault(), Some(Fault::Conflict(_))));
@@ -371,13 +367,7 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
         .iter()
         .all(|a| matches!(a, Action::Note(_))));
     let mut fresh = Rig::new();
-    let a = fresh.at(
-        10,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = fresh.at(10, n12_resigns(Some(ME)));
     assert!(a.iter().all(|a| matches!(a, Action::Note(_))), "{a:?}");
     assert!(!fresh.run_to(140).contains(&Action::AddAddress));
 }
@@ -385,13 +375,7 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
 #[test]
 fn resignation_to_someone_else_waits_then_checks() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(N13),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(N13)));
     assert!(!a.contains(&Action::ProbeAddress));
     assert!(!r.run_to(190).contains(&Action::ProbeAddress));
     assert!(
@@ -403,36 +387,16 @@ fn resignation_to_someone_else_waits_then_checks() {
 #[test]
 fn resignation_without_successor_makes_best_backup_probe() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: None,
-        },
-    );
+    let a = r.at(50, n12_resigns(None));
     assert!(a.contains(&Action::ProbeAddress));
 }
 
 #[test]
 fn repeated_resignation_is_heard_once() {
     let mut m = Rig::master();
-    let first = m.at(
-        160,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: None,
-        },
-    );
+    let first = m.at(160, n12_resigns(None));
     assert!(first.contains(&Action::SendGarp));
-    assert!(m
-        .at(
-            161,
-            Event::Resign {
-                from: peer(N12, 100, Role::Backup),
-                successor: None
-            }
-        )
-        .is_empty());
+    assert!(m.at(161, n12_resigns(None)).is_empty());
 }
 
 // ---- two masters and preemption -------------------------------------------------
@@ -965,13 +929,7 @@ fn without_a_key_a_backup_keeps_following_the_holder_it_hears_from() {
     assert!(matches!(r.m.holder(), Holder::Alive { peer, .. } if peer.node == N12));
     // The holder's resignation still counts.
     assert_eq!(
-        r.at(
-            40,
-            Event::Resign {
-                from: peer(N12, 100, Role::Backup),
-                successor: Some(ME)
-            }
-        ),
+        r.at(40, n12_resigns(Some(ME))),
         vec![Action::ProbeHandedOver]
     );
 }
@@ -1001,13 +959,7 @@ fn failing_backup_goes_to_fault_and_never_takes_over() {
         !has(&a, &Action::ProbeAddress) && !has(&a, &Action::AddAddress),
         "{a:?}"
     );
-    let a = r.at(
-        1010,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(1010, n12_resigns(Some(ME)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(2000).contains(&Action::ProbeAddress));
     assert_eq!(r.m.role(), Role::Fault);
@@ -1283,13 +1235,7 @@ fn hand_over_to_a_pending_node_waits_for_its_verdict() {
     let mut r = Rig::new();
     r.at(0, Event::Health(Health::pending()));
     r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(ME)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(300).contains(&Action::ProbeAddress));
     assert!(
