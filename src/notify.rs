@@ -232,10 +232,45 @@ fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::{Path, PathBuf};
     use std::time::Instant;
 
     fn argv(a: &[&str]) -> Option<Vec<String>> {
         Some(a.iter().map(|s| s.to_string()).collect())
+    }
+
+    /// A notifier (VIP 192.0.2.234, node 192.0.2.11, eth0) whose `any` hook runs
+    /// `sh -c "SCRIPT >> FILE"` with `args` appended. Returns it with the test's
+    /// folder (to remove at the end) and FILE.
+    fn appending_notifier(test: &str, script: &str, args: &[&str]) -> (Notifier, PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("fip-notify-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hooks.log");
+        let line = format!("{script} >> {}", file.display());
+        let mut command = vec!["/bin/sh", "-c", &line];
+        command.extend(args);
+        let hooks = Notify {
+            any: argv(&command),
+            ..Notify::default()
+        };
+        let n = Notifier::start(
+            &hooks,
+            Ipv4Addr::new(192, 0, 2, 234),
+            Ipv4Addr::new(192, 0, 2, 11),
+            "eth0",
+        );
+        (n, dir, file)
+    }
+
+    /// The file's text once `done` holds for it, or once `timeout` has passed.
+    fn read_until(file: &Path, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut text = String::new();
+        while Instant::now() < deadline && !done(&text) {
+            std::thread::sleep(Duration::from_millis(20));
+            text = std::fs::read_to_string(file).unwrap_or_default();
+        }
+        text
     }
 
     fn job(seq: u64, to: Role) -> Job {
@@ -283,22 +318,10 @@ mod tests {
 
     #[test]
     fn hooks_run_in_order_with_environment_and_do_not_block() {
-        let dir = std::env::temp_dir().join(format!("fip-notify-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("hooks.log");
-        let line = format!(
-            "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\" >> {}",
-            file.display()
-        );
-        let hooks = Notify {
-            any: argv(&["/bin/sh", "-c", &line, "hook"]),
-            ..Notify::default()
-        };
-        let mut n = Notifier::start(
-            &hooks,
-            Ipv4Addr::new(192, 0, 2, 234),
-            Ipv4Addr::new(192, 0, 2, 11),
-            "eth0",
+        let (mut n, dir, file) = appending_notifier(
+            "test",
+            "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\"",
+            &["hook"],
         );
         let t0 = Instant::now();
         n.transition(Role::Backup, Role::Master, "no holder", None);
@@ -309,12 +332,7 @@ mod tests {
             "queuing blocked for {:?}",
             t0.elapsed()
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut text = String::new();
-        while Instant::now() < deadline && text.lines().count() < 3 {
-            std::thread::sleep(Duration::from_millis(20));
-            text = std::fs::read_to_string(&file).unwrap_or_default();
-        }
+        let text = read_until(&file, Duration::from_secs(5), |t| t.lines().count() >= 3);
         let _ = std::fs::remove_dir_all(&dir);
         // sh -c's $1 is the first appended argument: the new state.
         assert_eq!(
@@ -373,23 +391,8 @@ mod tests {
 
     #[test]
     fn a_flapping_node_runs_few_hooks_and_ends_on_its_current_state() {
-        let dir = std::env::temp_dir().join(format!("fip-notify-flap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("hooks.log");
-        let line = format!(
-            "sleep 0.2; echo $FLOATIP_SEQ $FLOATIP_STATE >> {}",
-            file.display()
-        );
-        let hooks = Notify {
-            any: argv(&["/bin/sh", "-c", &line]),
-            ..Notify::default()
-        };
-        let mut n = Notifier::start(
-            &hooks,
-            Ipv4Addr::new(192, 0, 2, 234),
-            Ipv4Addr::new(192, 0, 2, 11),
-            "eth0",
-        );
+        let (mut n, dir, file) =
+            appending_notifier("flap", "sleep 0.2; echo $FLOATIP_SEQ $FLOATIP_STATE", &[]);
         for i in 0..500 {
             let (from, to) = if i % 2 == 0 {
                 (Role::Backup, Role::Master)
@@ -399,14 +402,9 @@ mod tests {
             n.transition(from, to, "flap", None);
         }
         n.transition(Role::Backup, Role::Fault, "checks failing", None);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut text = String::new();
-        while Instant::now() < deadline && !text.contains("FAULT") {
-            std::thread::sleep(Duration::from_millis(20));
-            text = std::fs::read_to_string(&file).unwrap_or_default();
-        }
+        read_until(&file, Duration::from_secs(10), |t| t.contains("FAULT"));
         std::thread::sleep(Duration::from_millis(500));
-        text = std::fs::read_to_string(&file).unwrap_or_default();
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&dir);
         let runs: Vec<&str> = text.lines().collect();
         assert!(

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{Lab, Proc, Report};
+use crate::{Lab, Proc, Report, Watch};
 
 /// The zero-config floating IP of the lab's 192.0.2.0/24: x.y.z.234.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
@@ -305,6 +305,37 @@ pub fn scenario_line(
     line
 }
 
+/// A watch of the VIP whose client already gets answers from `holder`.
+pub fn watch_answered_by(lab: &Lab, holder: &str) -> Watch {
+    let watch = lab.watch(VIP, WATCH_PORT);
+    assert!(
+        watch.wait_answer_from(holder, Duration::from_secs(3)),
+        "client never reached {holder}"
+    );
+    watch
+}
+
+/// Puts the VIP on `node`'s eth0 under floatip's alias label, as a daemon
+/// killed without `floatip release` leaves it.
+pub fn add_alias_copy(lab: &Lab, node: &str) {
+    let vip = format!("{VIP}/24");
+    lab.sh_ok(
+        node,
+        &[
+            "ip", "addr", "add", &vip, "dev", "eth0", "label", "eth0:234",
+        ],
+    );
+}
+
+/// The transitions of each named node, a line each, for a failure message.
+pub fn transition_logs(procs: &[(&str, &Proc)]) -> String {
+    procs
+        .iter()
+        .map(|(node, p)| format!("{node}: {:?}", transitions(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Measured numbers against their bounds. Checks are recorded, the table is
 /// printed, then [`Table::assert_all`] fails the test listing every miss, so
 /// a failing run still shows all the numbers.
@@ -419,6 +450,11 @@ impl Table {
             );
         }
         print!("{s}");
+    }
+
+    /// [`Table::finish`] quoting the watch's summary and the transitions of `procs`.
+    pub fn finish_with_transitions(&self, report: &Report, procs: &[(&str, &Proc)]) {
+        self.finish(&format!("{}\n{}", report.summary(), transition_logs(procs)));
     }
 
     /// Prints the table, then panics (with `context`) if any check failed.

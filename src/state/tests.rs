@@ -9,6 +9,33 @@ const N12: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
 const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
 
+/// A master's hand-over: it drops the address, then resigns naming n12.
+const HAND_OVER_TO_N12: [Action; 2] = [
+    Action::RemoveAddress,
+    Action::Resign {
+        successor: Some(N12),
+    },
+];
+
+/// What the interface watcher reports: the link's state and whether our
+/// address is on it.
+const LINK_UP_ADDRESS_ON: Event = Event::Observed {
+    link_up: true,
+    address_present: true,
+};
+const LINK_UP_ADDRESS_OFF: Event = Event::Observed {
+    link_up: true,
+    address_present: false,
+};
+const LINK_DOWN_ADDRESS_ON: Event = Event::Observed {
+    link_up: false,
+    address_present: true,
+};
+const LINK_DOWN_ADDRESS_OFF: Event = Event::Observed {
+    link_up: false,
+    address_present: false,
+};
+
 fn timing() -> Timing {
     Timing {
         interval: 100 * MS,
@@ -32,6 +59,14 @@ fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
 }
 
 /// A machine plus its synthetic clock.
+/// The holder n12 (priority 100) resigns, naming `successor`.
+fn n12_resigns(successor: Option<Ipv4Addr>) -> Event {
+    Event::Resign {
+        from: peer(N12, 100, Role::Backup),
+        successor,
+    }
+}
+
 struct Rig {
     m: Machine,
     t0: Instant,
@@ -309,13 +344,7 @@ fn worse_backup_steps_in_when_the_better_one_is_gone_too() {
 #[test]
 fn handed_over_address_is_probed_briefly_then_taken() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(ME)));
     assert_eq!(a, vec![Action::ProbeHandedOver]);
     let a = r.at(53, Event::Probe(ProbeOutcome::Free));
     assert!(a.contains(&Action::AddAddress));
@@ -327,13 +356,7 @@ fn handed_over_address_is_probed_briefly_then_taken() {
 #[test]
 fn handed_over_address_still_in_use_is_a_conflict() {
     let mut r = Rig::following(20);
-    r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    r.at(50, n12_resigns(Some(ME)));
     let a = r.at(53, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     assert!(!a.contains(&Action::AddAddress));
     assert!(matches!(r.m.fault(), Some(Fault::Conflict(_))));
@@ -371,13 +394,7 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
         .iter()
         .all(|a| matches!(a, Action::Note(_))));
     let mut fresh = Rig::new();
-    let a = fresh.at(
-        10,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = fresh.at(10, n12_resigns(Some(ME)));
     assert!(a.iter().all(|a| matches!(a, Action::Note(_))), "{a:?}");
     assert!(!fresh.run_to(140).contains(&Action::AddAddress));
 }
@@ -385,13 +402,7 @@ fn resignation_from_a_holder_we_do_not_follow_moves_nothing() {
 #[test]
 fn resignation_to_someone_else_waits_then_checks() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(N13),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(N13)));
     assert!(!a.contains(&Action::ProbeAddress));
     assert!(!r.run_to(190).contains(&Action::ProbeAddress));
     assert!(
@@ -403,36 +414,16 @@ fn resignation_to_someone_else_waits_then_checks() {
 #[test]
 fn resignation_without_successor_makes_best_backup_probe() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: None,
-        },
-    );
+    let a = r.at(50, n12_resigns(None));
     assert!(a.contains(&Action::ProbeAddress));
 }
 
 #[test]
 fn repeated_resignation_is_heard_once() {
     let mut m = Rig::master();
-    let first = m.at(
-        160,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: None,
-        },
-    );
+    let first = m.at(160, n12_resigns(None));
     assert!(first.contains(&Action::SendGarp));
-    assert!(m
-        .at(
-            161,
-            Event::Resign {
-                from: peer(N12, 100, Role::Backup),
-                successor: None
-            }
-        )
-        .is_empty());
+    assert!(m.at(161, n12_resigns(None)).is_empty());
 }
 
 // ---- two masters and preemption -------------------------------------------------
@@ -526,15 +517,7 @@ fn master_hands_over_to_a_preempting_higher_priority_backup() {
         ..peer(N12, 150, Role::Backup)
     };
     let a = m.at(160, Event::Announce(asking));
-    assert_eq!(
-        &a[..2],
-        &[
-            Action::RemoveAddress,
-            Action::Resign {
-                successor: Some(N12)
-            }
-        ]
-    );
+    assert_eq!(&a[..2], &HAND_OVER_TO_N12);
     assert_eq!(m.m.role(), Role::Backup);
 }
 
@@ -556,13 +539,7 @@ fn master_ignores_preempt_requests_from_lower_or_equal_priority() {
 #[test]
 fn link_loss_on_master_drops_the_address() {
     let mut m = Rig::master();
-    let a = m.at(
-        160,
-        Event::Observed {
-            link_up: false,
-            address_present: true,
-        },
-    );
+    let a = m.at(160, LINK_DOWN_ADDRESS_ON);
     assert_eq!(
         &a[..2],
         &[Action::RemoveAddress, Action::Resign { successor: None }]
@@ -571,13 +548,7 @@ fn link_loss_on_master_drops_the_address() {
     assert_eq!(m.m.fault(), Some(&Fault::Link));
     // no take-over while the link is down, whatever happens
     assert!(!m.run_to(1000).contains(&Action::ProbeAddress));
-    let a = m.at(
-        1010,
-        Event::Observed {
-            link_up: true,
-            address_present: false,
-        },
-    );
+    let a = m.at(1010, LINK_UP_ADDRESS_OFF);
     assert_eq!(
         transition(&a).map(|t| (t.0, t.1)),
         Some((Role::Fault, Role::Backup))
@@ -588,20 +559,8 @@ fn link_loss_on_master_drops_the_address() {
 #[test]
 fn link_back_with_a_master_around_stays_backup() {
     let mut m = Rig::master();
-    m.at(
-        160,
-        Event::Observed {
-            link_up: false,
-            address_present: true,
-        },
-    );
-    m.at(
-        500,
-        Event::Observed {
-            link_up: true,
-            address_present: false,
-        },
-    );
+    m.at(160, LINK_DOWN_ADDRESS_ON);
+    m.at(500, LINK_UP_ADDRESS_OFF);
     assert!(
         !m.hear(550, 1500, peer(N12, 100, Role::Master))
             .contains(&Action::ProbeAddress),
@@ -612,13 +571,7 @@ fn link_back_with_a_master_around_stays_backup() {
 #[test]
 fn link_loss_on_backup_is_fault_without_address_changes() {
     let mut r = Rig::following(20);
-    let a = r.at(
-        30,
-        Event::Observed {
-            link_up: false,
-            address_present: false,
-        },
-    );
+    let a = r.at(30, LINK_DOWN_ADDRESS_OFF);
     assert!(!a.contains(&Action::RemoveAddress));
     assert_eq!(r.m.role(), Role::Fault);
 }
@@ -626,50 +579,24 @@ fn link_loss_on_backup_is_fault_without_address_changes() {
 #[test]
 fn reconcile_removes_a_copy_held_while_not_master() {
     let mut r = Rig::new();
-    let a = r.at(
-        10,
-        Event::Observed {
-            link_up: true,
-            address_present: true,
-        },
-    );
+    let a = r.at(10, LINK_UP_ADDRESS_ON);
     assert!(a.contains(&Action::RemoveAddress));
 }
 
 #[test]
 fn reconcile_probes_then_restores_a_vanished_address_on_master() {
     let mut m = Rig::master();
-    let a = m.at(
-        160,
-        Event::Observed {
-            link_up: true,
-            address_present: false,
-        },
-    );
+    let a = m.at(160, LINK_UP_ADDRESS_OFF);
     assert_eq!(a, vec![Action::ProbeAddress]);
     let a = m.at(162, Event::Probe(ProbeOutcome::Free));
     assert_eq!(a[1..3], [Action::AddAddress, Action::SendGarp]);
-    assert!(m
-        .at(
-            170,
-            Event::Observed {
-                link_up: true,
-                address_present: true
-            }
-        )
-        .is_empty());
+    assert!(m.at(170, LINK_UP_ADDRESS_ON).is_empty());
 }
 
 #[test]
 fn vanished_address_answered_by_another_host_is_not_restored() {
     let mut m = Rig::master();
-    m.at(
-        160,
-        Event::Observed {
-            link_up: true,
-            address_present: false,
-        },
-    );
+    m.at(160, LINK_UP_ADDRESS_OFF);
     let a = m.at(162, Event::Probe(ProbeOutcome::InUse(OTHER_MAC)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert_eq!(m.m.role(), Role::Backup);
@@ -965,13 +892,7 @@ fn without_a_key_a_backup_keeps_following_the_holder_it_hears_from() {
     assert!(matches!(r.m.holder(), Holder::Alive { peer, .. } if peer.node == N12));
     // The holder's resignation still counts.
     assert_eq!(
-        r.at(
-            40,
-            Event::Resign {
-                from: peer(N12, 100, Role::Backup),
-                successor: Some(ME)
-            }
-        ),
+        r.at(40, n12_resigns(Some(ME))),
         vec![Action::ProbeHandedOver]
     );
 }
@@ -1001,13 +922,7 @@ fn failing_backup_goes_to_fault_and_never_takes_over() {
         !has(&a, &Action::ProbeAddress) && !has(&a, &Action::AddAddress),
         "{a:?}"
     );
-    let a = r.at(
-        1010,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(1010, n12_resigns(Some(ME)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(2000).contains(&Action::ProbeAddress));
     assert_eq!(r.m.role(), Role::Fault);
@@ -1076,15 +991,7 @@ fn failing_master_hands_over_to_a_healthy_backup() {
     let mut m = Rig::master();
     m.at(160, Event::Announce(peer(N12, 90, Role::Backup)));
     let a = m.at(170, failing("web failed 3 times"));
-    assert_eq!(
-        &a[..2],
-        &[
-            Action::RemoveAddress,
-            Action::Resign {
-                successor: Some(N12)
-            }
-        ]
-    );
+    assert_eq!(&a[..2], &HAND_OVER_TO_N12);
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Master, Role::Fault));
     assert!(
@@ -1115,15 +1022,7 @@ fn failing_master_keeps_the_address_while_no_healthy_backup_announces() {
     assert!(!a.iter().any(|x| matches!(x, Action::Note(_))), "{a:?}");
     // The peer recovers: hand over at its first BACKUP announce.
     let a = m.at(320, Event::Announce(peer(N12, 100, Role::Backup)));
-    assert_eq!(
-        &a[..2],
-        &[
-            Action::RemoveAddress,
-            Action::Resign {
-                successor: Some(N12)
-            }
-        ]
-    );
+    assert_eq!(&a[..2], &HAND_OVER_TO_N12);
     assert_eq!(m.m.role(), Role::Fault);
 }
 
@@ -1195,15 +1094,7 @@ fn degraded_master_hands_over_to_a_backup_that_now_outranks_it() {
     let mut m = master_with(150);
     m.at(160, Event::Announce(peer(N12, 100, Role::Backup)));
     let a = m.at(170, penalty(60));
-    assert_eq!(
-        &a[..2],
-        &[
-            Action::RemoveAddress,
-            Action::Resign {
-                successor: Some(N12)
-            }
-        ]
-    );
+    assert_eq!(&a[..2], &HAND_OVER_TO_N12);
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Master, Role::Backup));
     assert!(reason.contains("priority lowered to 90"), "{reason}");
@@ -1283,13 +1174,7 @@ fn hand_over_to_a_pending_node_waits_for_its_verdict() {
     let mut r = Rig::new();
     r.at(0, Event::Health(Health::pending()));
     r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
-    let a = r.at(
-        50,
-        Event::Resign {
-            from: peer(N12, 100, Role::Backup),
-            successor: Some(ME),
-        },
-    );
+    let a = r.at(50, n12_resigns(Some(ME)));
     assert!(!has(&a, &Action::AddAddress), "{a:?}");
     assert!(!r.run_to(300).contains(&Action::ProbeAddress));
     assert!(
@@ -1301,26 +1186,14 @@ fn hand_over_to_a_pending_node_waits_for_its_verdict() {
 #[test]
 fn link_back_with_failing_checks_is_fault_for_the_checks() {
     let mut r = Rig::following(20);
-    r.at(
-        30,
-        Event::Observed {
-            link_up: false,
-            address_present: false,
-        },
-    );
+    r.at(30, LINK_DOWN_ADDRESS_OFF);
     r.at(40, failing("web"));
     assert_eq!(
         r.m.fault(),
         Some(&Fault::Link),
         "the link fault stays the reason while the link is down"
     );
-    let a = r.at(
-        50,
-        Event::Observed {
-            link_up: true,
-            address_present: false,
-        },
-    );
+    let a = r.at(50, LINK_UP_ADDRESS_OFF);
     let (from, to, reason) = transition(&a).unwrap();
     assert_eq!((from, to), (Role::Fault, Role::Fault));
     assert!(

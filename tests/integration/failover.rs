@@ -45,12 +45,7 @@ fn zero_config_elects_one_holder_the_client_reaches() {
         report.dual_holder,
         Duration::ZERO,
     );
-    table.finish(&format!(
-        "{}\nn1: {:?}\nn2: {:?}",
-        report.summary(),
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish_with_transitions(&report, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// SIGTERM on the holder hands the address over: the client's ARP entry
@@ -72,11 +67,7 @@ fn sigterm_hands_over_with_gratuitous_arp() {
     let other = if holder == "n1" { "n2" } else { "n1" };
     // Let the backup connect and hear the master's announces.
     std::thread::sleep(t.interval * 2);
-    let watch = lab.watch(VIP, WATCH_PORT);
-    assert!(
-        watch.wait_answer_from(&holder, Duration::from_secs(3)),
-        "client never reached {holder}"
-    );
+    let watch = watch_answered_by(&lab, &holder);
     assert_eq!(lab.client_neigh_mac(VIP), Some(lab.mac(&holder)));
     std::thread::sleep(ms(100));
 
@@ -159,11 +150,7 @@ fn link_cut_moves_the_address() {
     let (holder, _) = wait_one_holder(&lab, t.startup_bound() * 2 + ms(2000));
     let other = if holder == "n1" { "n2" } else { "n1" };
     std::thread::sleep(t.interval * 3);
-    let watch = lab.watch(VIP, WATCH_PORT);
-    assert!(
-        watch.wait_answer_from(&holder, Duration::from_secs(3)),
-        "client never reached {holder}"
-    );
+    let watch = watch_answered_by(&lab, &holder);
     std::thread::sleep(ms(100));
 
     // Timed from the moment the port is down, not from asking for it: on a
@@ -414,19 +401,7 @@ fn check_release_and_disabled() {
     );
 
     // release with the address present, then again without: exit 0 both times.
-    lab.sh_ok(
-        "n2",
-        &[
-            "ip",
-            "addr",
-            "add",
-            "192.0.2.234/24",
-            "dev",
-            "eth0",
-            "label",
-            "eth0:234",
-        ],
-    );
+    add_alias_copy(&lab, "n2");
     for round in 1..=2 {
         let out = lab.run("n2", &[BIN, "release", "-c", path_str(&cfg)]);
         table.check(
@@ -474,19 +449,7 @@ fn stale_copy_is_removed_at_start() {
     };
     let t = Timing::FAST;
     let cfg = lab.write_file("gateway.yml", &timed_config(t, &[]));
-    lab.sh_ok(
-        "n1",
-        &[
-            "ip",
-            "addr",
-            "add",
-            "192.0.2.234/24",
-            "dev",
-            "eth0",
-            "label",
-            "eth0:234",
-        ],
-    );
+    add_alias_copy(&lab, "n1");
     assert_eq!(lab.holders(VIP), ["n1"]);
     let watch = lab.watch(VIP, WATCH_PORT);
     watch.mark("start");
@@ -515,10 +478,5 @@ fn stale_copy_is_removed_at_start() {
     // The stale copy was there before the daemons: the dual time counts only
     // samples with two holders.
     table.at_most("dual-holder time", report.dual_holder, t.interval);
-    table.finish(&format!(
-        "{}\nn1 {:?}\nn2 {:?}",
-        report.summary(),
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish_with_transitions(&report, &[("n1", &n1), ("n2", &n2)]);
 }

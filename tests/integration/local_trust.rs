@@ -285,19 +285,7 @@ fn root_ignores_path() {
         "the real ping ran"
     );
     // An alias copy (removed by ifconfig) and an unlabeled one (removed by ip).
-    lab.sh_ok(
-        "n1",
-        &[
-            "ip",
-            "addr",
-            "add",
-            "192.0.2.234/24",
-            "dev",
-            "eth0",
-            "label",
-            "eth0:234",
-        ],
-    );
+    add_alias_copy(&lab, "n1");
     let release = with_spies("release");
     assert!(
         release.status.success(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::BIN;
 use floatip_lab::floatip::*;
-use floatip_lab::{Lab, Proc};
+use floatip_lab::{Lab, Proc, Report, Watch};
 use nix::sys::signal::Signal;
 
 /// The fast setting; `FLOATIP_TEST_TIMING=default` runs the same scenarios at the
@@ -45,46 +45,78 @@ fn configs(lab: &Lab, extra: &[&[&str]]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// n1 starts alone and takes the address; then n2 starts and follows it.
-fn n1_master_n2_backup(lab: &Lab, cfgs: &[PathBuf]) -> (Proc, Proc) {
-    let n1 = start(lab, BIN, "n1", &cfgs[0]);
-    settle(lab, "n1");
-    let n2 = start(lab, BIN, "n2", &cfgs[1]);
+/// Priorities 150/100/50 for n1/n2/n3.
+fn ranked_configs(lab: &Lab) -> Vec<PathBuf> {
+    configs(
+        lab,
+        &[&["priority: 150"], &["priority: 100"], &["priority: 50"]],
+    )
+}
+
+/// A two-node lab named `name`: n1 starts alone and takes the address, then
+/// n2 starts and follows it, and a client already gets answers from n1.
+/// `None` where the lab cannot run.
+fn n1_master_n2_backup(name: &str) -> Option<(Lab, Vec<PathBuf>, Proc, Proc, Watch)> {
+    let lab = Lab::new(name, &["n1", "n2"])?;
+    let cfgs = configs(&lab, &[&[], &[]]);
+    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
+    settle(&lab, "n1");
+    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
     // Past n2's start-up wait, connected and following n1.
     std::thread::sleep(T.startup_bound() + T.interval * 3);
     assert_eq!(lab.holders(VIP), ["n1"], "n2 {:?}", transitions(&n2));
-    (n1, n2)
+    let watch = watch_from(&lab, "n1");
+    Some((lab, cfgs, n1, n2, watch))
+}
+
+/// A three-node lab named `name`, priorities 150/100/50, all started at the
+/// same moment (the best priority must win); n1 holds and a client already
+/// gets answers from it. `None` where the lab cannot run.
+fn three_nodes_n1_master(name: &str) -> Option<(Lab, Vec<PathBuf>, Proc, Proc, Proc, Watch)> {
+    let lab = Lab::new(name, &["n1", "n2", "n3"])?;
+    let cfgs = ranked_configs(&lab);
+    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
+    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
+    let n3 = start(&lab, BIN, "n3", &cfgs[2]);
+    settle(&lab, "n1");
+    std::thread::sleep(T.interval * 3);
+    let watch = watch_from(&lab, "n1");
+    Some((lab, cfgs, n1, n2, n3, watch))
 }
 
 /// A watch whose client already gets answers from `holder`.
-fn watch_from(lab: &Lab, holder: &str) -> floatip_lab::Watch {
-    let w = lab.watch(VIP, WATCH_PORT);
-    assert!(
-        w.wait_answer_from(holder, Duration::from_secs(3)),
-        "client never reached {holder}"
-    );
+fn watch_from(lab: &Lab, holder: &str) -> Watch {
+    let w = watch_answered_by(lab, holder);
     std::thread::sleep(ms(50));
     w
 }
 
-fn logs(procs: &[(&str, &Proc)]) -> String {
-    procs
+/// How often `p` became MASTER.
+fn master_entries(p: &Proc) -> usize {
+    transitions(p)
         .iter()
-        .map(|(n, p)| format!("{n}: {:#?}", transitions(p)))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .filter(|l| l.contains("-> MASTER"))
+        .count()
+}
+
+/// The nodes (sorted) that held the VIP at any sample from mark `from` until mark `until`.
+fn holders_between(r: &Report, from: &str, until: &str) -> Vec<String> {
+    r.holder_log
+        .iter()
+        .filter(|s| s.at >= r.mark(from) && s.at < r.mark(until))
+        .flat_map(|s| s.holders.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// Scenario 1: Planned stop (SIGTERM): the master resigns naming its successor; the
 /// client waits tens of ms.
 #[test]
 fn planned_stop() {
-    let Some(lab) = Lab::new("planned_stop", &["n1", "n2"]) else {
+    let Some((lab, _, n1, n2, watch)) = n1_master_n2_backup("planned_stop") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("sigterm");
     let status = n1.stop();
     settle(&lab, "n2");
@@ -102,23 +134,16 @@ fn planned_stop() {
         r.final_holders.clone(),
         vec!["n2".to_string()],
     );
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// SIGKILL of the master, then `floatip release` in its namespace (as
 /// systemd's ExecStopPost would): the survivor takes over at once.
 #[test]
 fn sigkill_with_release() {
-    let Some(lab) = Lab::new("sigkill_release", &["n1", "n2"]) else {
+    let Some((lab, cfgs, n1, n2, watch)) = n1_master_n2_backup("sigkill_release") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("kill");
     n1.kill9();
     let released = release(&lab, BIN, "n1", &cfgs[0]);
@@ -141,7 +166,7 @@ fn sigkill_with_release() {
         vec!["n2".to_string()],
     );
     t.equal("n2 role", last_role(&n2), "MASTER");
-    t.finish(&format!("{}\n{}", r.summary(), logs(&[("n2", &n2)])));
+    t.finish_with_transitions(&r, &[("n2", &n2)]);
 }
 
 /// SIGKILL of the master without the release step: the dead node's
@@ -150,12 +175,9 @@ fn sigkill_with_release() {
 /// on the killed node removes the stale copy and the survivor takes over.
 #[test]
 fn sigkill_without_release() {
-    let Some(lab) = Lab::new("sigkill_norelease", &["n1", "n2"]) else {
+    let Some((lab, cfgs, n1, n2, watch)) = n1_master_n2_backup("sigkill_norelease") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("kill");
     n1.kill9();
     let conflict = n2.wait_log("address conflict", T.outage_bound() + ms(1000));
@@ -169,14 +191,7 @@ fn sigkill_without_release() {
     let r = watch.stop();
     let dual = r.dual_holder_after("kill");
     let outage = r.outage_after("restart");
-    let holders_while_dead: Vec<String> = r
-        .holder_log
-        .iter()
-        .filter(|s| s.at >= r.mark("kill") && s.at < r.mark("restart"))
-        .flat_map(|s| s.holders.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let holders_while_dead = holders_between(&r, "kill", "restart");
     scenario_line(
         "sigkill_no_release",
         outage,
@@ -210,11 +225,7 @@ fn sigkill_without_release() {
         vec!["n2".to_string()],
     );
     t.equal("restarted n1 role", last_role(&n1b), "BACKUP");
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n2", &n2), ("n1 (restarted)", &n1b)])
-    ));
+    t.finish_with_transitions(&r, &[("n2", &n2), ("n1 (restarted)", &n1b)]);
 }
 
 /// Scenario 3: Freeze: SIGSTOP the master for 3 × timeout. Its kernel keeps
@@ -224,12 +235,9 @@ fn sigkill_without_release() {
 /// still has the address); after the thaw at most interval + margin.
 #[test]
 fn freeze_and_thaw() {
-    let Some(lab) = Lab::new("freeze", &["n1", "n2"]) else {
+    let Some((lab, _, n1, n2, watch)) = n1_master_n2_backup("freeze") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("sigstop");
     assert!(n1.signal(Signal::SIGSTOP));
     std::thread::sleep(T.timeout * 3);
@@ -269,11 +277,7 @@ fn freeze_and_thaw() {
         vec!["n2".to_string()],
     );
     t.equal("n2 role", last_role(&n2), "MASTER");
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// Scenario 4: Link loss: the master's switch port goes down; it goes FAULT and drops
@@ -281,12 +285,9 @@ fn freeze_and_thaw() {
 /// old master returns as BACKUP (preempt false) and nothing flips.
 #[test]
 fn link_loss_and_restore() {
-    let Some(lab) = Lab::new("link_loss", &["n1", "n2"]) else {
+    let Some((lab, _, n1, n2, watch)) = n1_master_n2_backup("link_loss") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("down");
     lab.link("n1", false);
     let faulted = n1.wait_log("MASTER -> FAULT", Duration::from_secs(2));
@@ -323,11 +324,7 @@ fn link_loss_and_restore() {
         vec!["n2".to_string()],
     );
     t.equal("flips after link up", flips_after_up, 0);
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// Scenario 5: Partition of the heartbeat port for ~1.5 s: the backup takes over (two
@@ -335,12 +332,9 @@ fn link_loss_and_restore() {
 /// interval + margin on the higher node address at equal priority (n2).
 #[test]
 fn partition_and_heal() {
-    let Some(lab) = Lab::new("partition", &["n1", "n2"]) else {
+    let Some((lab, _, n1, n2, watch)) = n1_master_n2_backup("partition") else {
         return;
     };
-    let cfgs = configs(&lab, &[&[], &[]]);
-    let (n1, n2) = n1_master_n2_backup(&lab, &cfgs);
-    let watch = watch_from(&lab, "n1");
     watch.mark("partition");
     if let Err(e) = lab.partition(ECHO_PORT, true) {
         floatip_lab::cannot_run("partition_and_heal", &e);
@@ -400,11 +394,7 @@ fn partition_and_heal() {
         !reasoning.is_empty(),
         reasoning.join(" | "),
     );
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// Start-up: three nodes with priorities 150/100/50 started at the same
@@ -414,10 +404,7 @@ fn three_nodes_start_elects_the_highest_priority() {
     let Some(lab) = Lab::new("three_start", &["n1", "n2", "n3"]) else {
         return;
     };
-    let cfgs = configs(
-        &lab,
-        &[&["priority: 150"], &["priority: 100"], &["priority: 50"]],
-    );
+    let cfgs = ranked_configs(&lab);
     let watch = lab.watch(VIP, WATCH_PORT);
     watch.mark("start");
     // The lowest priority first: a start-up order that favours the wrong node.
@@ -442,28 +429,9 @@ fn three_nodes_start_elects_the_highest_priority() {
         vec!["n1".to_string()],
     );
     t.equal("dual-holder time", r.dual_holder, Duration::ZERO);
-    t.equal(
-        "n2 MASTER transitions",
-        transitions(&n2)
-            .iter()
-            .filter(|l| l.contains("-> MASTER"))
-            .count(),
-        0,
-    );
-    t.equal(
-        "n3 MASTER transitions",
-        transitions(&n3)
-            .iter()
-            .filter(|l| l.contains("-> MASTER"))
-            .count(),
-        0,
-    );
-    t.finish(&format!(
-        "{}
-{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2), ("n3", &n3)])
-    ));
+    t.equal("n2 MASTER transitions", master_entries(&n2), 0);
+    t.equal("n3 MASTER transitions", master_entries(&n3), 0);
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2), ("n3", &n3)]);
 }
 
 /// Scenario 6: Three nodes, priorities 150/100/50 (preempt false). n1 holds; SIGKILL
@@ -476,20 +444,9 @@ fn three_nodes_start_elects_the_highest_priority() {
 /// their rank order, so only n2 moves.
 #[test]
 fn three_nodes_no_herd() {
-    let Some(lab) = Lab::new("three_nodes", &["n1", "n2", "n3"]) else {
+    let Some((lab, cfgs, n1, n2, n3, watch)) = three_nodes_n1_master("three_nodes") else {
         return;
     };
-    let cfgs = configs(
-        &lab,
-        &[&["priority: 150"], &["priority: 100"], &["priority: 50"]],
-    );
-    // All three at the same moment: the best priority must win.
-    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
-    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
-    let n3 = start(&lab, BIN, "n3", &cfgs[2]);
-    settle(&lab, "n1");
-    std::thread::sleep(T.interval * 3);
-    let watch = watch_from(&lab, "n1");
 
     watch.mark("kill n1");
     n1.kill9();
@@ -510,14 +467,7 @@ fn three_nodes_no_herd() {
     let out1 = r.outage_between("kill n1", "kill n2");
     let out2 = r.outage_after("kill n2");
     let dual = r.dual_holder_after("kill n1");
-    let holders1: Vec<String> = r
-        .holder_log
-        .iter()
-        .filter(|s| s.at >= r.mark("kill n1") && s.at < r.mark("kill n2"))
-        .flat_map(|s| s.holders.clone())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let holders1 = holders_between(&r, "kill n1", "kill n2");
     scenario_line(
         "three_nodes_kill_n1",
         out1,
@@ -568,18 +518,10 @@ fn three_nodes_no_herd() {
     );
     t.check(
         "n3 MASTER only once",
-        transitions(&n3)
-            .iter()
-            .filter(|l| l.contains("-> MASTER"))
-            .count()
-            == 1,
+        master_entries(&n3) == 1,
         format!("{:?}", transitions(&n3)),
     );
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n2", &n2), ("n3", &n3)])
-    ));
+    t.finish_with_transitions(&r, &[("n2", &n2), ("n3", &n3)]);
 }
 
 /// Late release: as above, but `floatip release` comes only after the
@@ -589,19 +531,9 @@ fn three_nodes_no_herd() {
 /// A FAULT peer waiting on the same conflict still ranks.
 #[test]
 fn three_nodes_late_release_no_herd() {
-    let Some(lab) = Lab::new("three_late", &["n1", "n2", "n3"]) else {
+    let Some((lab, cfgs, n1, n2, n3, watch)) = three_nodes_n1_master("three_late") else {
         return;
     };
-    let cfgs = configs(
-        &lab,
-        &[&["priority: 150"], &["priority: 100"], &["priority: 50"]],
-    );
-    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
-    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
-    let n3 = start(&lab, BIN, "n3", &cfgs[2]);
-    settle(&lab, "n1");
-    std::thread::sleep(T.interval * 3);
-    let watch = watch_from(&lab, "n1");
     watch.mark("kill n1");
     n1.kill9();
     let conflict = n2.wait_log("address conflict", Duration::from_secs(2));
@@ -621,10 +553,7 @@ fn three_nodes_late_release_no_herd() {
         r.flips,
         "(outage counted from the release)",
     );
-    let n3_master = transitions(&n3)
-        .iter()
-        .filter(|l| l.contains("-> MASTER"))
-        .count();
+    let n3_master = master_entries(&n3);
 
     let mut t = Table::new("three nodes, release after the conflict");
     t.check(
@@ -645,50 +574,23 @@ fn three_nodes_late_release_no_herd() {
         r.final_holders.clone(),
         vec!["n2".to_string()],
     );
-    t.finish(&format!(
-        "{}
-{}",
-        r.summary(),
-        logs(&[("n2", &n2), ("n3", &n3)])
-    ));
+    t.finish_with_transitions(&r, &[("n2", &n2), ("n3", &n3)]);
 }
 
 /// Preemption off (the default): a returning higher-priority node does not
 /// take the address back.
 #[test]
 fn preempt_false_keeps_the_holder() {
-    let Some(lab) = Lab::new("preempt_off", &["n1", "n2"]) else {
-        return;
-    };
-    let cfgs = configs(&lab, &[&["priority: 150"], &["priority: 100"]]);
-    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
-    settle(&lab, "n2");
-    let watch = watch_from(&lab, "n2");
-    watch.mark("n1 returns");
-    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
-    std::thread::sleep(Duration::from_secs(2));
-    let r = watch.stop();
-    scenario_line(
-        "preempt_false",
-        r.outage_after("n1 returns"),
-        r.dual_holder,
-        r.flips,
-        "",
-    );
-
-    let mut t = Table::new("preempt false");
-    t.equal(
-        "holders after n1 returned",
-        holders_after(&r, "n1 returns"),
-        vec!["n2".to_string()],
-    );
-    t.equal("flips", r.flips, 0);
-    t.equal("n1 role", last_role(&n1), "BACKUP");
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    newcomer_stays_backup(&Newcomer {
+        lab: "preempt_off",
+        keys: [&["priority: 150"], &["priority: 100"]],
+        holder: "n2",
+        newcomer: "n1",
+        mark: "n1 returns",
+        scenario: "preempt_false",
+        title: "preempt false",
+        holders_label: "holders after n1 returned",
+    });
 }
 
 /// Preemption on, with a 200 ms delay: a returning higher-priority node gets
@@ -734,48 +636,78 @@ fn preempt_true_hands_over_to_higher_priority() {
         n2.log().contains("preempted by"),
         log_lines(&n2, "preempt").join(" | "),
     );
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.finish_with_transitions(&r, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// Preemption on, equal priorities: never preempts (the node address only
 /// breaks ties between two masters).
 #[test]
 fn preempt_equal_priority_never_preempts() {
-    let Some(lab) = Lab::new("preempt_equal", &["n1", "n2"]) else {
+    let on: &[&str] = &["preempt: true", "preempt_delay_in_ms: 200"];
+    newcomer_stays_backup(&Newcomer {
+        lab: "preempt_equal",
+        keys: [on, on],
+        holder: "n1",
+        newcomer: "n2",
+        mark: "n2 starts",
+        scenario: "preempt_equal_priority",
+        title: "preempt true, equal priority",
+        holders_label: "holders after n2 started",
+    });
+}
+
+/// A node of a two-node lab that starts while the other holds the address
+/// and must not take it.
+struct Newcomer<'a> {
+    lab: &'a str,
+    /// Config keys of n1 and n2.
+    keys: [&'a [&'a str]; 2],
+    holder: &'a str,
+    newcomer: &'a str,
+    /// The watch's mark at the newcomer's start.
+    mark: &'a str,
+    scenario: &'a str,
+    title: &'a str,
+    holders_label: &'a str,
+}
+
+/// The holder settles alone, the newcomer starts; two seconds on, the holder
+/// alone has held the address, the client's answers never moved and the
+/// newcomer is BACKUP.
+fn newcomer_stays_backup(s: &Newcomer) {
+    let Some(lab) = Lab::new(s.lab, &["n1", "n2"]) else {
         return;
     };
-    let on: &[&str] = &["preempt: true", "preempt_delay_in_ms: 200"];
-    let cfgs = configs(&lab, &[on, on]);
-    let n1 = start(&lab, BIN, "n1", &cfgs[0]);
-    settle(&lab, "n1");
-    let watch = watch_from(&lab, "n1");
-    watch.mark("n2 starts");
-    let n2 = start(&lab, BIN, "n2", &cfgs[1]);
+    let cfgs = configs(&lab, &s.keys);
+    let cfg_of = |node: &str| &cfgs[if node == "n1" { 0 } else { 1 }];
+    let holder = start(&lab, BIN, s.holder, cfg_of(s.holder));
+    settle(&lab, s.holder);
+    let watch = watch_from(&lab, s.holder);
+    watch.mark(s.mark);
+    let newcomer = start(&lab, BIN, s.newcomer, cfg_of(s.newcomer));
     std::thread::sleep(Duration::from_secs(2));
     let r = watch.stop();
     scenario_line(
-        "preempt_equal_priority",
-        r.outage_after("n2 starts"),
+        s.scenario,
+        r.outage_after(s.mark),
         r.dual_holder,
         r.flips,
         "",
     );
 
-    let mut t = Table::new("preempt true, equal priority");
+    let mut t = Table::new(s.title);
     t.equal(
-        "holders after n2 started",
-        holders_after(&r, "n2 starts"),
-        vec!["n1".to_string()],
+        s.holders_label,
+        holders_after(&r, s.mark),
+        vec![s.holder.to_string()],
     );
     t.equal("flips", r.flips, 0);
-    t.equal("n2 role", last_role(&n2), "BACKUP");
-    t.finish(&format!(
-        "{}\n{}",
-        r.summary(),
-        logs(&[("n1", &n1), ("n2", &n2)])
-    ));
+    t.equal(
+        &format!("{} role", s.newcomer),
+        last_role(&newcomer),
+        "BACKUP",
+    );
+    let mut procs = [(s.holder, &holder), (s.newcomer, &newcomer)];
+    procs.sort_by_key(|(node, _)| *node);
+    t.finish_with_transitions(&r, &procs);
 }

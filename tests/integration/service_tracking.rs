@@ -332,12 +332,7 @@ fn service_death_moves_the_address_and_restart_does_not_flap() {
         Some("up"),
     );
     table.equal("n1 status: state", status["state"].as_str(), Some("BACKUP"));
-    table.finish(&format!(
-        "{}\nn1: {:?}\nn2: {:?}",
-        report.summary(),
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish_with_transitions(&report, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// A weighted http check lowers priority instead of forcing FAULT: n1 (150, weight 60)
@@ -453,11 +448,7 @@ fn weighted_http_check_lowers_priority_and_hands_over() {
         status_json(&lab, "n2")["peers"][0]["priority"].as_u64(),
         Some(90),
     );
-    table.finish(&format!(
-        "n1: {:?}\nn2: {:?}",
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish(&transition_logs(&[("n1", &n1), ("n2", &n2)]));
 }
 
 /// Both services dead: the address stays where it is (a master only resigns to a healthy
@@ -552,12 +543,7 @@ fn both_unhealthy_keeps_the_address_until_a_healthy_backup_appears() {
         transitions(&n1).join(" | "),
     );
     table.equal("dual-holder time", report.dual_holder, Duration::ZERO);
-    table.finish(&format!(
-        "{}\nn1: {:?}\nn2: {:?}",
-        report.summary(),
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish_with_transitions(&report, &[("n1", &n1), ("n2", &n2)]);
 }
 
 /// An exec check that hangs is killed at its timeout (the whole process group), counts
@@ -650,11 +636,7 @@ fn hanging_exec_check_is_killed_at_its_timeout() {
         n1.wait_log("FAULT -> BACKUP", ms(2000)),
         transitions(&n1).join(" | "),
     );
-    table.finish(&format!(
-        "n1: {:?}\nn2: {:?}",
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish(&transition_logs(&[("n1", &n1), ("n2", &n2)]));
 }
 
 /// Hooks run in transition order with the right arguments and environment; a hook that
@@ -769,9 +751,5 @@ fn hooks_run_in_order_and_a_slow_hook_does_not_delay_take_over() {
         n1_lines.lines().map(str::to_string).collect::<Vec<_>>(),
         vec!["1 BACKUP MASTER 192.0.2.234 MASTER".to_string()],
     );
-    table.finish(&format!(
-        "n1: {:?}\nn2: {:?}",
-        transitions(&n1),
-        transitions(&n2)
-    ));
+    table.finish(&transition_logs(&[("n1", &n1), ("n2", &n2)]));
 }

@@ -121,6 +121,10 @@ mod tests {
     const MAC: Mac = [0x02, 0x00, 0x5e, 0x00, 0x01, 0x0b];
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
 
+    /// The start every frame of ours shares: broadcast from MAC, ARP, Ethernet/IPv4
+    /// address sizes 6 and 4.
+    const HEAD: &str = "ffffffffffff02005e00010b0806000108000604";
+
     fn hex(f: &[u8]) -> String {
         f.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -129,20 +133,15 @@ mod tests {
     fn garp_request_bytes() {
         assert_eq!(
             hex(&garp_request(MAC, VIP)),
-            concat!(
-                "ffffffffffff",
-                "02005e00010b",
-                "0806",
-                "0001",
-                "0800",
-                "06",
-                "04",
+            [
+                HEAD,
                 "0001",
                 "02005e00010b",
                 "c00002ea",
                 "000000000000",
-                "c00002ea"
-            )
+                "c00002ea",
+            ]
+            .concat()
         );
     }
 
@@ -150,20 +149,15 @@ mod tests {
     fn garp_reply_bytes() {
         assert_eq!(
             hex(&garp_reply(MAC, VIP)),
-            concat!(
-                "ffffffffffff",
-                "02005e00010b",
-                "0806",
-                "0001",
-                "0800",
-                "06",
-                "04",
+            [
+                HEAD,
                 "0002",
                 "02005e00010b",
                 "c00002ea",
                 "02005e00010b",
-                "c00002ea"
-            )
+                "c00002ea",
+            ]
+            .concat()
         );
     }
 
@@ -171,20 +165,15 @@ mod tests {
     fn probe_bytes() {
         assert_eq!(
             hex(&probe(MAC, VIP)),
-            concat!(
-                "ffffffffffff",
-                "02005e00010b",
-                "0806",
-                "0001",
-                "0800",
-                "06",
-                "04",
+            [
+                HEAD,
                 "0001",
                 "02005e00010b",
                 "00000000",
                 "000000000000",
-                "c00002ea"
-            )
+                "c00002ea",
+            ]
+            .concat()
         );
     }
 
