@@ -2,7 +2,7 @@ use std::path::Path;
 
 use log::info;
 
-use crate::config::{Election, Loaded};
+use crate::config::{Config, Election, Loaded};
 use crate::election;
 use crate::heartbeat::{send_released, Local, LocalView};
 use crate::net::{Host, SystemHost};
@@ -18,8 +18,18 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
     let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     let removed = host.remove_address()?;
-    // Only after the address is gone: the key still naming this node and boot is freed,
-    // so a backup takes over now instead of after the lease's TTL.
+    if removed {
+        info!("released {} from {}", config.vip, config.interface);
+        tell_the_group(&config, &host);
+    } else {
+        info!(
+            "{} is not on {}; nothing to release",
+            config.vip, config.interface
+        );
+    }
+    // Only after the address is gone and the group was told (so the backup's probe can be
+    // brief): the key still naming this node and boot is freed, so a backup takes over
+    // now instead of after the lease's TTL.
     if let Election::Etcd(etcd) = &config.election {
         match election::etcd::release(etcd, config.node_addr) {
             Ok(true) => info!("deleted the election key {}", etcd.key),
@@ -27,14 +37,15 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
             Err(e) => log::warn!("could not free the election key: {e}"),
         }
     }
-    if !removed {
-        info!(
-            "{} is not on {}; nothing to release",
-            config.vip, config.interface
-        );
-        return Ok(());
-    }
-    info!("released {} from {}", config.vip, config.interface);
+    Ok(())
+}
+
+/// Tells the group the address is gone, so a waiting backup takes over at once.
+fn tell_the_group(config: &Config, host: &SystemHost) {
+    let boot = match BootId::random() {
+        Ok(boot) => boot,
+        Err(e) => return log::warn!("cannot draw a random boot id to tell the group: {e}"),
+    };
     let view = LocalView {
         role: Role::Backup,
         priority: config.priority,
@@ -44,7 +55,7 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         config.vip,
         config.node_addr,
         host.mac(),
-        BootId::random().map_err(|e| anyhow::anyhow!("cannot draw a random boot id: {e}"))?,
+        boot,
         view,
         config.auth.clone(),
         config.echo.interval,
@@ -52,5 +63,4 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     if let Err(e) = send_released(&local, config.echo.port, config.broadcast()) {
         log::warn!("could not tell the group about the release: {e}");
     }
-    Ok(())
 }

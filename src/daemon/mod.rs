@@ -209,7 +209,6 @@ fn start_election(
     let settings = etcd::Settings {
         etcd: (**settings).clone(),
         node: config.node_addr,
-        priority: config.priority,
     };
     let campaign = etcd::Campaign::start(settings, move |event| {
         // Fails only while the loop shuts down, when nothing is left to tell.
@@ -461,7 +460,7 @@ impl<H: Host> Daemon<H> {
                 executor::Outcome::Done => {}
                 executor::Outcome::Exit => {
                     // The address is gone: give the seat up now, not after the clean-up.
-                    self.stand();
+                    self.stand(now);
                     return Ok(true);
                 }
                 executor::Outcome::Feedback(event) => {
@@ -473,13 +472,14 @@ impl<H: Host> Daemon<H> {
             }
         }
         self.exec.publish(&self.machine, &self.config);
-        self.stand();
+        self.stand(now);
         result
     }
 
     /// Campaigns while the machine may hold the address, resigns (after it removed the
     /// address) while it may not: failing checks, a link down, shutting down.
-    fn stand(&mut self) {
+    fn stand(&mut self, now: Instant) {
+        self.election.rank(self.machine.election_rank(now));
         let wanted = self.machine.wants_election();
         if wanted != self.campaigning {
             self.campaigning = wanted;

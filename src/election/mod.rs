@@ -15,6 +15,9 @@ pub trait Election {
     fn kind(&self) -> &'static str;
     /// Stand for election now and whenever the seat is free.
     fn campaign(&self);
+    /// How many live backups should stand before us when the seat becomes free (the LAN
+    /// protocol orders them itself).
+    fn rank(&self, _better: u32) {}
     /// Stop standing and give the seat up. Remove the address first.
     fn resign(&self);
     /// How long this node may still act as holder; `None`: not at all. The daemon checks

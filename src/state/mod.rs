@@ -55,6 +55,14 @@ pub struct Me {
     pub priority: Priority,
 }
 
+/// A resignation heard from a holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resignation {
+    from: Peer,
+    successor: Option<Ipv4Addr>,
+    at: Instant,
+}
+
 /// A peer and when it was last heard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seen {
@@ -83,8 +91,10 @@ pub struct Machine {
     next_announce: Instant,
     stopped: bool,
     counters: Counters,
-    /// The last resignation heard (sender's boot id, when): resignations are sent twice.
-    last_resign: Option<(BootId, Instant)>,
+    /// The last resignation heard: resignations are sent twice.
+    last_resign: Option<Resignation>,
+    /// When the holder we followed last said it released the address (after a crash).
+    holder_released: Option<Instant>,
     health: Health,
     /// No preemption before this: the operator just handed the address away.
     hold_off_until: Option<Instant>,
@@ -131,6 +141,7 @@ impl Machine {
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
+            holder_released: None,
             health: Health::healthy(),
             hold_off_until: None,
             fault_seen: None,
@@ -145,6 +156,22 @@ impl Machine {
     /// on [`Event::ElectionLost`]. LAN evidence no longer makes it take over or yield.
     pub fn gate_on_lease(&mut self) {
         self.lease_gated = true;
+    }
+
+    /// How many live backups should campaign before us in an external election: the
+    /// LAN's rank, except that a successor just named by the resigning holder goes first.
+    pub fn election_rank(&self, now: Instant) -> u32 {
+        match self.just_resigned(now) {
+            Some(r) if r.successor == Some(self.me.node) => 0,
+            Some(r) => self.rank(now, Some(r.from.node)) + u32::from(r.successor.is_some()),
+            None => self.rank(now, None),
+        }
+    }
+
+    /// The resignation heard within the last interval.
+    fn just_resigned(&self, now: Instant) -> Option<Resignation> {
+        self.last_resign
+            .filter(|r| now < r.at + self.timing.interval)
     }
 
     /// The lease held, when an external election decides.
@@ -681,7 +708,7 @@ impl Machine {
     ) {
         let repeated = self
             .last_resign
-            .is_some_and(|(boot, at)| boot == from.boot && now < at + self.timing.interval);
+            .is_some_and(|r| r.from.boot == from.boot && now < r.at + self.timing.interval);
         if from.boot == self.me.boot || repeated {
             return;
         }
@@ -695,7 +722,11 @@ impl Machine {
             )));
             return;
         }
-        self.last_resign = Some((from.boot, now));
+        self.last_resign = Some(Resignation {
+            from,
+            successor,
+            at: now,
+        });
         self.peers.insert(
             from.node,
             Seen {
@@ -751,6 +782,15 @@ impl Machine {
     }
 
     fn on_released(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Action>) {
+        if let Holder::Alive { peer, .. }
+        | Holder::Lost {
+            peer: Some(peer), ..
+        } = self.holder()
+        {
+            if peer.node == from {
+                self.holder_released = Some(now);
+            }
+        }
         // The node we followed (by its announces) just removed a copy: it is not holding.
         if let RoleState::Backup {
             watch:
@@ -1046,9 +1086,10 @@ impl Machine {
             return;
         }
         // The old holder just said it removed the address: a brief look will do.
-        let resigned = self
-            .last_resign
-            .is_some_and(|(_, at)| now < at + self.timing.interval);
+        let resigned = self.just_resigned(now).is_some()
+            || self
+                .holder_released
+                .is_some_and(|at| now < at + self.timing.interval);
         if resigned && self.may_take_over() && self.fault() != Some(&Fault::Link) {
             if let Some(w) = self.state.watch_mut() {
                 w.takeover = Some(Takeover {

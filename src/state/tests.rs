@@ -1400,3 +1400,46 @@ fn elected_right_after_the_holder_resigned_probes_briefly() {
     let a = r.at(62, Event::Probe(ProbeOutcome::Free));
     assert_eq!(r.m.role(), Role::Master, "{a:?}");
 }
+
+#[test]
+fn under_a_lease_live_backups_campaign_in_rank_order_a_named_successor_first() {
+    let resigning = |successor| Event::Resign {
+        from: peer(N12, 100, Role::Master),
+        successor,
+    };
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    r.at(30, Event::Announce(peer(N13, 200, Role::Backup)));
+    assert_eq!(r.m.election_rank(r.now), 1, "n13 ranks higher");
+    r.at(40, resigning(Some(ME)));
+    assert_eq!(r.m.election_rank(r.now), 0, "named: campaigns at once");
+
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    r.at(30, Event::Announce(peer(N13, 50, Role::Backup)));
+    assert_eq!(r.m.election_rank(r.now), 0, "the best live backup");
+    r.at(40, resigning(Some(N13)));
+    assert_eq!(
+        r.m.election_rank(r.now),
+        1,
+        "the named successor goes first"
+    );
+}
+
+#[test]
+fn elected_right_after_the_holder_released_probes_briefly() {
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    r.at(40, Event::HolderLost(Loss::Closed));
+    r.at(60, Event::Released(N12));
+    assert_eq!(
+        r.at(70, Event::Elected(LEASE)),
+        vec![Action::ProbeHandedOver]
+    );
+
+    // A closed connection alone says nothing about the address: the full probe.
+    let mut r = Rig::following(20);
+    r.m.gate_on_lease();
+    r.at(40, Event::HolderLost(Loss::Closed));
+    assert_eq!(r.at(70, Event::Elected(LEASE)), vec![Action::ProbeAddress]);
+}

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use floatip::config::Etcd;
 use floatip::election::etcd::{Campaign, Event, LostReason, Settings};
 use floatip::election::Election as _;
-use floatip::vocabulary::Priority;
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
 
@@ -44,23 +43,16 @@ impl Node {
         }
     }
 
-    fn start(lab: &Lab, name: &str, cluster: &Cluster, priority: u8) -> Node {
-        Node::start_freezing(lab, name, cluster, priority, Duration::ZERO)
+    fn start(lab: &Lab, name: &str, cluster: &Cluster) -> Node {
+        Node::start_freezing(lab, name, cluster, Duration::ZERO)
     }
 
     /// A campaigner whose thread stalls for `freeze` when first elected: no keep-alive
     /// leaves it meanwhile, as in a frozen process.
-    fn start_freezing(
-        lab: &Lab,
-        name: &str,
-        cluster: &Cluster,
-        priority: u8,
-        freeze: Duration,
-    ) -> Node {
+    fn start_freezing(lab: &Lab, name: &str, cluster: &Cluster, freeze: Duration) -> Node {
         let settings = Settings {
             etcd: Node::config(cluster),
             node: lab.ip(name),
-            priority: Priority(priority),
         };
         let (tx, events) = channel();
         let election = lab
@@ -169,8 +161,8 @@ fn logs(nodes: &[&mut Node]) -> String {
 
 /// Starts two campaigners and waits for the first holder: (holder, other).
 fn elect_one(lab: &Lab, cluster: &Cluster) -> (Node, Node) {
-    let mut a = Node::start(lab, "n1", cluster, 100);
-    let mut b = Node::start(lab, "n2", cluster, 100);
+    let mut a = Node::start(lab, "n1", cluster);
+    let mut b = Node::start(lab, "n2", cluster);
     let t0 = Instant::now();
     let one = wait(&mut [&mut a, &mut b], 10 * TTL, |n| {
         n.iter().any(|n| n.elected_since(t0).is_some())
@@ -435,7 +427,7 @@ fn release_after_a_crash_frees_only_our_own_claim() {
             client.put(KEY, claim, Some(put)).await.expect("put");
         })
     });
-    let mut o = Node::start(&lab, "n2", &cluster, 100);
+    let mut o = Node::start(&lab, "n2", &cluster);
     let sees = wait(&mut [&mut o], TTL, |n| {
         n[0].first(n[0].started, |e| *e == Event::Holder { node: Some(n1) })
             .is_some()
@@ -486,14 +478,14 @@ fn a_frozen_holder_is_not_elected_past_its_deadline() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let mut h = Node::start_freezing(&lab, "n1", &cluster, 100, 3 * TTL);
+    let mut h = Node::start_freezing(&lab, "n1", &cluster, 3 * TTL);
     let t0 = Instant::now();
     assert!(
         wait(&mut [&mut h], TTL, |n| n[0].elected_since(t0).is_some()),
         "{}",
         h.log()
     );
-    let mut o = Node::start(&lab, "n2", &cluster, 100);
+    let mut o = Node::start(&lab, "n2", &cluster);
     // The daemon's view: the deadline, read while the campaign thread is stalled.
     let mut not_holding_at = None;
     let taken = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
 
 use super::lease::{LeaseClock, SharedDeadline, Stamp};
-use super::{Claim, Command, Event, LostReason, Settings};
+use super::{Claim, Command, Event, LostReason, Settings, RANK_STEP};
 use crate::config::Etcd;
 
 /// A sleep that never ends, for select branches that are switched off.
@@ -61,6 +62,7 @@ struct Campaign {
     claim: Claim,
     commands: UnboundedReceiver<Command>,
     deadline: Arc<SharedDeadline>,
+    rank: Arc<AtomicU32>,
     emit: Box<dyn FnMut(Event) + Send>,
     client: Option<Client>,
     /// Asked to campaign (and not to resign since).
@@ -80,6 +82,7 @@ pub(super) async fn run(
     claim: Claim,
     commands: UnboundedReceiver<Command>,
     deadline: Arc<SharedDeadline>,
+    rank: Arc<AtomicU32>,
     emit: Box<dyn FnMut(Event) + Send>,
 ) {
     let mut tick = tokio::time::interval(s.etcd.keepalive);
@@ -89,6 +92,7 @@ pub(super) async fn run(
         claim,
         commands,
         deadline,
+        rank,
         emit,
         client: None,
         want: false,
@@ -190,7 +194,12 @@ impl Campaign {
         };
         if let (true, Some(mut client)) = (revoke, self.client.clone()) {
             // Best effort: unrevoked, the lease expires within its TTL.
-            let _ = bounded(self.s.etcd.keepalive, client.lease_revoke(held.clock.id)).await;
+            let revoked = bounded(self.s.etcd.keepalive, client.lease_revoke(held.clock.id)).await;
+            log::debug!(
+                "etcd: revoked lease {:x}: {:?}",
+                held.clock.id,
+                revoked.map(|_| ())
+            );
         }
     }
 
@@ -209,10 +218,13 @@ impl Campaign {
         }
     }
 
-    /// Campaigns after this node's rank delay if the key is free and wanted.
+    /// Campaigns after this node's rank delay if the key is free and wanted: the best
+    /// live backup at once, the others a step later per better one.
     fn campaign_soon(&mut self) {
         if self.want && self.key_free && self.held.is_none() && self.campaign_at.is_none() {
-            self.campaign_at = Some(Instant::now() + self.s.rank_delay());
+            let rank = self.rank.load(Ordering::Relaxed);
+            log::debug!("etcd: campaigning in rank {rank}");
+            self.campaign_at = Some(Instant::now() + RANK_STEP * rank);
         }
     }
 
@@ -312,6 +324,7 @@ impl Campaign {
                     }
                 }
                 _ => {
+                    log::debug!("etcd: the key was deleted");
                     self.key_free = true;
                     self.holder(None);
                     self.give_up(LostReason::KeyDeleted, true).await;

@@ -14,6 +14,7 @@ mod claim;
 mod lease;
 
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,14 +23,14 @@ use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::Etcd;
-use crate::vocabulary::Priority;
 pub use claim::Claim;
 use lease::SharedDeadline;
 pub use lease::{margin, Stamp};
 
-/// How much later than a priority-254 node a node one rank lower campaigns for a free key:
-/// a head start for higher priorities that costs a priority-100 node about 15 ms.
-pub const RANK_STEP: Duration = Duration::from_micros(100);
+/// How much later than the best live backup the next one campaigns for a free key: a head
+/// start long enough for its grant and transaction, so that the best one usually wins
+/// (etcd's transaction decides anyway).
+pub const RANK_STEP: Duration = Duration::from_millis(5);
 
 /// What the campaign thread needs to know.
 #[derive(Debug, Clone)]
@@ -37,14 +38,6 @@ pub struct Settings {
     pub etcd: Etcd,
     /// This node's own address: the claim names it.
     pub node: Ipv4Addr,
-    pub priority: Priority,
-}
-
-impl Settings {
-    /// How long this node waits before campaigning for a key found free.
-    pub fn rank_delay(&self) -> Duration {
-        RANK_STEP * u32::from(254u8.saturating_sub(self.priority.0))
-    }
 }
 
 /// What the campaign reports, in order.
@@ -114,6 +107,8 @@ pub struct Campaign {
     // A tokio sender: its `send` is synchronous, and the campaign thread can await it.
     commands: UnboundedSender<Command>,
     deadline: Arc<SharedDeadline>,
+    /// How many live backups should campaign before us, as the daemon last said.
+    rank: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -132,6 +127,8 @@ impl Campaign {
         let (commands, receiver) = tokio::sync::mpsc::unbounded_channel();
         let deadline = Arc::new(SharedDeadline::default());
         let shared = Arc::clone(&deadline);
+        let rank = Arc::new(AtomicU32::new(0));
+        let ranked = Arc::clone(&rank);
         let thread = std::thread::Builder::new()
             .name("etcd-election".into())
             .spawn(move || {
@@ -140,6 +137,7 @@ impl Campaign {
                     claim,
                     receiver,
                     shared,
+                    ranked,
                     Box::new(emit),
                 ))
             })
@@ -147,6 +145,7 @@ impl Campaign {
         Ok(Campaign {
             commands,
             deadline,
+            rank,
             thread: Some(thread),
         })
     }
@@ -165,6 +164,11 @@ impl super::Election for Campaign {
     /// Campaign for the key now and whenever it becomes free.
     fn campaign(&self) {
         self.send(Command::Campaign);
+    }
+
+    /// Campaigns for a free key `RANK_STEP` later per better live backup.
+    fn rank(&self, better: u32) {
+        self.rank.store(better, Ordering::Relaxed);
     }
 
     /// Give the key up (revoke the lease) and stop campaigning. Remove the address first.
