@@ -27,13 +27,15 @@ pub fn check(path: &Path) -> anyhow::Result<()> {
         );
     }
     // `ping` waits a second for silence: fine here, never on the take-over path.
-    match ping::answers(Os::current(), config.vip) {
-        Ok(true) => println!(
-            "ip {}: answers ping now (held by a peer, or in use by another host)",
-            config.vip
-        ),
-        Ok(false) => println!("ip {}: no answer to ping (free)", config.vip),
-        Err(e) => bail!("cannot run ping: {e}"),
+    for address in &config.addresses {
+        let ip = address.ip();
+        match ping::answers(Os::current(), ip) {
+            Ok(true) => {
+                println!("ip {ip}: answers ping now (held by a peer, or in use by another host)")
+            }
+            Ok(false) => println!("ip {ip}: no answer to ping (free)"),
+            Err(e) => bail!("cannot run ping for {ip}: {e}"),
+        }
     }
     println!("ok");
     Ok(())

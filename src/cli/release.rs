@@ -16,15 +16,20 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         Loaded::Enabled(c) => *c,
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
-    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
+    let host = SystemHost::new(&config.interface, &config.addresses)?;
     let removed = host.remove_address()?;
     if removed {
-        info!("released {} from {}", config.vip, config.interface);
+        info!(
+            "released {} from {}",
+            config.address_list(),
+            config.interface
+        );
         tell_the_group(&config, &host);
     } else {
         info!(
-            "{} is not on {}; nothing to release",
-            config.vip, config.interface
+            "{} not on {}; nothing to release",
+            config.address_list(),
+            config.interface
         );
     }
     // Only after the address is gone and the group was told (so the backup's probe can be

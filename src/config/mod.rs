@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::state::{Me, Timing};
-use crate::vocabulary::{BootId, Netmask, Priority};
+use crate::vocabulary::{BootId, Floating, Netmask, Priority};
 
 pub use etcd::{Election, Endpoint, Etcd, Secret, Tls, User, KEY_PREFIX};
 pub use raw::{RawAuth, RawSection};
@@ -57,7 +57,12 @@ pub struct Config {
     pub interface: String,
     /// This host's own address on `interface`; identifies the node to its peers.
     pub node_addr: Ipv4Addr,
+    /// The group's IPv4 floating address, the one the heartbeat dials and names: the
+    /// first IPv4 address of `addresses`.
     pub vip: Ipv4Addr,
+    /// Every floating address of the group, in the order written; held together.
+    pub addresses: Vec<Floating>,
+    /// The netmask of the IPv4 floating addresses.
     pub netmask: Netmask,
     pub echo: Echo,
     pub priority: Priority,
@@ -89,6 +94,10 @@ impl Config {
             interface: "eth0".into(),
             node_addr: Ipv4Addr::new(192, 0, 2, 11),
             vip: Ipv4Addr::new(192, 0, 2, 234),
+            addresses: vec![Floating::V4(
+                Ipv4Addr::new(192, 0, 2, 234),
+                Netmask::default(),
+            )],
             netmask: Netmask::default(),
             echo: Echo {
                 port: 61111,
@@ -118,7 +127,7 @@ impl Config {
     pub fn needs_restart_for(&self, new: &Config) -> Vec<&'static str> {
         let metrics = |c: &Config| c.metrics.as_ref().map(|m| m.listen);
         changed(&[
-            ("ip", self.vip != new.vip),
+            ("ip", self.addresses != new.addresses),
             ("interface", self.interface != new.interface),
             ("netmask", self.netmask != new.netmask),
             ("echo.port", self.echo.port != new.echo.port),
@@ -160,6 +169,7 @@ impl Config {
             interface: self.interface.clone(),
             node_addr: self.node_addr,
             vip: self.vip,
+            addresses: self.addresses.clone(),
             netmask: self.netmask,
             echo: Echo {
                 timeout: new.echo.timeout,
@@ -190,7 +200,11 @@ impl Config {
             auto("interface")
         );
         s += &format!("node address:           {}\n", self.node_addr);
-        s += &format!("ip:                     {}{}\n", self.vip, auto("ip"));
+        s += &format!(
+            "ip:                     {}{}\n",
+            self.address_list(),
+            auto("ip")
+        );
         s += &format!(
             "netmask:                {}{}\n",
             self.netmask,
@@ -229,6 +243,20 @@ impl Config {
             s += &etcd.describe();
         }
         s
+    }
+
+    /// The floating addresses as an operator writes them: IPv4 bare (its mask is
+    /// `netmask`), IPv6 with its prefix: `192.0.2.234, 2001:db8::234/64`.
+    pub fn address_list(&self) -> String {
+        let each: Vec<String> = self
+            .addresses
+            .iter()
+            .map(|a| match a {
+                Floating::V4(ip, _) => ip.to_string(),
+                Floating::V6(..) => a.to_string(),
+            })
+            .collect();
+        each.join(", ")
     }
 
     /// This node as the state machine knows it, in its run `boot`.

@@ -3,7 +3,7 @@
 //! The YAML is read into a generic tree first so that every error can name the exact
 //! key (`floating_ip.echo.port`), which a derived deserializer cannot.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
 
@@ -49,7 +49,9 @@ const KNOWN_ECHO_KEYS: &[&str] = &[
 pub struct RawSection {
     pub enabled: bool,
     pub interface: Option<String>,
-    pub ip: Option<Ipv4Addr>,
+    /// `floating_ip.ip`: each address with the prefix written after it, if any; empty
+    /// when unset (the default `x.y.z.234`).
+    pub ip: Vec<(IpAddr, Option<u8>)>,
     pub netmask: Option<Ipv4Addr>,
     pub priority: Option<u8>,
     pub preempt: Option<bool>,
@@ -148,7 +150,7 @@ impl RawSection {
         let mut raw = RawSection {
             enabled: r.bool("enabled")?.unwrap_or(false),
             interface: r.string("interface")?,
-            ip: r.ipv4("ip")?,
+            ip: parse_ips(&r)?,
             netmask: r.ipv4("netmask")?,
             priority: r.int("priority", 1, 254)?.map(|p| p as u8),
             preempt: r.bool("preempt")?,
@@ -242,6 +244,81 @@ impl RawSection {
     }
 }
 
+/// `floating_ip.ip`: one address or a list; IPv6 with an optional `/prefix`. Each must be a
+/// unicast address a host may hold, and none may be listed twice.
+fn parse_ips(r: &Reader) -> Result<Vec<(IpAddr, Option<u8>)>, ConfigError> {
+    let texts: Vec<&str> = match r.map.get("ip") {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(r.err("ip", "the list is empty; give at least one address"))
+        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.as_str()),
+                other => Err(r.err("ip", format!("expected an address, got {}", kind(other)))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(r.err(
+                "ip",
+                format!("expected an address or a list of them, got {}", kind(other)),
+            ))
+        }
+    };
+    let mut ips: Vec<(IpAddr, Option<u8>)> = Vec::new();
+    for text in texts {
+        let (ip, prefix) = parse_ip(text.trim()).map_err(|why| r.err("ip", why))?;
+        if ips.iter().any(|(seen, _)| *seen == ip) {
+            return Err(r.err("ip", format!("{ip} is listed twice")));
+        }
+        ips.push((ip, prefix));
+    }
+    Ok(ips)
+}
+
+/// `192.0.2.234`, `2001:db8::234` or `2001:db8::234/64`; the reason when it is none of them.
+fn parse_ip(text: &str) -> Result<(IpAddr, Option<u8>), String> {
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("{text:?} is not an IPv4 or IPv6 address"))?;
+    let prefix = match (ip, prefix) {
+        (_, None) => None,
+        (IpAddr::V4(_), Some(_)) => {
+            return Err(format!(
+                "{text}: an IPv4 address takes its mask from floating_ip.netmask; write {addr}"
+            ))
+        }
+        (IpAddr::V6(_), Some(p)) => match p.parse::<u8>() {
+            Ok(n) if (1..=128).contains(&n) => Some(n),
+            _ => return Err(format!("{text}: prefix /{p} is out of range 1..=128")),
+        },
+    };
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+    };
+    if link_local {
+        return Err(format!(
+            "{ip} is link-local; a floating address must be routable on the LAN's subnet"
+        ));
+    }
+    if ip.is_multicast() {
+        return Err(format!(
+            "{ip} is multicast; a floating address must be unicast"
+        ));
+    }
+    if ip.is_unspecified() || ip.is_loopback() {
+        return Err(format!("{ip} cannot be held by a host; give a LAN address"));
+    }
+    Ok((ip, prefix))
+}
+
 /// `floating_ip.metrics`: off unless `listen` is set; a remote `listen` needs `allow_remote`.
 fn parse_metrics(
     r: &Reader,
@@ -331,13 +408,30 @@ mod tests {
     }
 
     #[test]
+    fn ip_is_one_address_or_a_list() {
+        let ips = |yaml: &str| parse(&format!("floating_ip:\n  ip: {yaml}\n")).unwrap().ip;
+        let v6: IpAddr = "2001:db8::234".parse().unwrap();
+        let v4: IpAddr = "192.0.2.234".parse().unwrap();
+        assert_eq!(ips("2001:db8::234"), vec![(v6, None)]);
+        assert_eq!(ips("2001:db8::234/80"), vec![(v6, Some(80))]);
+        assert_eq!(
+            ips("[192.0.2.234, 2001:db8::234/64]"),
+            vec![(v4, None), (v6, Some(64))]
+        );
+        assert_eq!(
+            ips("\n    - 192.0.2.234\n    - \"2001:db8::234\""),
+            vec![(v4, None), (v6, None)]
+        );
+    }
+
+    #[test]
     fn all_keys_read() {
         let raw = parse(
             "floating_ip:\n  enabled: true\n  interface: en1\n  ip: 192.168.3.234\n  netmask: 255.255.255.0\n  priority: 150\n  preempt: true\n  preempt_delay_in_ms: 2000\n  garp_refresh_in_ms: 30000\n  status_socket: /tmp/x.sock\n  echo:\n    port: 7000\n    dial_timeout_in_ms: 500\n    timeout_in_ms: 3000\n    interval_in_ms: 100\n",
         )
         .unwrap();
         assert_eq!(raw.interface.as_deref(), Some("en1"));
-        assert_eq!(raw.ip, Some(Ipv4Addr::new(192, 168, 3, 234)));
+        assert_eq!(raw.ip, vec![(Ipv4Addr::new(192, 168, 3, 234).into(), None)]);
         assert_eq!(raw.netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
         assert_eq!(raw.priority, Some(150));
         assert_eq!(raw.preempt, Some(true));
@@ -469,7 +563,56 @@ mod tests {
                 "floating_ip.ip",
                 "not an IPv4",
             ),
-            ("floating_ip:\n  ip: [1]\n", "floating_ip.ip", "a list"),
+            (
+                "floating_ip:\n  ip: [1]\n",
+                "floating_ip.ip",
+                "got a number",
+            ),
+            (
+                "floating_ip:\n  ip: []\n",
+                "floating_ip.ip",
+                "list is empty",
+            ),
+            (
+                "floating_ip:\n  ip: {a: 1}\n",
+                "floating_ip.ip",
+                "or a list",
+            ),
+            (
+                "floating_ip:\n  ip: 2001:db8::234/129\n",
+                "floating_ip.ip",
+                "2001:db8::234/129: prefix /129 is out of range 1..=128",
+            ),
+            (
+                "floating_ip:\n  ip: 2001:db8::234/0\n",
+                "floating_ip.ip",
+                "out of range",
+            ),
+            (
+                "floating_ip:\n  ip: 192.0.2.234/24\n",
+                "floating_ip.ip",
+                "takes its mask from floating_ip.netmask",
+            ),
+            (
+                "floating_ip:\n  ip: fe80::234\n",
+                "floating_ip.ip",
+                "fe80::234 is link-local",
+            ),
+            (
+                "floating_ip:\n  ip: ff02::1:ff00:234\n",
+                "floating_ip.ip",
+                "ff02::1:ff00:234 is multicast",
+            ),
+            (
+                "floating_ip:\n  ip: 224.0.0.18\n",
+                "floating_ip.ip",
+                "multicast",
+            ),
+            (
+                "floating_ip:\n  ip: [192.0.2.234, 2001:db8::234/64, 2001:db8::234]\n",
+                "floating_ip.ip",
+                "2001:db8::234 is listed twice",
+            ),
             (
                 "floating_ip:\n  netmask: fff\n",
                 "floating_ip.netmask",

@@ -1,15 +1,74 @@
 //! Applies the seed's defaults to a [`RawSection`] against the host's interfaces.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Config, ConfigError, Echo, Loaded, RawSection};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::auth::{read_key_file, Auth, Key};
-use crate::vocabulary::{Interface, Netmask, Priority};
+use crate::vocabulary::{network6, same_prefix, Floating, Interface, Netmask, Priority};
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
+/// Prefix length of an IPv6 floating address written without one.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// `a, b/64`: the addresses as written, for error messages.
+fn list(ips: &[(IpAddr, Option<u8>)]) -> String {
+    let each: Vec<String> = ips
+        .iter()
+        .map(|(ip, p)| p.map_or(ip.to_string(), |p| format!("{ip}/{p}")))
+        .collect();
+    each.join(", ")
+}
+
+/// An IPv4 floating address must sit in the node's subnet, and be neither its network nor
+/// its broadcast address.
+fn on_subnet4(vip: Ipv4Addr, node: Ipv4Addr, netmask: Netmask, iface: &str) -> Result<(), String> {
+    if !netmask.same_subnet(vip, node) {
+        return Err(format!(
+            "{vip} is outside {iface}'s subnet {}/{}",
+            netmask.network(node),
+            netmask.prefix_len()
+        ));
+    }
+    if netmask.prefix_len() < 31 && (vip == netmask.network(vip) || vip == netmask.broadcast(vip)) {
+        return Err(format!(
+            "{vip} is the network or broadcast address of its subnet"
+        ));
+    }
+    Ok(())
+}
+
+/// An IPv6 floating address must be on one of the interface's own (not link-local) IPv6
+/// prefixes; copies of the floating addresses themselves are not the interface's own.
+fn on_prefix6(vip: Ipv6Addr, iface: &Interface, floating: &[Floating]) -> Result<(), String> {
+    let is_floating = |a: &Ipv6Addr| floating.iter().any(|f| f.ip() == IpAddr::V6(*a));
+    let own: Vec<(Ipv6Addr, u8)> = iface
+        .addrs6
+        .iter()
+        .filter(|(a, _)| a.segments()[0] & 0xffc0 != 0xfe80 && !is_floating(a))
+        .copied()
+        .collect();
+    if own.is_empty() {
+        return Err(format!(
+            "{vip}: {} has no IPv6 address of its own beyond link-local; add one on the floating address's prefix",
+            iface.name
+        ));
+    }
+    if own.iter().any(|(a, p)| same_prefix(vip, *a, *p)) {
+        return Ok(());
+    }
+    let prefixes: Vec<String> = own
+        .iter()
+        .map(|(a, p)| format!("{}/{p}", network6(*a, *p)))
+        .collect();
+    Err(format!(
+        "{vip} is outside {}'s IPv6 prefixes {}",
+        iface.name,
+        prefixes.join(", ")
+    ))
+}
 
 /// Resolves `raw` (read from `path`) into a [`Loaded`] config; pure apart from its inputs.
 pub fn resolve(
@@ -49,28 +108,57 @@ pub fn resolve(
         }
     };
 
-    // The node's own address: never the floating IP itself (a stale copy may still be there).
+    let floating4: Vec<Ipv4Addr> = raw
+        .ip
+        .iter()
+        .filter_map(|(ip, _)| match ip {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    if floating4.is_empty() && !raw.ip.is_empty() {
+        if let Some(mask) = raw.netmask {
+            return Err(key_err(
+                "netmask",
+                format!("{mask} applies to IPv4 addresses only and floating_ip.ip has none; write an IPv6 prefix as 2001:db8::234/64"),
+            ));
+        }
+        return Err(key_err(
+            "ip",
+            format!(
+                "{} has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
+                list(&raw.ip)
+            ),
+        ));
+    }
+
+    // The node's own address: never a floating IP itself (a stale copy may still be there).
     let is_default_vip = |a: &Ipv4Addr| a.octets()[3] == DEFAULT_VIP_LAST_OCTET;
     let own = iface
         .addrs
         .iter()
-        .find(|(a, _)| Some(*a) != raw.ip && (raw.ip.is_some() || !is_default_vip(a)))
-        .or_else(|| iface.addrs.iter().find(|(a, _)| Some(*a) != raw.ip))
+        .find(|(a, _)| !floating4.contains(a) && (!floating4.is_empty() || !is_default_vip(a)))
+        .or_else(|| iface.addrs.iter().find(|(a, _)| !floating4.contains(a)))
         .copied();
     let Some((node_addr, own_mask)) = own else {
-        return Err(match raw.ip {
-            Some(ip) if iface.addrs.iter().any(|(a, _)| *a == ip) => key_err(
-                "ip",
-                format!(
-                    "{ip} is {}'s own address; choose an unused address",
-                    iface.name
+        return Err(
+            match floating4
+                .iter()
+                .find(|ip| iface.addrs.iter().any(|(a, _)| a == *ip))
+            {
+                Some(ip) => key_err(
+                    "ip",
+                    format!(
+                        "{ip} is {}'s own address; choose an unused address",
+                        iface.name
+                    ),
                 ),
-            ),
-            _ => key_err(
-                "interface",
-                format!("{} has no IPv4 address of its own", iface.name),
-            ),
-        });
+                None => key_err(
+                    "interface",
+                    format!("{} has no IPv4 address of its own", iface.name),
+                ),
+            },
+        );
     };
 
     let netmask = match raw.netmask {
@@ -82,31 +170,36 @@ pub fn resolve(
         }
     };
 
-    let vip = match raw.ip {
-        Some(ip) => ip,
-        None => {
-            auto.push("ip");
-            let [a, b, c, _] = node_addr.octets();
-            Ipv4Addr::new(a, b, c, DEFAULT_VIP_LAST_OCTET)
-        }
+    let addresses: Vec<Floating> = if raw.ip.is_empty() {
+        auto.push("ip");
+        let [a, b, c, _] = node_addr.octets();
+        let vip = Ipv4Addr::new(a, b, c, DEFAULT_VIP_LAST_OCTET);
+        vec![Floating::V4(vip, netmask)]
+    } else {
+        raw.ip
+            .iter()
+            .map(|(ip, prefix)| match ip {
+                IpAddr::V4(v4) => Floating::V4(*v4, netmask),
+                IpAddr::V6(v6) => Floating::V6(*v6, prefix.unwrap_or(DEFAULT_IPV6_PREFIX)),
+            })
+            .collect()
     };
-    if !netmask.same_subnet(vip, node_addr) {
-        return Err(key_err(
-            "ip",
-            format!(
-                "{vip} is outside {}'s subnet {}/{}",
-                iface.name,
-                netmask.network(node_addr),
-                netmask.prefix_len()
-            ),
-        ));
+    for address in &addresses {
+        match *address {
+            Floating::V4(vip, _) => on_subnet4(vip, node_addr, netmask, &iface.name)
+                .map_err(|why| key_err("ip", why))?,
+            Floating::V6(vip, _) => {
+                on_prefix6(vip, iface, &addresses).map_err(|why| key_err("ip", why))?
+            }
+        }
     }
-    if netmask.prefix_len() < 31 && (vip == netmask.network(vip) || vip == netmask.broadcast(vip)) {
-        return Err(key_err(
-            "ip",
-            format!("{vip} is the network or broadcast address of its subnet"),
-        ));
-    }
+    let vip = addresses
+        .iter()
+        .find_map(|a| match a {
+            Floating::V4(ip, _) => Some(*ip),
+            Floating::V6(..) => None,
+        })
+        .unwrap_or(node_addr);
 
     let ms = Duration::from_millis;
     let interval = ms(raw.interval_ms.unwrap_or(1000));
@@ -127,6 +220,7 @@ pub fn resolve(
         interface: iface.name.clone(),
         node_addr,
         vip,
+        addresses,
         netmask,
         echo: Echo {
             port: raw.echo_port.unwrap_or(DEFAULT_ECHO_PORT),
@@ -217,6 +311,7 @@ mod tests {
                 .iter()
                 .map(|(a, m)| (a.parse().unwrap(), m.parse().unwrap()))
                 .collect(),
+            addrs6: vec![],
             up: true,
             running: true,
             loopback: name == "lo",
@@ -225,9 +320,14 @@ mod tests {
     }
 
     fn host() -> Vec<Interface> {
+        let mut eth0 = iface("eth0", &[("192.168.3.35", "255.255.255.0")]);
+        eth0.addrs6 = vec![
+            ("fe80::1".parse().unwrap(), 64),
+            ("2001:db8:3::35".parse().unwrap(), 64),
+        ];
         vec![
             iface("lo", &[("127.0.0.1", "255.0.0.0")]),
-            iface("eth0", &[("192.168.3.35", "255.255.255.0")]),
+            eth0,
             iface("eth1", &[("10.1.0.7", "255.255.0.0")]),
         ]
     }
@@ -432,6 +532,74 @@ mod tests {
             let err = enabled(tail).unwrap_err();
             let msg = err.to_string();
             assert!(msg.contains(reason), "{tail:?}: {msg}");
+            assert_eq!(key_of(err), key, "{tail:?}");
+        }
+    }
+
+    #[test]
+    fn several_addresses_ipv6_with_a_default_prefix() {
+        let c =
+            enabled("  ip: [192.168.3.234, 2001:db8:3::234, \"2001:db8:3::235/80\"]\n").unwrap();
+        assert_eq!(c.vip, Ipv4Addr::new(192, 168, 3, 234));
+        let shown: Vec<String> = c.addresses.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "192.168.3.234/24",
+                "2001:db8:3::234/64",
+                "2001:db8:3::235/80"
+            ]
+        );
+        assert_eq!(
+            c.address_list(),
+            "192.168.3.234, 2001:db8:3::234/64, 2001:db8:3::235/80"
+        );
+        let line = c.describe();
+        assert!(
+            line.contains(
+                "ip:                     192.168.3.234, 2001:db8:3::234/64, 2001:db8:3::235/80\n"
+            ),
+            "{line}"
+        );
+        // The list is part of the group's identity: a reload cannot change it.
+        let single = enabled("  ip: 192.168.3.234\n").unwrap();
+        assert_eq!(single.needs_restart_for(&c), vec!["ip"]);
+        assert_eq!(single.address_list(), "192.168.3.234");
+    }
+
+    #[test]
+    fn bad_address_lists_are_one_line_naming_the_key() {
+        for (tail, key, reason) in [
+            (
+                "  ip: 2001:db8:4::234\n",
+                "floating_ip.ip",
+                "2001:db8:4::234 has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
+            ),
+            (
+                "  ip: [192.168.3.234, 2001:db8:4::234]\n",
+                "floating_ip.ip",
+                "2001:db8:4::234 is outside eth0's IPv6 prefixes 2001:db8:3::/64",
+            ),
+            (
+                "  ip: [192.168.3.234, 192.168.4.234]\n",
+                "floating_ip.ip",
+                "192.168.4.234 is outside eth0's subnet 192.168.3.0/24",
+            ),
+            (
+                "  ip: 2001:db8:3::234/64\n  netmask: 255.255.255.0\n",
+                "floating_ip.netmask",
+                "255.255.255.0 applies to IPv4 addresses only and floating_ip.ip has none",
+            ),
+            (
+                "  interface: eth1\n  ip: [10.1.0.234, 2001:db8:3::234]\n",
+                "floating_ip.ip",
+                "2001:db8:3::234: eth1 has no IPv6 address of its own beyond link-local",
+            ),
+        ] {
+            let err = enabled(tail).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(reason), "{tail:?}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
             assert_eq!(key_of(err), key, "{tail:?}");
         }
     }

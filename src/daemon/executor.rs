@@ -144,11 +144,11 @@ impl<H: Host> Executor<H> {
     }
 
     /// Link state and address presence as an event, or `None` if the host cannot be read.
-    pub fn observe(&self) -> Option<Event> {
+    pub fn observe(&self, machine: &Machine) -> Option<Event> {
         match self.host.observe() {
             Ok(o) => Some(Event::Observed {
                 link_up: o.link_up,
-                address_present: o.address_present,
+                address_present: o.address_present(machine.role() == Role::Master),
             }),
             Err(e) => {
                 warn!("cannot read the interface: {e}");
@@ -207,7 +207,7 @@ impl<H: Host> Executor<H> {
         let (rejected, auth_failures) = self.group.rejected();
         let replayed = self.group.replayed();
         Sample {
-            vip: config.vip,
+            addresses: config.addresses.iter().map(|a| a.ip()).collect(),
             role: machine.role(),
             priority: machine.priority().0,
             peers: machine.peers().count(),

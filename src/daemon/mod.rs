@@ -76,7 +76,7 @@ fn poll_period(interval: Duration) -> Duration {
 
 /// Runs until SIGTERM/SIGINT; returns after the address is released.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
+    let host = SystemHost::new(&config.interface, &config.addresses)?;
     let boot = BootId::random().map_err(DaemonError::BootId)?;
     let local = Local::new(
         config.vip,
@@ -419,7 +419,7 @@ impl<H: Host> Daemon<H> {
             // A poll due within a tenth of its period rides on this wake-up instead of its own.
             if now + poll / 10 >= next_poll {
                 next_poll = now + poll;
-                if let Some(observed) = self.exec.observe() {
+                if let Some(observed) = self.exec.observe(&self.machine) {
                     if exits(self.step(now, observed)) {
                         return;
                     }

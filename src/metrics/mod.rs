@@ -7,7 +7,7 @@
 mod server;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
@@ -29,7 +29,8 @@ pub const TAKEOVER_BUCKETS: &[f64] = &[
 /// What one scrape shows; plain values, copied out of the loop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
-    pub vip: Ipv4Addr,
+    /// Every floating address of the group.
+    pub addresses: Vec<IpAddr>,
     pub role: Role,
     pub priority: u8,
     /// Peers heard within the detection time.
@@ -91,9 +92,11 @@ impl Sample {
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut r = Registry::default();
         let holding = Family::<Labels, Gauge>::default();
-        holding
-            .get_or_create(&vec![("address", self.vip.to_string())])
-            .set(i64::from(self.role == Role::Master));
+        for address in &self.addresses {
+            holding
+                .get_or_create(&vec![("address", address.to_string())])
+                .set(i64::from(self.role == Role::Master));
+        }
         r.register(
             "floatip_holding",
             "1 while this node holds the floating address",
@@ -183,7 +186,10 @@ mod tests {
         let mut takeover = Histogram::new(TAKEOVER_BUCKETS);
         takeover.observe(0.004);
         let sample = Sample {
-            vip: Ipv4Addr::new(192, 0, 2, 234),
+            addresses: vec![
+                "192.0.2.234".parse().unwrap(),
+                "2001:db8::234".parse().unwrap(),
+            ],
             role: Role::Master,
             priority: 100,
             peers: 1,
@@ -199,6 +205,7 @@ mod tests {
         let text = sample.encode().unwrap();
         for line in [
             "floatip_holding{address=\"192.0.2.234\"} 1",
+            "floatip_holding{address=\"2001:db8::234\"} 1",
             "floatip_role{role=\"MASTER\"} 1",
             "floatip_role{role=\"BACKUP\"} 0",
             "floatip_transitions_total{from=\"BACKUP\",to=\"MASTER\"} 1",

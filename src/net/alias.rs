@@ -1,13 +1,14 @@
-//! Adding and removing the floating IP as an interface alias with `ifconfig`, as the seed
-//! prescribes. Each OS's exact argument vector is built by a pure function (tested on
-//! Linux for both OSes); commands always run from an argument vector, never a shell.
+//! Adding and removing a floating address as an interface alias with `ifconfig`, as the
+//! seed prescribes (IPv6 on Linux through iproute2, the only tool that can skip duplicate
+//! address detection). Each OS's exact argument vector is built by a pure function (tested
+//! on Linux for both OSes); commands always run from an argument vector, never a shell.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
 use super::{NetError, Os, Tool};
-use crate::vocabulary::Netmask;
+use crate::vocabulary::{Floating, Netmask};
 
 /// A hung `ifconfig` or `ip` is killed after this: the action fails (a failed add puts the
 /// node in FAULT) instead of stalling the daemon's loop until the watchdog kills it.
@@ -71,7 +72,14 @@ pub fn linux_label(iface: &str, vip: Ipv4Addr) -> Result<String, NetError> {
     Ok(label)
 }
 
-pub fn add(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocation, NetError> {
+pub fn add(os: Os, iface: &str, address: &Floating) -> Result<Invocation, NetError> {
+    match *address {
+        Floating::V4(vip, mask) => add4(os, iface, vip, mask),
+        Floating::V6(vip, prefix) => Ok(add6(os, iface, vip, prefix)),
+    }
+}
+
+fn add4(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocation, NetError> {
     let (ip, mask) = (vip.to_string(), mask.to_string());
     Ok(match os {
         Os::Linux => Invocation::new(
@@ -82,24 +90,63 @@ pub fn add(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocati
     })
 }
 
-/// Removes `vip`, which the kernel reports under `label` (`eth0:234` for our alias).
-pub fn remove(os: Os, iface: &str, label: &str, vip: Ipv4Addr, mask: Netmask) -> Invocation {
+/// Usable at once: `nodad` skips the kernel's duplicate address detection (a second of
+/// tentative state), since floatip probed the address itself before adding it.
+fn add6(os: Os, iface: &str, vip: Ipv6Addr, prefix: u8) -> Invocation {
     match os {
-        // `ifconfig eth0:234 down` deletes the alias; on an unlabeled copy the same command
-        // would take the whole interface down, so that case goes through iproute2.
-        Os::Linux if label.contains(':') => Invocation::new(Tool::Ifconfig, &[label, "down"]),
         Os::Linux => Invocation::new(
             Tool::Ip,
             &[
-                "-4",
+                "-6",
                 "addr",
-                "del",
-                &format!("{vip}/{}", mask.prefix_len()),
+                "add",
+                &format!("{vip}/{prefix}"),
                 "dev",
                 iface,
+                "nodad",
             ],
         ),
-        Os::MacOs => Invocation::new(Tool::Ifconfig, &[iface, "-alias", &vip.to_string()]),
+        Os::MacOs => Invocation::new(
+            Tool::Ifconfig,
+            &[
+                iface,
+                "inet6",
+                &vip.to_string(),
+                "prefixlen",
+                &prefix.to_string(),
+                "alias",
+            ],
+        ),
+    }
+}
+
+/// Removes `address`, which the kernel reports under `label` (`eth0:234` for our IPv4
+/// alias); an IPv6 address is removed with the prefix length it carries.
+pub fn remove(os: Os, iface: &str, label: &str, address: &Floating) -> Invocation {
+    match (*address, os) {
+        // `ifconfig eth0:234 down` deletes the alias; on an unlabeled copy the same command
+        // would take the whole interface down, so that case goes through iproute2.
+        (Floating::V4(..), Os::Linux) if label.contains(':') => {
+            Invocation::new(Tool::Ifconfig, &[label, "down"])
+        }
+        (Floating::V4(..) | Floating::V6(..), Os::Linux) => {
+            let family = if matches!(address, Floating::V4(..)) {
+                "-4"
+            } else {
+                "-6"
+            };
+            Invocation::new(
+                Tool::Ip,
+                &[family, "addr", "del", &address.to_string(), "dev", iface],
+            )
+        }
+        (Floating::V4(vip, _), Os::MacOs) => {
+            Invocation::new(Tool::Ifconfig, &[iface, "-alias", &vip.to_string()])
+        }
+        (Floating::V6(vip, _), Os::MacOs) => Invocation::new(
+            Tool::Ifconfig,
+            &[iface, "inet6", &vip.to_string(), "-alias"],
+        ),
     }
 }
 
@@ -107,55 +154,79 @@ pub fn remove(os: Os, iface: &str, label: &str, vip: Ipv4Addr, mask: Netmask) ->
 mod tests {
     use super::*;
 
-    fn mask() -> Netmask {
-        Netmask::new(Ipv4Addr::new(255, 255, 255, 0)).unwrap()
-    }
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 234);
+    const V6: Floating = Floating::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x234), 64);
+
+    fn v4() -> Floating {
+        Floating::V4(VIP, Netmask::default())
+    }
 
     #[test]
     fn linux_commands() {
-        let a = add(Os::Linux, "eth0", VIP, mask()).unwrap();
+        let a = add(Os::Linux, "eth0", &v4()).unwrap();
         assert_eq!(
             a.display(),
             "ifconfig eth0:234 192.168.3.234 netmask 255.255.255.0 up"
         );
         assert_eq!(
-            remove(Os::Linux, "eth0", "eth0:234", VIP, mask()).display(),
+            remove(Os::Linux, "eth0", "eth0:234", &v4()).display(),
             "ifconfig eth0:234 down"
         );
         assert_eq!(
-            remove(Os::Linux, "eth0", "eth0", VIP, mask()).display(),
+            remove(Os::Linux, "eth0", "eth0", &v4()).display(),
             "ip -4 addr del 192.168.3.234/24 dev eth0"
         );
     }
 
     #[test]
     fn macos_commands() {
-        let a = add(Os::MacOs, "en1", VIP, mask()).unwrap();
+        let a = add(Os::MacOs, "en1", &v4()).unwrap();
         assert_eq!(a.program, Tool::Ifconfig);
         assert_eq!(
             a.args,
             ["en1", "alias", "192.168.3.234", "netmask", "255.255.255.0"]
         );
         assert_eq!(
-            remove(Os::MacOs, "en1", "en1", VIP, mask()).args,
+            remove(Os::MacOs, "en1", "en1", &v4()).args,
             ["en1", "-alias", "192.168.3.234"]
         );
         assert_eq!(
-            remove(Os::MacOs, "en1", "en1", VIP, mask()).program,
+            remove(Os::MacOs, "en1", "en1", &v4()).program,
             Tool::Ifconfig,
             "no iproute2 on macOS"
         );
     }
 
     #[test]
+    fn ipv6_commands_skip_duplicate_address_detection() {
+        assert_eq!(
+            add(Os::Linux, "eth0", &V6).unwrap().display(),
+            "ip -6 addr add 2001:db8::234/64 dev eth0 nodad"
+        );
+        assert_eq!(
+            remove(Os::Linux, "eth0", "eth0", &V6).display(),
+            "ip -6 addr del 2001:db8::234/64 dev eth0"
+        );
+        let mac = add(Os::MacOs, "en1", &V6).unwrap();
+        assert_eq!(mac.program, Tool::Ifconfig);
+        assert_eq!(
+            mac.args,
+            ["en1", "inet6", "2001:db8::234", "prefixlen", "64", "alias"]
+        );
+        assert_eq!(
+            remove(Os::MacOs, "en1", "en1", &V6).args,
+            ["en1", "inet6", "2001:db8::234", "-alias"]
+        );
+    }
+
+    #[test]
     fn argv_starts_with_the_absolute_path() {
-        let a = add(Os::Linux, "eth0", VIP, mask()).unwrap();
+        let a = add(Os::Linux, "eth0", &v4()).unwrap();
         assert_eq!(
             a.argv(Path::new("/usr/sbin/ifconfig"))[..2],
             ["/usr/sbin/ifconfig", "eth0:234"]
         );
-        let r = remove(Os::Linux, "eth0", "eth0", VIP, mask());
+        let r = remove(Os::Linux, "eth0", "eth0", &v4());
         assert_eq!(r.program, Tool::Ip);
         assert_eq!(r.argv(Path::new("/sbin/ip"))[0], "/sbin/ip");
     }

@@ -57,7 +57,8 @@ impl Host for FakeHost {
         let s = self.0.borrow();
         Ok(Observation {
             link_up: s.link_up,
-            address_present: s.address_present,
+            present: usize::from(s.address_present),
+            addresses: 1,
         })
     }
 

@@ -1,66 +1,165 @@
 //! Everything the daemon does to this host, behind one small trait so the daemon's loop
-//! can be exercised with a fake.
+//! can be exercised with a fake. A group's addresses are one unit here: held together,
+//! probed together, announced together, removed together.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::interfaces::{base_name, snapshot};
-use super::{alias, arp, NetError, Os};
-use crate::vocabulary::{Interface, Mac, Netmask, ProbeOutcome};
+use super::interfaces::{base_name, snapshot, LabeledAddr};
+use super::{alias, arp, ndisc, NetError, Os};
+use crate::vocabulary::{Floating, Interface, Mac, ProbeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observation {
     pub link_up: bool,
-    pub address_present: bool,
+    /// How many of the group's addresses are on the interface.
+    pub present: usize,
+    /// How many addresses the group has.
+    pub addresses: usize,
+}
+
+impl Observation {
+    /// What the state machine is told: a holder has the address only when it has every
+    /// one (a missing one is restored); anyone else has it when it has any (removed).
+    pub fn address_present(&self, holding: bool) -> bool {
+        if holding {
+            self.present == self.addresses
+        } else {
+            self.present > 0
+        }
+    }
 }
 
 pub trait Host {
-    /// Link state and whether the floating IP is on the interface.
+    /// Link state and how many floating addresses are on the interface.
     fn observe(&self) -> Result<Observation, NetError>;
-    /// Adds the floating IP (idempotent) and checks that it appeared.
+    /// Adds every floating address (idempotent) and checks that they appeared; on a
+    /// failure, removes the ones this call added.
     fn add_address(&self) -> Result<(), NetError>;
-    /// Removes every copy of the floating IP from the interface (idempotent); true if one was there.
+    /// Removes every copy of every floating address from the interface (idempotent); true
+    /// if one was there.
     fn remove_address(&self) -> Result<bool, NetError>;
-    /// Does another host answer for the floating IP? Milliseconds, not seconds.
+    /// Does another host answer for any floating address? Milliseconds, not seconds.
     fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError>;
-    /// Gratuitous ARP so clients follow the move now.
+    /// Gratuitous ARP and unsolicited neighbour advertisements, so clients follow the move now.
     fn announce(&self) -> Result<(), NetError>;
     fn mac(&self) -> Mac;
 }
 
-/// The real host, through `ifconfig`, `getifaddrs` and raw ARP.
+/// The real host, through `ifconfig`/`ip`, `getifaddrs`, raw ARP and neighbour discovery.
 pub struct SystemHost {
     arp: arp::Arp,
+    /// Open only when the group has an IPv6 address.
+    ndisc: Option<ndisc::Ndisc>,
     os: Os,
     iface: String,
-    vip: Ipv4Addr,
-    mask: Netmask,
+    addresses: Vec<Floating>,
     mac: Mac,
 }
 
 impl SystemHost {
-    /// Drives `vip`/`mask` on `interface`.
-    pub fn new(interface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<SystemHost, NetError> {
+    /// Drives `addresses` on `interface`.
+    pub fn new(interface: &str, addresses: &[Floating]) -> Result<SystemHost, NetError> {
         let (ifs, _) = snapshot()?;
         let iface = Interface::find(&ifs, interface)?;
+        let has_v6 = addresses.iter().any(|a| matches!(a, Floating::V6(..)));
         Ok(SystemHost {
             arp: arp::Arp::open(&iface.name)?,
+            ndisc: has_v6
+                .then(|| ndisc::Ndisc::open(&iface.name))
+                .transpose()?,
             os: Os::current(),
             iface: iface.name.clone(),
-            vip,
-            mask,
+            addresses: addresses.to_vec(),
             mac: iface.mac.unwrap_or([0; 6]),
         })
     }
 
-    /// Labels under which the floating IP currently sits on our interface.
-    fn copies(&self) -> Result<Vec<String>, NetError> {
-        let (_, addrs) = snapshot()?;
-        Ok(addrs
-            .into_iter()
-            .filter(|a| a.addr == self.vip && base_name(&a.label) == self.iface)
-            .map(|a| a.label)
-            .collect())
+    /// Copies of `address` on our interface, as the kernel lists them.
+    fn copies_in(&self, all: &[LabeledAddr], address: &Floating) -> Vec<LabeledAddr> {
+        all.iter()
+            .filter(|a| a.addr == address.ip() && base_name(&a.label) == self.iface)
+            .cloned()
+            .collect()
+    }
+
+    fn copies(&self, address: &Floating) -> Result<Vec<LabeledAddr>, NetError> {
+        Ok(self.copies_in(&snapshot()?.1, address))
+    }
+
+    fn v4(&self) -> Vec<Ipv4Addr> {
+        self.addresses
+            .iter()
+            .filter_map(|a| match a.ip() {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(_) => None,
+            })
+            .collect()
+    }
+
+    fn v6(&self) -> Vec<Ipv6Addr> {
+        self.addresses
+            .iter()
+            .filter_map(|a| match a.ip() {
+                IpAddr::V6(ip) => Some(ip),
+                IpAddr::V4(_) => None,
+            })
+            .collect()
+    }
+
+    /// Adds `address` unless it is there; true if this call added it.
+    fn add_one(&self, address: &Floating) -> Result<bool, NetError> {
+        if !self.copies(address)?.is_empty() {
+            return Ok(false);
+        }
+        let cmd = alias::add(self.os, &self.iface, address)?;
+        cmd.run()?;
+        if self.copies(address)?.is_empty() {
+            return Err(NetError::NotApplied {
+                vip: address.ip(),
+                iface: self.iface.clone(),
+                state: "absent",
+                command: cmd.display(),
+            });
+        }
+        Ok(true)
+    }
+
+    /// Removes every copy of `address`, going on past failures; true if one was there.
+    fn remove_one(
+        &self,
+        address: &Floating,
+        failures: &mut Vec<NetError>,
+    ) -> Result<bool, NetError> {
+        let copies = self.copies(address)?;
+        for copy in &copies {
+            // An IPv6 copy is removed with the prefix it carries, which may be an old one.
+            let carried = match *address {
+                Floating::V6(ip, _) => Floating::V6(ip, copy.prefix),
+                v4 => v4,
+            };
+            let cmd = alias::remove(self.os, &self.iface, &copy.label, &carried);
+            if let Err(e) = cmd.run() {
+                failures.push(e);
+            } else if self.copies(address)?.iter().any(|c| c.label == copy.label) {
+                failures.push(NetError::NotApplied {
+                    vip: address.ip(),
+                    iface: self.iface.clone(),
+                    state: "present",
+                    command: cmd.display(),
+                });
+            }
+        }
+        Ok(!copies.is_empty())
+    }
+}
+
+/// One error for one failure, [`NetError::Several`] for more.
+fn joined(mut failures: Vec<NetError>) -> Result<(), NetError> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(NetError::Several(failures)),
     }
 }
 
@@ -68,65 +167,107 @@ impl Host for SystemHost {
     fn observe(&self) -> Result<Observation, NetError> {
         let (ifs, addrs) = snapshot()?;
         let link_up = ifs.iter().any(|i| i.name == self.iface && i.running);
-        let address_present = addrs
+        let present = self
+            .addresses
             .iter()
-            .any(|a| a.addr == self.vip && base_name(&a.label) == self.iface);
+            .filter(|a| !self.copies_in(&addrs, a).is_empty())
+            .count();
         Ok(Observation {
             link_up,
-            address_present,
+            present,
+            addresses: self.addresses.len(),
         })
     }
 
+    /// Nothing half-added: when one address cannot be added, the ones added before it
+    /// are removed again and the error names the one that failed.
     fn add_address(&self) -> Result<(), NetError> {
-        if !self.copies()?.is_empty() {
-            return Ok(());
-        }
-        let cmd = alias::add(self.os, &self.iface, self.vip, self.mask)?;
-        cmd.run()?;
-        if self.copies()?.is_empty() {
-            return Err(NetError::NotApplied {
-                vip: self.vip,
-                iface: self.iface.clone(),
-                state: "absent",
-                command: cmd.display(),
-            });
+        let mut added = Vec::new();
+        for address in &self.addresses {
+            match self.add_one(address) {
+                Ok(true) => added.push(*address),
+                Ok(false) => {}
+                Err(e) => {
+                    let mut failures = vec![e];
+                    for a in &added {
+                        if let Err(undo) = self.remove_one(a, &mut failures) {
+                            failures.push(undo);
+                        }
+                    }
+                    return joined(failures);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Tries every copy even when one fails, and reports every failure.
+    /// Tries every copy of every address even when one fails, and reports every failure.
     fn remove_address(&self) -> Result<bool, NetError> {
-        let labels = self.copies()?;
         let mut failures = Vec::new();
-        for label in &labels {
-            let cmd = alias::remove(self.os, &self.iface, label, self.vip, self.mask);
-            if let Err(e) = cmd.run() {
-                failures.push(e);
-            } else if self.copies()?.contains(label) {
-                failures.push(NetError::NotApplied {
-                    vip: self.vip,
-                    iface: self.iface.clone(),
-                    state: "present",
-                    command: cmd.display(),
-                });
-            }
+        let mut removed = false;
+        for address in &self.addresses {
+            removed |= self.remove_one(address, &mut failures)?;
         }
-        match failures.len() {
-            0 => Ok(!labels.is_empty()),
-            1 => Err(failures.remove(0)),
-            _ => Err(NetError::Several(failures)),
-        }
+        joined(failures).map(|()| removed)
     }
 
+    /// Both families at once (each has its own socket), so a dual-stack take-over waits
+    /// for one probe, not two.
     fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError> {
-        self.arp.probe(self.mac, self.vip, wait)
+        let (v4, v6) = (self.v4(), self.v6());
+        let arp = || match v4.is_empty() {
+            true => Ok(ProbeOutcome::Free),
+            false => self.arp.probe(self.mac, &v4, wait),
+        };
+        let Some(nd) = self.ndisc.as_ref().filter(|_| !v6.is_empty()) else {
+            return arp();
+        };
+        let (four, six) = std::thread::scope(|s| {
+            let six = s.spawn(|| nd.probe(self.mac, &v6, wait));
+            let four = arp();
+            (four, six.join())
+        });
+        let six =
+            six.unwrap_or_else(|_| Err(NetError::Unsupported("the IPv6 probe panicked".into())));
+        match (four?, six?) {
+            (ProbeOutcome::InUse(mac), _) | (_, ProbeOutcome::InUse(mac)) => {
+                Ok(ProbeOutcome::InUse(mac))
+            }
+            _ => Ok(ProbeOutcome::Free),
+        }
     }
 
     fn announce(&self) -> Result<(), NetError> {
-        self.arp.announce(self.mac, self.vip)
+        for ip in self.v4() {
+            self.arp.announce(self.mac, ip)?;
+        }
+        if let Some(nd) = &self.ndisc {
+            for ip in self.v6() {
+                nd.announce(self.mac, ip)?;
+            }
+        }
+        Ok(())
     }
 
     fn mac(&self) -> Mac {
         self.mac
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_needs_every_address_anyone_else_none() {
+        let seen = |present| Observation {
+            link_up: true,
+            present,
+            addresses: 2,
+        };
+        assert!(seen(2).address_present(true));
+        assert!(!seen(1).address_present(true), "a missing one is restored");
+        assert!(seen(1).address_present(false), "a stray one is removed");
+        assert!(!seen(0).address_present(false));
     }
 }

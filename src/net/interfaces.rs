@@ -1,7 +1,7 @@
-//! Interface discovery: names, IPv4 addresses, link flags and MAC, from `getifaddrs`.
+//! Interface discovery: names, IPv4 and IPv6 addresses, link flags and MAC, from `getifaddrs`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::InterfaceFlags;
@@ -13,7 +13,8 @@ use crate::vocabulary::Interface;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabeledAddr {
     pub label: String,
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
+    pub prefix: u8,
 }
 
 /// The base device of an alias label: `eth0:234` → `eth0`.
@@ -26,7 +27,7 @@ pub fn discover() -> Result<Vec<Interface>, NetError> {
     Ok(snapshot()?.0)
 }
 
-/// Interfaces plus every IPv4 address with its label, from one `getifaddrs` call.
+/// Interfaces plus every address with its label, from one `getifaddrs` call.
 pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
     let mut order: Vec<String> = Vec::new();
     let mut by_name: BTreeMap<String, Interface> = BTreeMap::new();
@@ -38,6 +39,7 @@ pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
             Interface {
                 name: name.clone(),
                 addrs: Vec::new(),
+                addrs6: Vec::new(),
                 up: false,
                 running: false,
                 loopback: false,
@@ -60,7 +62,21 @@ pub fn snapshot() -> Result<(Vec<Interface>, Vec<LabeledAddr>), NetError> {
             entry.addrs.push((addr, mask));
             labeled.push(LabeledAddr {
                 label: ifa.interface_name.clone(),
-                addr,
+                addr: IpAddr::V4(addr),
+                prefix: u32::from(mask).leading_ones() as u8,
+            });
+        } else if let Some(sin6) = address.as_sockaddr_in6() {
+            let addr = sin6.ip();
+            let prefix = ifa
+                .netmask
+                .as_ref()
+                .and_then(|m| m.as_sockaddr_in6())
+                .map_or(64, |m| u128::from(m.ip()).leading_ones() as u8);
+            entry.addrs6.push((addr, prefix));
+            labeled.push(LabeledAddr {
+                label: ifa.interface_name.clone(),
+                addr: IpAddr::V6(addr),
+                prefix,
             });
         } else if let Some(mac) = address.as_link_addr().and_then(|l| l.addr()) {
             if mac != [0; 6] {

@@ -7,10 +7,13 @@ pub mod arp;
 pub mod fake;
 pub mod host;
 pub mod interfaces;
+pub mod ndisc;
+#[cfg(target_os = "linux")]
+mod packet_socket;
 pub mod ping;
 pub mod tools;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::vocabulary::NoInterface;
 
@@ -46,7 +49,7 @@ pub enum NetError {
     Command { command: String, detail: String },
     #[error("{vip} still {state} on {iface} after `{command}`")]
     NotApplied {
-        vip: Ipv4Addr,
+        vip: IpAddr,
         iface: String,
         state: &'static str,
         command: String,

@@ -15,6 +15,8 @@ pub enum Tool {
     /// iproute2: removes an unlabeled copy of the address on Linux.
     Ip,
     Ping,
+    /// macOS's ping for IPv6 (part of the base system).
+    Ping6,
 }
 
 /// A system program that is not installed, as a one-line error that says what to install.
@@ -40,6 +42,7 @@ impl Tool {
             Tool::Ifconfig => "ifconfig",
             Tool::Ip => "ip",
             Tool::Ping => "ping",
+            Tool::Ping6 => "ping6",
         }
     }
 
@@ -49,6 +52,7 @@ impl Tool {
             Tool::Ifconfig => "net-tools",
             Tool::Ip => "iproute2",
             Tool::Ping => "iputils-ping",
+            Tool::Ping6 => "system (macOS base)",
         }
     }
 

@@ -68,7 +68,10 @@ pub fn render(s: &Snapshot) -> String {
     );
     out += &format!(
         "address:   {} on {} (node {} priority {})\n",
-        s.vip, s.interface, s.node, s.priority
+        s.address_list(),
+        s.interface,
+        s.node,
+        s.priority
     );
     out += &format!(
         "holder:    {}\n",

@@ -158,6 +158,9 @@ pub struct Snapshot {
     pub reason: String,
     pub node: Ipv4Addr,
     pub vip: Ipv4Addr,
+    /// Every floating address, as `floatip check` lists them (empty from an older daemon).
+    #[serde(default)]
+    pub addresses: String,
     pub interface: String,
     pub priority: u8,
     /// Who holds the address as far as this node knows (itself when MASTER).
@@ -217,6 +220,7 @@ impl Snapshot {
             reason: machine.reason().to_string(),
             node: config.node_addr,
             vip: config.vip,
+            addresses: config.address_list(),
             interface: config.interface.clone(),
             priority: machine.priority().0,
             configured_priority: machine.me().priority.0,
@@ -248,11 +252,19 @@ impl Snapshot {
         }
     }
 
+    /// Every floating address; an older daemon names only its IPv4 one.
+    pub fn address_list(&self) -> String {
+        match self.addresses.as_str() {
+            "" => self.vip.to_string(),
+            list => list.to_string(),
+        }
+    }
+
     /// The one-line summary systemd shows as STATUS=.
     pub fn one_line(&self) -> String {
         summary(
             &self.state,
-            self.vip,
+            &self.address_list(),
             self.holder,
             self.peers.len(),
             &self.reason,
@@ -265,7 +277,7 @@ pub fn one_line(machine: &Machine, config: &Config) -> String {
     let state = machine.role().to_string();
     summary(
         &state,
-        config.vip,
+        &config.address_list(),
         holder_of(machine, config),
         machine.peers().count(),
         &machine.reason().to_string(),
@@ -274,13 +286,13 @@ pub fn one_line(machine: &Machine, config: &Config) -> String {
 
 fn summary(
     state: &str,
-    vip: Ipv4Addr,
+    addresses: &str,
     holder: Option<Ipv4Addr>,
     peers: usize,
     reason: &str,
 ) -> String {
     let holder = holder.map_or("none".to_string(), |h| h.to_string());
-    format!("{state} {vip} holder {holder} peers {peers}: {reason}")
+    format!("{state} {addresses} holder {holder} peers {peers}: {reason}")
 }
 
 /// Who holds the address as far as this node knows (itself when MASTER).

@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::Mac;
 
@@ -8,6 +8,8 @@ pub struct Interface {
     pub name: String,
     /// IPv4 addresses with their netmasks, primary first.
     pub addrs: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// IPv6 addresses with their prefix lengths, link-local ones included.
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
     pub up: bool,
     /// Administratively up and with carrier.
     pub running: bool,

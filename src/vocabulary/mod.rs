@@ -3,6 +3,7 @@
 //! from the crate, so anything above may use it.
 
 mod action;
+mod address;
 mod boot_id;
 mod event;
 mod health;
@@ -16,6 +17,7 @@ mod reason;
 mod role;
 
 pub use action::Action;
+pub use address::{network6, same_prefix, Floating};
 pub use boot_id::BootId;
 pub use event::{Event, Lease, Loss, ProbeOutcome};
 pub use health::{Health, Verdict};

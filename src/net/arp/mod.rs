@@ -4,14 +4,10 @@
 //! socket, which only Linux has. On macOS the kernel announces an alias when it is added,
 //! and "does the address answer" falls back to `ping` (see [`crate::net::host`]).
 
-#[cfg(target_os = "linux")]
-mod packet_socket;
-
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::vocabulary::Mac;
-#[cfg(not(target_os = "linux"))]
 use crate::vocabulary::ProbeOutcome;
 
 pub const FRAME_LEN: usize = 42;
@@ -59,9 +55,9 @@ pub fn probe(mac: Mac, vip: Ipv4Addr) -> [u8; FRAME_LEN] {
     )
 }
 
-/// If `f` shows another host using `vip` (a reply from it, or its own announcement),
-/// the MAC of that host.
-pub fn claimant(f: &[u8], vip: Ipv4Addr, ours: Mac) -> Option<Mac> {
+/// If `f` shows another host using one of `vips` (a reply from it, or its own
+/// announcement), the MAC of that host.
+pub fn claimant(f: &[u8], vips: &[Ipv4Addr], ours: Mac) -> Option<Mac> {
     if f.len() < FRAME_LEN || f[12..14] != ETHERTYPE_ARP.to_be_bytes() || f[16..18] != [0x08, 0x00]
     {
         return None;
@@ -70,7 +66,7 @@ pub fn claimant(f: &[u8], vip: Ipv4Addr, ours: Mac) -> Option<Mac> {
     let spa = Ipv4Addr::new(f[28], f[29], f[30], f[31]);
     let mut sha = [0u8; 6];
     sha.copy_from_slice(&f[22..28]);
-    ((op == OP_REPLY || op == OP_REQUEST) && spa == vip && sha != ours).then_some(sha)
+    ((op == OP_REPLY || op == OP_REQUEST) && vips.contains(&spa) && sha != ours).then_some(sha)
 }
 
 /// Total time a take-over probe listens for an answer (two probes, half each).
@@ -82,8 +78,39 @@ pub const HANDOVER_PROBE_WAIT: Duration = Duration::from_millis(2);
 /// Frames of a gratuitous ARP burst: both forms, this many times.
 pub const GARP_REPEATS: usize = 3;
 
+/// A raw ARP socket kept open for the daemon's lifetime.
 #[cfg(target_os = "linux")]
-pub use packet_socket::Arp;
+pub struct Arp(crate::net::packet_socket::PacketSocket);
+
+#[cfg(target_os = "linux")]
+impl Arp {
+    pub fn open(iface: &str) -> Result<Arp, crate::net::NetError> {
+        crate::net::packet_socket::PacketSocket::open(iface, ETHERTYPE_ARP).map(Arp)
+    }
+
+    /// Announces that `vip` is now at `mac`: request and reply forms, a few times.
+    pub fn announce(&self, mac: Mac, vip: Ipv4Addr) -> Result<(), crate::net::NetError> {
+        for _ in 0..GARP_REPEATS {
+            for f in [garp_request(mac, vip), garp_reply(mac, vip)] {
+                self.0.send("send gratuitous ARP", &f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// RFC 5227-style probe of every address in `vips` at once: two probes each over
+    /// `wait`; any host claiming one of them makes it in use.
+    pub fn probe(
+        &self,
+        mac: Mac,
+        vips: &[Ipv4Addr],
+        wait: Duration,
+    ) -> Result<ProbeOutcome, crate::net::NetError> {
+        let probes: Vec<Vec<u8>> = vips.iter().map(|v| probe(mac, *v).to_vec()).collect();
+        let seen = self.0.probe(&probes, wait, |f| claimant(f, vips, mac))?;
+        Ok(seen.map_or(ProbeOutcome::Free, ProbeOutcome::InUse))
+    }
+}
 
 /// Without raw sockets: the kernel announces aliases on add, and a probe is a `ping`.
 #[cfg(not(target_os = "linux"))]
@@ -102,15 +129,11 @@ impl Arp {
     pub fn probe(
         &self,
         _mac: Mac,
-        vip: Ipv4Addr,
+        vips: &[Ipv4Addr],
         _wait: Duration,
     ) -> Result<ProbeOutcome, crate::net::NetError> {
-        let answered = crate::net::ping::answers(crate::net::Os::current(), vip)?;
-        Ok(if answered {
-            ProbeOutcome::InUse([0; 6])
-        } else {
-            ProbeOutcome::Free
-        })
+        let ips: Vec<std::net::IpAddr> = vips.iter().map(|v| (*v).into()).collect();
+        crate::net::ping::any_answers(crate::net::Os::current(), &ips)
     }
 }
 
@@ -180,18 +203,21 @@ mod tests {
     #[test]
     fn claimants() {
         let other = [0x02, 0, 0, 0, 0, 0x0c];
-        assert_eq!(claimant(&garp_reply(other, VIP), VIP, MAC), Some(other));
-        assert_eq!(claimant(&garp_request(other, VIP), VIP, MAC), Some(other));
-        // our own frames, probes (sender 0.0.0.0), other addresses, and junk do not count
-        assert_eq!(claimant(&garp_reply(MAC, VIP), VIP, MAC), None);
-        assert_eq!(claimant(&probe(other, VIP), VIP, MAC), None);
+        assert_eq!(claimant(&garp_reply(other, VIP), &[VIP], MAC), Some(other));
         assert_eq!(
-            claimant(&garp_reply(other, Ipv4Addr::new(192, 0, 2, 1)), VIP, MAC),
+            claimant(&garp_request(other, VIP), &[VIP], MAC),
+            Some(other)
+        );
+        // our own frames, probes (sender 0.0.0.0), other addresses, and junk do not count
+        assert_eq!(claimant(&garp_reply(MAC, VIP), &[VIP], MAC), None);
+        assert_eq!(claimant(&probe(other, VIP), &[VIP], MAC), None);
+        assert_eq!(
+            claimant(&garp_reply(other, Ipv4Addr::new(192, 0, 2, 1)), &[VIP], MAC),
             None
         );
-        assert_eq!(claimant(&[0u8; 10], VIP, MAC), None);
+        assert_eq!(claimant(&[0u8; 10], &[VIP], MAC), None);
         let mut not_arp = garp_reply(other, VIP);
         not_arp[13] = 0;
-        assert_eq!(claimant(&not_arp, VIP, MAC), None);
+        assert_eq!(claimant(&not_arp, &[VIP], MAC), None);
     }
 }
