@@ -3,7 +3,7 @@
 //! measured numbers. The binary is always passed in (`bin`): the tests use the
 //! one cargo built for them, the bench the release build.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,10 @@ use crate::{Lab, Proc, Report, Watch};
 
 /// The zero-config floating IP of the lab's 192.0.2.0/24: x.y.z.234.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+/// The lab's IPv6 floating address, in the documentation prefix: the IPv4 one's twin.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x234);
+/// `floating_ip.ip` of a dual-stack group: both floating addresses.
+pub const DUAL_STACK_IP: &str = "ip: [192.0.2.234, \"2001:db8::234/64\"]";
 /// The default heartbeat port.
 pub const ECHO_PORT: u16 = 61111;
 /// UDP port of the lab's responders / client probe (anything but the echo port).
@@ -87,6 +91,35 @@ pub fn timed_config(t: Timing, extra: &[&str]) -> String {
     let mut lines = vec![echo.as_str()];
     lines.extend_from_slice(extra);
     zero_config(&lines)
+}
+
+/// A lab whose nodes and client also speak IPv6 (see [`Lab::enable_ipv6`]); `None`
+/// where a lab cannot run.
+pub fn dual_stack_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
+    let lab = Lab::new(test, nodes)?;
+    lab.enable_ipv6();
+    Some(lab)
+}
+
+/// Which nodes hold the IPv4 and which the IPv6 floating address.
+pub fn dual_holders(lab: &Lab) -> (Vec<String>, Vec<String>) {
+    (lab.holders(VIP), lab.holders(VIP6))
+}
+
+/// Waits until one node holds both floating addresses and nobody holds either
+/// elsewhere; returns it with the time taken.
+pub fn wait_one_dual_holder(lab: &Lab, timeout: Duration) -> (String, Duration) {
+    let t0 = Instant::now();
+    let mut seen = (vec![], vec![]);
+    let one = lab.wait_until(timeout, ms(5), || {
+        seen = dual_holders(lab);
+        seen.0.len() == 1 && seen.0 == seen.1
+    });
+    assert!(
+        one,
+        "no single holder of both {VIP} and {VIP6} within {timeout:?}; holders {seen:?}"
+    );
+    (seen.0[0].clone(), t0.elapsed())
 }
 
 /// Writes `contents` as `<node>.yml` in the lab dir.

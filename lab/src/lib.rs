@@ -50,7 +50,7 @@ pub use proc::Proc;
 pub use stranger::{noise, noise_of, Capture, Captured, Flood, Held, Hold, Stranger};
 pub use watch::{analyze, Answer, HolderSample, Report, Watch};
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -279,6 +279,62 @@ impl Lab {
         Ipv4Addr::new(192, 0, 2, 11 + i as u8)
     }
 
+    /// The IPv6 address of `node` once [`Lab::enable_ipv6`] ran: 2001:db8::(11+i),
+    /// the client 2001:db8::100 (the same last digits as the IPv4 ones).
+    pub fn ip6(&self, node: &str) -> Ipv6Addr {
+        let last = u16::from(self.ip(node).octets()[3]);
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, hex_digits(last))
+    }
+
+    /// Turns IPv6 on in the nodes' and the client's namespaces (only there: the switch
+    /// and the host are untouched) and gives each eth0 its [`Lab::ip6`] address in
+    /// 2001:db8::/64 besides its link-local one. Duplicate address detection, router
+    /// solicitations and router advertisements stay off, so addresses are usable at
+    /// once and nothing but neighbour discovery and MLD goes on the LAN. The bridge
+    /// floods multicast (no MLD snooping), as a plain switch does.
+    pub fn enable_ipv6(&self) {
+        let sw = self.ns("sw");
+        self.ip_cmd(&[
+            "-n",
+            &sw,
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        let all: Vec<String> = self
+            .nodes
+            .iter()
+            .cloned()
+            .chain([CLIENT.to_string()])
+            .collect();
+        for node in &all {
+            self.in_ns(node, || {
+                for (key, value) in [
+                    ("accept_dad", "0"),
+                    ("dad_transmits", "0"),
+                    ("accept_ra", "0"),
+                    ("router_solicitations", "0"),
+                    ("disable_ipv6", "0"),
+                ] {
+                    for scope in ["all", "default", "lo", "eth0"] {
+                        netns::write_sysctl(&format!("net/ipv6/conf/{scope}/{key}"), value)?;
+                    }
+                }
+                Ok::<(), String>(())
+            })
+            .unwrap_or_else(|e| panic!("lab: enable IPv6 in {node}: {e}"));
+            let addr = format!("{}/64", self.ip6(node));
+            let ns = self.ns(node);
+            self.ip_cmd(&[
+                "-n", &ns, "-6", "addr", "add", &addr, "dev", "eth0", "nodad",
+            ]);
+        }
+    }
+
     /// The MAC address of `node`'s eth0, lowercase `aa:bb:cc:dd:ee:ff`.
     pub fn mac(&self, node: &str) -> String {
         self.macs
@@ -371,8 +427,8 @@ impl Lab {
     /// The nodes (client excluded) that have `vip` on any interface, in node
     /// order. Costs one netlink dump per node on long-lived namespace
     /// threads: well under a millisecond, fine to call every few ms.
-    pub fn holders(&self, vip: Ipv4Addr) -> Vec<String> {
-        watch::holders_of(&self.node_workers(), vip)
+    pub fn holders(&self, vip: impl Into<IpAddr>) -> Vec<String> {
+        watch::holders_of(&self.node_workers(), vip.into())
     }
 
     fn node_workers(&self) -> Vec<(String, Arc<NsWorker>)> {
@@ -385,7 +441,8 @@ impl Lab {
 
     /// Waits until exactly one node holds `vip` and returns it; `None`
     /// after `timeout`.
-    pub fn wait_single_holder(&self, vip: Ipv4Addr, timeout: Duration) -> Option<String> {
+    pub fn wait_single_holder(&self, vip: impl Into<IpAddr>, timeout: Duration) -> Option<String> {
+        let vip = vip.into();
         let mut found = None;
         self.wait_until(timeout, Duration::from_millis(5), || {
             let h = self.holders(vip);
@@ -417,9 +474,10 @@ impl Lab {
         }
     }
 
-    /// The client's neighbour (ARP) entry for `ip`: the MAC it would send
-    /// to, or `None` if it has no usable entry (absent, INCOMPLETE, FAILED).
-    pub fn client_neigh_mac(&self, ip: Ipv4Addr) -> Option<String> {
+    /// The client's neighbour (ARP or NDP) entry for `ip`: the MAC it would
+    /// send to, or `None` if it has no usable entry (absent, INCOMPLETE, FAILED).
+    pub fn client_neigh_mac(&self, ip: impl Into<IpAddr>) -> Option<String> {
+        let ip = ip.into();
         let ns = self.ns(CLIENT);
         let out = self.ip_cmd(&["-n", &ns, "neigh", "show", &ip.to_string()]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -434,17 +492,19 @@ impl Lab {
 
     /// Forgets the client's neighbour entry for `ip` (so its next packet
     /// sends a fresh ARP request).
-    pub fn client_neigh_flush(&self, ip: Ipv4Addr) {
+    pub fn client_neigh_flush(&self, ip: impl Into<IpAddr>) {
+        let ip = ip.into();
         let ns = self.ns(CLIENT);
         self.ip_cmd(&["-n", &ns, "neigh", "flush", "to", &ip.to_string()]);
     }
 
     /// Starts a [`Watch`] of `vip`: UDP responders on `udp_port` in every
     /// node, a client probing every 2 ms, and a holder sampler every 5 ms.
-    pub fn watch(&self, vip: Ipv4Addr, udp_port: u16) -> Watch {
+    pub fn watch(&self, vip: impl Into<IpAddr>, udp_port: u16) -> Watch {
         let nodes: Vec<(String, String)> =
             self.nodes.iter().map(|n| (n.clone(), self.ns(n))).collect();
-        Watch::start(vip, udp_port, &nodes, &self.ns(CLIENT), self.node_workers())
+        let workers = self.node_workers();
+        Watch::start(vip.into(), udp_port, &nodes, &self.ns(CLIENT), workers)
     }
 
     // ----- faults -----------------------------------------------------
@@ -600,6 +660,11 @@ impl Drop for Lab {
 }
 
 // ----- helpers ----------------------------------------------------------
+
+/// `n` read as hex digits: 234 → 0x234, so an IPv6 address ends like its IPv4 twin.
+fn hex_digits(n: u16) -> u16 {
+    u16::from_str_radix(&n.to_string(), 16).unwrap_or(0)
+}
 
 /// The `ip` binary if we are root and `ip netns` works.
 fn usable_ip() -> Option<PathBuf> {

@@ -13,7 +13,7 @@
 //! sysctls can be written from a namespace thread.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -151,14 +151,15 @@ impl Drop for NsWorker {
 }
 
 /// True if any interface of the current thread's namespace carries `ip`.
-pub fn has_ipv4(ip: Ipv4Addr) -> bool {
+pub fn has_ip(ip: IpAddr) -> bool {
     match getifaddrs() {
         Ok(addrs) => addrs.into_iter().any(|a| {
-            a.address
-                .as_ref()
-                .and_then(|s| s.as_sockaddr_in())
-                .map(|s| s.ip())
-                == Some(ip)
+            let Some(s) = a.address.as_ref() else {
+                return false;
+            };
+            let v4 = s.as_sockaddr_in().map(|s| IpAddr::V4(s.ip()));
+            let v6 = s.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip()));
+            v4.or(v6) == Some(ip)
         }),
         Err(e) => panic!("getifaddrs: {e}"),
     }

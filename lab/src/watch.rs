@@ -12,13 +12,13 @@
 //! pure function (unit-tested below, no root needed).
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::netns::{has_ipv4, spawn_in_netns, NsWorker};
+use super::netns::{has_ip, spawn_in_netns, NsWorker};
 
 /// How often the client sends a probe to the VIP.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(2);
@@ -250,10 +250,10 @@ pub fn analyze(
 }
 
 /// Which of `nodes` hold `vip`, asking all their namespaces at once.
-pub(crate) fn holders_of(workers: &[(String, Arc<NsWorker>)], vip: Ipv4Addr) -> Vec<String> {
+pub(crate) fn holders_of(workers: &[(String, Arc<NsWorker>)], vip: IpAddr) -> Vec<String> {
     let pending: Vec<_> = workers
         .iter()
-        .map(|(n, w)| (n, w.submit(move || has_ipv4(vip))))
+        .map(|(n, w)| (n, w.submit(move || has_ip(vip))))
         .collect();
     pending
         .into_iter()
@@ -273,7 +273,7 @@ pub struct Watch {
     marks: Arc<Mutex<Vec<(String, Duration)>>>,
     last_answer: Arc<Mutex<Option<Answer>>>,
     workers: Vec<(String, Arc<NsWorker>)>,
-    vip: Ipv4Addr,
+    vip: IpAddr,
     responders: Vec<JoinHandle<()>>,
     client: Option<JoinHandle<(Vec<Answer>, u64)>>,
     sampler: Option<JoinHandle<Vec<HolderSample>>>,
@@ -281,7 +281,7 @@ pub struct Watch {
 
 impl Watch {
     pub(crate) fn start(
-        vip: Ipv4Addr,
+        vip: IpAddr,
         port: u16,
         nodes: &[(String, String)],
         client_ns: &str,
@@ -294,7 +294,7 @@ impl Watch {
         for (node, ns) in nodes {
             let (stop, ready, node) = (stop.clone(), ready_tx.clone(), node.clone());
             responders.push(spawn_in_netns(ns, "fip-lab-responder", move || {
-                respond(&node, port, &stop, ready)
+                respond(&node, unspecified(vip), port, &stop, ready)
             }));
         }
         drop(ready_tx);
@@ -416,14 +416,23 @@ impl Drop for Watch {
     }
 }
 
+/// The any-address of `ip`'s family: sockets of a watch of an IPv6 address are IPv6 ones.
+fn unspecified(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    }
+}
+
 /// Responder loop (runs inside a node namespace).
 fn respond(
     node: &str,
+    any: IpAddr,
     port: u16,
     stop: &AtomicBool,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
-    let sock = match UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)) {
+    let sock = match UdpSocket::bind(SocketAddr::new(any, port)) {
         Ok(s) => s,
         Err(e) => {
             let _ = ready.send(Err(format!("bind UDP port {port} in node {node}: {e}")));
@@ -445,17 +454,17 @@ fn respond(
 /// Client loop (runs inside the client namespace). Returns answers and the
 /// number of probes sent.
 fn probe(
-    vip: Ipv4Addr,
+    vip: IpAddr,
     port: u16,
     t0: Instant,
     stop: &AtomicBool,
     last: &Mutex<Option<Answer>>,
 ) -> (Vec<Answer>, u64) {
-    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))
-        .expect("bind probe socket in client");
+    let sock =
+        UdpSocket::bind(SocketAddr::new(unspecified(vip), 0)).expect("bind probe socket in client");
     sock.set_nonblocking(true)
         .expect("non-blocking probe socket");
-    let target = SocketAddrV4::new(vip, port);
+    let target = SocketAddr::new(vip, port);
     let mut answers: Vec<Answer> = Vec::new();
     let mut seen: HashSet<u64> = HashSet::new();
     let mut seq: u64 = 0;
@@ -522,7 +531,7 @@ fn readable_within(sock: &UdpSocket, wait: Duration) -> bool {
 /// Sampler loop: holders of `vip` every [`SAMPLE_INTERVAL`].
 fn sample(
     workers: &[(String, Arc<NsWorker>)],
-    vip: Ipv4Addr,
+    vip: IpAddr,
     t0: Instant,
     stop: &AtomicBool,
 ) -> Vec<HolderSample> {

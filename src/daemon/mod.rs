@@ -136,12 +136,16 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         machine.gate_on_lease();
     }
     info!(
-        "floatip {} on {} ({}): floating IP {}/{} priority {} port {} election {}, starting as BACKUP",
+        "floatip {} on {} ({}): floating IP {} priority {} port {} election {}, starting as BACKUP",
         env!("CARGO_PKG_VERSION"),
         config.interface,
         config.node_addr,
-        config.vip,
-        config.netmask.prefix_len(),
+        config
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         config.priority,
         port,
         election.kind()

@@ -154,6 +154,20 @@ impl SystemHost {
     }
 }
 
+/// `f` of each address, on threads of their own when there are several.
+fn each_at_once<T: Send>(addresses: &[Floating], f: impl Fn(&Floating) -> T + Sync) -> Vec<T> {
+    if let [one] = addresses {
+        return vec![f(one)];
+    }
+    std::thread::scope(|s| {
+        let running: Vec<_> = addresses.iter().map(|a| s.spawn(|| f(a))).collect();
+        running
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// One error for one failure, [`NetError::Several`] for more.
 fn joined(mut failures: Vec<NetError>) -> Result<(), NetError> {
     match failures.len() {
@@ -179,34 +193,47 @@ impl Host for SystemHost {
         })
     }
 
-    /// Nothing half-added: when one address cannot be added, the ones added before it
-    /// are removed again and the error names the one that failed.
+    /// Nothing half-added: when one address cannot be added, the ones added with it are
+    /// removed again and the error names the one that failed. The commands run side by
+    /// side, so a dual-stack take-over costs one command's time, not two.
     fn add_address(&self) -> Result<(), NetError> {
+        let results = each_at_once(&self.addresses, |a| self.add_one(a));
+        let mut failures = Vec::new();
         let mut added = Vec::new();
-        for address in &self.addresses {
-            match self.add_one(address) {
+        for (address, result) in self.addresses.iter().zip(results) {
+            match result {
                 Ok(true) => added.push(*address),
                 Ok(false) => {}
-                Err(e) => {
-                    let mut failures = vec![e];
-                    for a in &added {
-                        if let Err(undo) = self.remove_one(a, &mut failures) {
-                            failures.push(undo);
-                        }
-                    }
-                    return joined(failures);
-                }
+                Err(e) => failures.push(e),
             }
         }
-        Ok(())
+        if failures.is_empty() {
+            return Ok(());
+        }
+        for address in &added {
+            if let Err(undo) = self.remove_one(address, &mut failures) {
+                failures.push(undo);
+            }
+        }
+        joined(failures)
     }
 
-    /// Tries every copy of every address even when one fails, and reports every failure.
+    /// Tries every copy of every address even when one fails, side by side, and reports
+    /// every failure.
     fn remove_address(&self) -> Result<bool, NetError> {
+        let results = each_at_once(&self.addresses, |a| {
+            let mut failures = Vec::new();
+            let removed = self.remove_one(a, &mut failures);
+            (removed, failures)
+        });
         let mut failures = Vec::new();
         let mut removed = false;
-        for address in &self.addresses {
-            removed |= self.remove_one(address, &mut failures)?;
+        for (result, mut more) in results {
+            match result {
+                Ok(r) => removed |= r,
+                Err(e) => failures.push(e),
+            }
+            failures.append(&mut more);
         }
         joined(failures).map(|()| removed)
     }

@@ -162,9 +162,9 @@ fn cases(dir: &Path) -> Vec<Case> {
             &["floating_ip.echo.port"],
         ),
         case(
-            "ip is a list",
+            "ip is a list of numbers",
             &on("  ip: [1, 2]\n"),
-            &["floating_ip.ip", "a list"],
+            &["floating_ip.ip", "expected an address, got a number"],
         ),
         case(
             "priority is a string",
@@ -247,6 +247,55 @@ fn cases(dir: &Path) -> Vec<Case> {
             "ip is the node's own address",
             &on("  ip: 192.0.2.11\n"),
             &["floating_ip.ip", "own address"],
+        ),
+        case(
+            "IPv6 address with a netmask",
+            &on("  ip: 2001:db8::234/64\n  netmask: 255.255.255.0\n"),
+            &[
+                "floating_ip.netmask",
+                "255.255.255.0 applies to IPv4 addresses only",
+            ],
+        ),
+        case(
+            "IPv6 prefix out of range",
+            &on("  ip: [192.0.2.234, \"2001:db8::234/129\"]\n"),
+            &[
+                "floating_ip.ip",
+                "2001:db8::234/129: prefix /129 is out of range 1..=128",
+            ],
+        ),
+        case(
+            "link-local floating address",
+            &on("  ip: [192.0.2.234, \"fe80::234\"]\n"),
+            &["floating_ip.ip", "fe80::234 is link-local"],
+        ),
+        case(
+            "multicast floating address",
+            &on("  ip: [192.0.2.234, \"ff02::1:ff00:234\"]\n"),
+            &["floating_ip.ip", "ff02::1:ff00:234 is multicast"],
+        ),
+        case(
+            "an address listed twice",
+            &on("  ip: [192.0.2.234, 192.0.2.234]\n"),
+            &["floating_ip.ip", "192.0.2.234 is listed twice"],
+        ),
+        case(
+            "second IPv4 address outside the subnet",
+            &on("  ip: [192.0.2.234, 198.51.100.7]\n"),
+            &[
+                "floating_ip.ip",
+                "198.51.100.7 is outside eth0's subnet 192.0.2.0/24",
+            ],
+        ),
+        case(
+            "IPv6 address where the interface has no IPv6 prefix",
+            &on("  ip: [192.0.2.234, \"2001:db8::234\"]\n"),
+            &["floating_ip.ip", "eth0 has no IPv6 address of its own"],
+        ),
+        case(
+            "no IPv4 address to dial",
+            &on("  ip: 2001:db8::234\n"),
+            &["floating_ip.ip", "has no IPv4 address"],
         ),
         case(
             "netmask not contiguous",

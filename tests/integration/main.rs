@@ -24,6 +24,7 @@ fn status_json(lab: &floatip_lab::Lab, node: &str) -> serde_json::Value {
 
 mod bad_config;
 mod chaos;
+mod dual_stack;
 mod etcd_election;
 mod etcd_failover;
 mod failover;
