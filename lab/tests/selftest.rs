@@ -393,3 +393,48 @@ fn cut_separates_two_nodes_arp_included() {
     );
     lab.cut("n1", "n2", false).expect("restoring twice is fine");
 }
+
+/// IPv6 is on in the nodes and the client once asked for, and nowhere else: the switch
+/// keeps it off. A watch follows an IPv6 address the way it follows an IPv4 one.
+#[test]
+fn ipv6_only_inside_the_nodes_and_the_client() {
+    let Some(lab) = Lab::new("ipv6_only_inside", &["n1", "n2"]) else {
+        return;
+    };
+    let v6 = |node: &str| lab.sh_ok(node, &["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+    assert_eq!(v6("n1").trim(), "", "IPv6 is off until asked for");
+    lab.enable_ipv6();
+    assert_eq!(lab.ip6("n2").to_string(), "2001:db8::12");
+    assert_eq!(lab.ip6("client").to_string(), "2001:db8::100");
+    for node in ["n1", "n2", "client"] {
+        let own = format!("{}/64", lab.ip6(node));
+        assert!(v6(node).contains(&own), "{node}: {}", v6(node));
+    }
+    let sw = lab.run("sw", &["cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"]);
+    let off = String::from_utf8_lossy(&sw.stdout);
+    assert!(off.trim() == "1" || !sw.status.success(), "switch: {off}");
+
+    let vip6 = "2001:db8::234";
+    let watch = lab.watch(vip6.parse::<std::net::IpAddr>().unwrap(), 9998);
+    lab.sh_ok(
+        "n1",
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8::234/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    assert!(
+        watch.wait_answer_from("n1", Duration::from_secs(5)),
+        "no IPv6 answer from n1"
+    );
+    let report = watch.stop();
+    assert_eq!(report.final_holders, ["n1"], "{}", report.summary());
+    let ip: std::net::IpAddr = vip6.parse().unwrap();
+    assert_eq!(lab.client_neigh_mac(ip), Some(lab.mac("n1")));
+}
