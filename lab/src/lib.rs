@@ -157,12 +157,7 @@ impl Lab {
         ]);
         self.ip_cmd(&["-n", &sw, "link", "set", "lo", "up"]);
         self.ip_cmd(&["-n", &sw, "link", "set", "br0", "up"]);
-        let all: Vec<String> = self
-            .nodes
-            .iter()
-            .cloned()
-            .chain([CLIENT.to_string()])
-            .collect();
+        let all = self.hosts();
         for node in &all {
             let ns = self.ns(node);
             self.add_ns(&ns);
@@ -305,12 +300,7 @@ impl Lab {
             "mcast_snooping",
             "0",
         ]);
-        let all: Vec<String> = self
-            .nodes
-            .iter()
-            .cloned()
-            .chain([CLIENT.to_string()])
-            .collect();
+        let all = self.hosts();
         for node in &all {
             self.in_ns(node, || {
                 for (key, value) in [
@@ -342,6 +332,15 @@ impl Lab {
             .find(|(n, _)| n == node)
             .map(|(_, m)| m.clone())
             .unwrap_or_else(|| panic!("no node {node:?}"))
+    }
+
+    /// The nodes and then the client: every namespace on the LAN but the switch.
+    fn hosts(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .cloned()
+            .chain([CLIENT.to_string()])
+            .collect()
     }
 
     /// The floatip nodes, in order (without the client).

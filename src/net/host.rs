@@ -87,24 +87,16 @@ impl SystemHost {
         Ok(self.copies_in(&snapshot()?.1, address))
     }
 
-    fn v4(&self) -> Vec<Ipv4Addr> {
-        self.addresses
-            .iter()
-            .filter_map(|a| match a.ip() {
-                IpAddr::V4(ip) => Some(ip),
-                IpAddr::V6(_) => None,
-            })
-            .collect()
-    }
-
-    fn v6(&self) -> Vec<Ipv6Addr> {
-        self.addresses
-            .iter()
-            .filter_map(|a| match a.ip() {
-                IpAddr::V6(ip) => Some(ip),
-                IpAddr::V4(_) => None,
-            })
-            .collect()
+    /// The IPv4 and the IPv6 addresses, each family probed and announced on its socket.
+    fn by_family(&self) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for a in &self.addresses {
+            match a.ip() {
+                IpAddr::V4(ip) => v4.push(ip),
+                IpAddr::V6(ip) => v6.push(ip),
+            }
+        }
+        (v4, v6)
     }
 
     /// Adds `address` unless it is there; true if this call added it.
@@ -241,7 +233,7 @@ impl Host for SystemHost {
     /// Both families at once (each has its own socket), so a dual-stack take-over waits
     /// for one probe, not two.
     fn probe(&self, wait: Duration) -> Result<ProbeOutcome, NetError> {
-        let (v4, v6) = (self.v4(), self.v6());
+        let (v4, v6) = self.by_family();
         let arp = || match v4.is_empty() {
             true => Ok(ProbeOutcome::Free),
             false => self.arp.probe(self.mac, &v4, wait),
@@ -265,11 +257,12 @@ impl Host for SystemHost {
     }
 
     fn announce(&self) -> Result<(), NetError> {
-        for ip in self.v4() {
+        let (v4, v6) = self.by_family();
+        for ip in v4 {
             self.arp.announce(self.mac, ip)?;
         }
         if let Some(nd) = &self.ndisc {
-            for ip in self.v6() {
+            for ip in v6 {
                 nd.announce(self.mac, ip)?;
             }
         }

@@ -74,6 +74,15 @@ impl PacketSocket {
         })
     }
 
+    /// Lets only frames `filter` (a classic BPF program) accepts reach this socket, so a
+    /// socket kept open for the daemon's lifetime does not copy the LAN's other traffic.
+    pub fn keep_only(self, filter: &[socket2::SockFilter]) -> Result<PacketSocket, NetError> {
+        self.sock
+            .attach_filter(filter)
+            .map_err(socket_err("filter raw packet socket", &self.iface))?;
+        Ok(self)
+    }
+
     /// Sends on the bound interface; the frame's own header names the destination.
     pub fn send(&self, what: &'static str, frame: &[u8]) -> Result<(), NetError> {
         self.sock

@@ -128,10 +128,33 @@ pub const NA_REPEATS: usize = crate::net::arp::GARP_REPEATS;
 #[cfg(target_os = "linux")]
 pub struct Ndisc(crate::net::packet_socket::PacketSocket);
 
+/// Classic BPF: accept a frame only if it is IPv6 (EtherType at 12), ICMPv6 right after
+/// the fixed header (next header at 20) and a Neighbor Advertisement (type at 54).
+#[cfg(target_os = "linux")]
+const ADVERTISEMENTS_ONLY: [socket2::SockFilter; 8] = {
+    use socket2::SockFilter;
+    const LOAD_HALF: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
+    const LOAD_BYTE: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const JUMP_IF: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RETURN: u16 = 0x06; // BPF_RET | BPF_K
+    [
+        SockFilter::new(LOAD_HALF, 0, 0, 12),
+        SockFilter::new(JUMP_IF, 0, 5, ETHERTYPE_IPV6 as u32),
+        SockFilter::new(LOAD_BYTE, 0, 0, (ETH_LEN + 6) as u32),
+        SockFilter::new(JUMP_IF, 0, 3, ICMPV6 as u32),
+        SockFilter::new(LOAD_BYTE, 0, 0, (ETH_LEN + IPV6_LEN) as u32),
+        SockFilter::new(JUMP_IF, 0, 1, NEIGHBOR_ADVERTISEMENT as u32),
+        SockFilter::new(RETURN, 0, 0, 256),
+        SockFilter::new(RETURN, 0, 0, 0),
+    ]
+};
+
 #[cfg(target_os = "linux")]
 impl Ndisc {
     pub fn open(iface: &str) -> Result<Ndisc, crate::net::NetError> {
-        crate::net::packet_socket::PacketSocket::open(iface, ETHERTYPE_IPV6).map(Ndisc)
+        crate::net::packet_socket::PacketSocket::open(iface, ETHERTYPE_IPV6)?
+            .keep_only(&ADVERTISEMENTS_ONLY)
+            .map(Ndisc)
     }
 
     /// Announces that `ip` is now at `mac`, a few times.
