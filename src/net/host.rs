@@ -146,6 +146,34 @@ impl SystemHost {
     }
 }
 
+/// Adds every address with `add` (true: it added one, false: it was there); when one
+/// fails, takes the ones it added away again with `remove`. Every failure is reported.
+fn add_together(
+    addresses: &[Floating],
+    add: impl Fn(&Floating) -> Result<bool, NetError> + Sync,
+    remove: impl Fn(&Floating, &mut Vec<NetError>) -> Result<bool, NetError>,
+) -> Result<(), NetError> {
+    let results = each_at_once(addresses, add);
+    let mut failures = Vec::new();
+    let mut added = Vec::new();
+    for (address, result) in addresses.iter().zip(results) {
+        match result {
+            Ok(true) => added.push(*address),
+            Ok(false) => {}
+            Err(e) => failures.push(e),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for address in &added {
+        if let Err(undo) = remove(address, &mut failures) {
+            failures.push(undo);
+        }
+    }
+    joined(failures)
+}
+
 /// `f` of each address, on threads of their own when there are several.
 fn each_at_once<T: Send>(addresses: &[Floating], f: impl Fn(&Floating) -> T + Sync) -> Vec<T> {
     if let [one] = addresses {
@@ -189,25 +217,11 @@ impl Host for SystemHost {
     /// removed again and the error names the one that failed. The commands run side by
     /// side, so a dual-stack take-over costs one command's time, not two.
     fn add_address(&self) -> Result<(), NetError> {
-        let results = each_at_once(&self.addresses, |a| self.add_one(a));
-        let mut failures = Vec::new();
-        let mut added = Vec::new();
-        for (address, result) in self.addresses.iter().zip(results) {
-            match result {
-                Ok(true) => added.push(*address),
-                Ok(false) => {}
-                Err(e) => failures.push(e),
-            }
-        }
-        if failures.is_empty() {
-            return Ok(());
-        }
-        for address in &added {
-            if let Err(undo) = self.remove_one(address, &mut failures) {
-                failures.push(undo);
-            }
-        }
-        joined(failures)
+        add_together(
+            &self.addresses,
+            |a| self.add_one(a),
+            |a, failures| self.remove_one(a, failures),
+        )
     }
 
     /// Tries every copy of every address even when one fails, side by side, and reports
@@ -277,6 +291,62 @@ impl Host for SystemHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
+
+    fn addresses() -> Vec<Floating> {
+        vec![
+            Floating::V4("192.0.2.234".parse().unwrap(), Default::default()),
+            Floating::V6("2001:db8::234".parse().unwrap(), 64),
+            Floating::V4("192.0.2.235".parse().unwrap(), Default::default()),
+        ]
+    }
+
+    fn failed(what: &str) -> NetError {
+        NetError::Unsupported(what.into())
+    }
+
+    /// One failing add: the ones this call added are removed, the one already there is
+    /// left alone (it was not ours to undo), and the error says what failed.
+    #[test]
+    fn nothing_half_added() {
+        let removed = Mutex::new(Vec::new());
+        let all = addresses();
+        let result = add_together(
+            &all,
+            |a| match a {
+                Floating::V6(..) => Err(failed("ip -6 addr add failed")),
+                Floating::V4(ip, _) => Ok(ip.octets()[3] == 234),
+            },
+            |a, _| {
+                removed.lock().unwrap().push(a.ip().to_string());
+                Ok(true)
+            },
+        );
+        assert_eq!(result.unwrap_err().to_string(), "ip -6 addr add failed");
+        assert_eq!(*removed.lock().unwrap(), ["192.0.2.234"]);
+    }
+
+    #[test]
+    fn a_failed_undo_is_reported_too() {
+        let all = addresses();
+        let result = add_together(
+            &all,
+            |a| match a {
+                Floating::V6(..) => Err(failed("add failed")),
+                Floating::V4(..) => Ok(true),
+            },
+            |a, failures| {
+                failures.push(failed(&format!("cannot remove {}", a.ip())));
+                Ok(true)
+            },
+        );
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "add failed; cannot remove 192.0.2.234; cannot remove 192.0.2.235"
+        );
+        let fine = add_together(&all, |_| Ok(true), |_, _| panic!("nothing to undo"));
+        assert!(fine.is_ok());
+    }
 
     #[test]
     fn a_holder_needs_every_address_anyone_else_none() {

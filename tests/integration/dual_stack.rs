@@ -294,3 +294,46 @@ fn a_host_owning_the_ipv6_address_keeps_floatip_out() {
     );
     table.finish(&n1.log());
 }
+
+/// Nothing half-added: when the IPv6 address cannot be added (IPv6 turned off on the
+/// interface after start), the node goes FAULT naming the command that failed and holds
+/// neither address, then or after a retry (the host undoes the IPv4 add, unit-tested in
+/// `net::host`; FAULT would remove a leftover too). Default timing: the start-up wait (1.5 s)
+/// leaves time to break IPv6 before the take-over.
+#[test]
+fn a_failed_ipv6_add_leaves_no_ipv4_behind() {
+    let Some(lab) = dual_stack_lab("dual_half_add", &["n1"]) else {
+        return;
+    };
+    let cfg = lab.write_file("gateway.yml", &zero_config(&[DUAL_STACK_IP]));
+    let n1 = start(&lab, BIN, "n1", &cfg);
+    assert!(
+        n1.wait_log("starting as BACKUP", Duration::from_secs(5)),
+        "{}",
+        n1.log()
+    );
+    lab.sh_ok(
+        "n1",
+        &["sysctl", "-q", "-w", "net.ipv6.conf.eth0.disable_ipv6=1"],
+    );
+    let faulted = n1.wait_log("-> FAULT", Timing::DEFAULT.startup_bound() * 2);
+    let at_fault = dual_holders(&lab);
+    // After a retry (one interval), which fails the same way.
+    std::thread::sleep(Timing::DEFAULT.interval * 3 / 2);
+
+    let mut table = Table::new("failed IPv6 add");
+    table.check("n1 went FAULT", faulted, format!("{:?}", transitions(&n1)));
+    table.check(
+        "the error names the IPv6 command",
+        n1.log()
+            .contains("ip -6 addr add 2001:db8::234/64 dev eth0 nodad"),
+        format!("{:?}", log_lines(&n1, "cannot add")),
+    );
+    table.equal("holders at FAULT", at_fault, (vec![], vec![]));
+    table.equal(
+        "holders after a retry",
+        dual_holders(&lab),
+        (vec![], vec![]),
+    );
+    table.finish(&n1.log());
+}
