@@ -19,6 +19,9 @@ pub const DUAL_STACK_IP: &str = "ip: [192.0.2.234, \"2001:db8::234/64\"]";
 pub const ECHO_PORT: u16 = 61111;
 /// UDP port of the lab's responders / client probe (anything but the echo port).
 pub const WATCH_PORT: u16 = 9999;
+/// UDP port of a watch of an IPv6 address (its responders bind `[::]`, which on Linux
+/// also takes the IPv4 port of the same number), so both families can be watched at once.
+pub const WATCH_PORT6: u16 = 9998;
 
 /// An unrelated section that floatip must ignore, as in a real `gateway.yml`.
 const OTHER_SECTION: &str = "elasticsearch:\n  hosts: [\"http://localhost:9200\"]\n";

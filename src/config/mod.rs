@@ -246,17 +246,20 @@ impl Config {
     }
 
     /// The floating addresses as an operator writes them: IPv4 bare (its mask is
-    /// `netmask`), IPv6 with its prefix: `192.0.2.234, 2001:db8::234/64`.
-    pub fn address_list(&self) -> String {
-        let each: Vec<String> = self
-            .addresses
+    /// `netmask`), IPv6 with its prefix.
+    pub fn written_addresses(&self) -> Vec<String> {
+        self.addresses
             .iter()
             .map(|a| match a {
                 Floating::V4(ip, _) => ip.to_string(),
                 Floating::V6(..) => a.to_string(),
             })
-            .collect();
-        each.join(", ")
+            .collect()
+    }
+
+    /// [`Config::written_addresses`] on one line: `192.0.2.234, 2001:db8::234/64`.
+    pub fn address_list(&self) -> String {
+        self.written_addresses().join(", ")
     }
 
     /// This node as the state machine knows it, in its run `boot`.

@@ -301,7 +301,7 @@ fn parse_ip(text: &str) -> Result<(IpAddr, Option<u8>), String> {
     };
     let link_local = match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+        IpAddr::V6(v6) => crate::vocabulary::is_link_local6(v6),
     };
     if link_local {
         return Err(format!(

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::{Config, ConfigError, Echo, Loaded, RawSection};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::auth::{read_key_file, Auth, Key};
-use crate::vocabulary::{network6, same_prefix, Floating, Interface, Netmask, Priority};
+use crate::vocabulary::{
+    is_link_local6, network6, same_prefix, Floating, Interface, Netmask, Priority,
+};
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
 /// Prefix length of an IPv6 floating address written without one.
@@ -47,7 +49,7 @@ fn on_prefix6(vip: Ipv6Addr, iface: &Interface, floating: &[Floating]) -> Result
     let own: Vec<(Ipv6Addr, u8)> = iface
         .addrs6
         .iter()
-        .filter(|(a, _)| a.segments()[0] & 0xffc0 != 0xfe80 && !is_floating(a))
+        .filter(|(a, _)| !is_link_local6(*a) && !is_floating(a))
         .copied()
         .collect();
     if own.is_empty() {

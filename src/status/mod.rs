@@ -160,7 +160,7 @@ pub struct Snapshot {
     pub vip: Ipv4Addr,
     /// Every floating address, as `floatip check` lists them (empty from an older daemon).
     #[serde(default)]
-    pub addresses: String,
+    pub addresses: Vec<String>,
     pub interface: String,
     pub priority: u8,
     /// Who holds the address as far as this node knows (itself when MASTER).
@@ -220,7 +220,7 @@ impl Snapshot {
             reason: machine.reason().to_string(),
             node: config.node_addr,
             vip: config.vip,
-            addresses: config.address_list(),
+            addresses: config.written_addresses(),
             interface: config.interface.clone(),
             priority: machine.priority().0,
             configured_priority: machine.me().priority.0,
@@ -254,9 +254,9 @@ impl Snapshot {
 
     /// Every floating address; an older daemon names only its IPv4 one.
     pub fn address_list(&self) -> String {
-        match self.addresses.as_str() {
-            "" => self.vip.to_string(),
-            list => list.to_string(),
+        match self.addresses.as_slice() {
+            [] => self.vip.to_string(),
+            all => all.join(", "),
         }
     }
 
@@ -367,6 +367,26 @@ mod tests {
             "{}",
             s.one_line()
         );
+    }
+
+    #[test]
+    fn every_address_is_listed_and_an_older_daemon_names_its_one() {
+        let mut c = Config::example();
+        let v6 = crate::vocabulary::Floating::V6("2001:db8::234".parse().unwrap(), 64);
+        c.addresses.push(v6);
+        let t0 = Instant::now();
+        let (m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
+        let mut s = Snapshot::of(&m, &c, t0, SystemTime::UNIX_EPOCH, 0, vec![]);
+        assert_eq!(s.addresses, ["192.0.2.234", "2001:db8::234/64"]);
+        assert!(
+            s.one_line()
+                .starts_with("BACKUP 192.0.2.234, 2001:db8::234/64 holder none"),
+            "{}",
+            s.one_line()
+        );
+        assert_eq!(one_line(&m, &c), s.one_line());
+        s.addresses.clear();
+        assert_eq!(s.address_list(), "192.0.2.234");
     }
 
     #[test]

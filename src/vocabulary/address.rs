@@ -33,6 +33,11 @@ impl std::fmt::Display for Floating {
     }
 }
 
+/// fe80::/10, which no floating address may be and which is no LAN prefix.
+pub fn is_link_local6(ip: Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xffc0 == 0xfe80
+}
+
 /// Whether `a` and `b` share their first `prefix` bits.
 pub fn same_prefix(a: Ipv6Addr, b: Ipv6Addr, prefix: u8) -> bool {
     let mask = u128::MAX
@@ -62,6 +67,10 @@ mod tests {
         assert!(!same_prefix(a, c, 64));
         assert!(same_prefix(a, c, 32));
         assert!(same_prefix(a, c, 0));
+        assert!(is_link_local6("fe80::1".parse().unwrap()));
+        assert!(is_link_local6("febf::1".parse().unwrap()));
+        assert!(!is_link_local6("fec0::1".parse().unwrap()));
+        assert!(!is_link_local6(a));
         assert!(!same_prefix(a, b, 128));
         assert_eq!(network6(a, 64).to_string(), "2001:db8::");
         let v6 = Floating::V6(a, 64);

@@ -17,7 +17,7 @@ mod reason;
 mod role;
 
 pub use action::Action;
-pub use address::{network6, same_prefix, Floating};
+pub use address::{is_link_local6, network6, same_prefix, Floating};
 pub use boot_id::BootId;
 pub use event::{Event, Lease, Loss, ProbeOutcome};
 pub use health::{Health, Verdict};
