@@ -97,8 +97,12 @@ pub fn timed_config(t: Timing, extra: &[&str]) -> String {
 }
 
 /// A lab whose nodes and client also speak IPv6 (see [`Lab::enable_ipv6`]); `None`
-/// where a lab cannot run.
+/// where a lab cannot run, a kernel without IPv6 included.
 pub fn dual_stack_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        crate::cannot_run(test, "the kernel has IPv6 turned off (ipv6.disable=1)");
+        return None;
+    }
     let lab = Lab::new(test, nodes)?;
     lab.enable_ipv6();
     Some(lab)

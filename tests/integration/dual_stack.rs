@@ -83,18 +83,22 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         Fault::LinkCut => t.outage_bound(),
     };
     let mut table = Table::new(name);
-    let (mut outages, mut neighbours) = (vec![], vec![]);
+    let (mut outages, mut outages4, mut neighbours) = (vec![], vec![], vec![]);
     let mut summaries = vec![];
     for round in 1..=ROUNDS {
         let next = other(&holder);
+        // An IPv4 client beside the IPv6 one: both outages under the same conditions.
         let watch = lab.watch(VIP6, WATCH_PORT6);
+        let watch4 = lab.watch(VIP, WATCH_PORT);
         assert!(
-            watch.wait_answer_from(&holder, Duration::from_secs(3)),
-            "round {round}: the IPv6 client never reached {holder}"
+            watch.wait_answer_from(&holder, Duration::from_secs(3))
+                && watch4.wait_answer_from(&holder, Duration::from_secs(3)),
+            "round {round}: a client never reached {holder}"
         );
         let before = lab.client_neigh_mac(VIP6);
         std::thread::sleep(ms(50));
         watch.mark("fault");
+        watch4.mark("fault");
         let mut at = Instant::now();
         let i = procs.iter().position(|(n, _)| *n == holder).unwrap();
         match fault {
@@ -123,9 +127,12 @@ fn rounds(test: &str, fault: Fault, name: &str) {
             dual_holders(&lab) == (vec![next.into()], vec![next.into()])
         });
         let answered = watch.wait_answer_from(next, Duration::from_secs(2));
+        let answered4 = watch4.wait_answer_from(next, Duration::from_secs(2));
         std::thread::sleep(ms(100));
         let report = watch.stop();
+        let report4 = watch4.stop();
         let outage = report.outage_after("fault");
+        let outage4 = report4.outage_after("fault");
         let mark = report.mark(match fault {
             Fault::KillAndRelease => "released",
             Fault::Sigterm | Fault::LinkCut => "fault",
@@ -141,7 +148,8 @@ fn rounds(test: &str, fault: Fault, name: &str) {
             report.dual_holder_after("fault"),
             report.flips,
             &format!(
-                "first_answer_from_new_holder={}ms neigh_read={}ms",
+                "ipv4_outage={}ms first_answer_from_new_holder={}ms neigh_read={}ms",
+                outage4.as_millis(),
                 first_from_next.as_millis(),
                 neigh_at.unwrap_or(bound).as_millis()
             ),
@@ -172,12 +180,19 @@ fn rounds(test: &str, fault: Fault, name: &str) {
             format!("{:?}", report.answer_order),
         );
         table.below(&format!("round {round}: IPv6 outage"), outage, bound);
+        table.check(
+            &format!("round {round}: IPv4 client answered by {next}"),
+            answered4,
+            format!("{:?}", report4.answer_order),
+        );
+        table.below(&format!("round {round}: IPv4 outage"), outage4, bound);
         table.equal(
             &format!("round {round}: dual-holder time"),
             report.dual_holder_after("fault"),
             Duration::ZERO,
         );
         outages.push(outage);
+        outages4.push(outage4);
         neighbours.push(first_from_next);
         summaries.push(report.summary());
         // The old holder comes back as a backup: the next round moves the addresses back.
@@ -197,8 +212,9 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         holder = next.to_string();
     }
     println!(
-        "SCENARIO {name}_median outage={}ms first_answer_from_new_holder={}ms",
+        "SCENARIO {name}_median outage={}ms ipv4_outage={}ms first_answer_from_new_holder={}ms",
         median(outages).as_millis(),
+        median(outages4).as_millis(),
         median(neighbours).as_millis()
     );
     let logs: Vec<(&str, &Proc)> = procs.iter().map(|(n, p)| (n.as_str(), p)).collect();
