@@ -7,8 +7,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::vocabulary::Mac;
-use crate::vocabulary::ProbeOutcome;
+use crate::vocabulary::{Mac, ProbeOutcome};
 
 pub const FRAME_LEN: usize = 42;
 const BROADCAST: Mac = [0xff; 6];
