@@ -129,6 +129,52 @@ pub fn wait_one_dual_holder(lab: &Lab, timeout: Duration) -> (String, Duration) 
     (seen.0[0].clone(), t0.elapsed())
 }
 
+/// The two clients of a dual-stack group at once, under the same conditions: a watch of
+/// [`VIP6`] and one of [`VIP`], marked together (for tests, the bench and the demo).
+pub struct DualWatch {
+    pub v6: Watch,
+    pub v4: Watch,
+}
+
+impl DualWatch {
+    /// Starts both watches and waits until `holder` answers each.
+    pub fn answered_by(lab: &Lab, holder: &str) -> DualWatch {
+        let watch = DualWatch {
+            v6: lab.watch(VIP6, WATCH_PORT6),
+            v4: lab.watch(VIP, WATCH_PORT),
+        };
+        assert!(
+            watch.wait_answer_from(holder, Duration::from_secs(3)),
+            "a client never reached {holder}"
+        );
+        watch
+    }
+
+    pub fn mark(&self, label: &str) {
+        self.v6.mark(label);
+        self.v4.mark(label);
+    }
+
+    /// Waits up to `timeout` (each) until `node` answers both clients.
+    pub fn wait_answer_from(&self, node: &str, timeout: Duration) -> bool {
+        self.v6.wait_answer_from(node, timeout) && self.v4.wait_answer_from(node, timeout)
+    }
+
+    /// The IPv6 and the IPv4 report.
+    pub fn stop(self) -> (Report, Report) {
+        (self.v6.stop(), self.v4.stop())
+    }
+}
+
+/// How long the client kept sending elsewhere once `node` held the watched address: from
+/// the first sample (every 5 ms) with `node` alone holding it to its first answer from
+/// `node`. Zero when the answer came within the sample that saw the move.
+pub fn followed_within(r: &Report, node: &str) -> Option<Duration> {
+    let held = r.holder_log.iter().find(|h| h.holders == [node])?.at;
+    let answered = r.answer_log.iter().find(|a| a.node == node)?.at;
+    Some(answered.saturating_sub(held))
+}
+
 /// Writes `contents` as `<node>.yml` in the lab dir.
 pub fn write_config(lab: &Lab, node: &str, contents: &str) -> PathBuf {
     lab.write_file(&format!("{node}.yml"), contents)
