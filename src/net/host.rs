@@ -258,10 +258,9 @@ impl Host for SystemHost {
         let (four, six) = std::thread::scope(|s| {
             let six = s.spawn(|| nd.probe(self.mac, &v6, wait));
             let four = arp();
-            (four, six.join())
+            let six = six.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (four, six)
         });
-        let six =
-            six.unwrap_or_else(|_| Err(NetError::Unsupported("the IPv6 probe panicked".into())));
         match (four?, six?) {
             (ProbeOutcome::InUse(mac), _) | (_, ProbeOutcome::InUse(mac)) => {
                 Ok(ProbeOutcome::InUse(mac))
