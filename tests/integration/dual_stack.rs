@@ -84,7 +84,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
     };
     let mut table = Table::new(name);
     let (mut outages, mut outages4) = (vec![], vec![]);
-    let (mut neighbours, mut follows) = (vec![], vec![]);
+    let (mut first_answers, mut follows) = (vec![], vec![]);
     let mut summaries = vec![];
     for round in 1..=ROUNDS {
         let next = other(&holder);
@@ -182,7 +182,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         );
         outages.push(outage);
         outages4.push(outage4);
-        neighbours.push(first_from_next);
+        first_answers.push(first_from_next);
         follows.push(follow);
         table.below(
             &format!("round {round}: client followed the new holder within"),
@@ -211,7 +211,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         median(outages).as_millis(),
         median(outages4).as_millis(),
         median(follows).as_millis(),
-        median(neighbours).as_millis()
+        median(first_answers).as_millis()
     );
     let logs: Vec<(&str, &Proc)> = procs.iter().map(|(n, p)| (n.as_str(), p)).collect();
     table.finish(&format!(
