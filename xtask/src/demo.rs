@@ -3,7 +3,9 @@
 //! Two hosts (n1, n2) and a client on one bridge; floatip with zero config
 //! on both (plus a fast heartbeat so the demo takes seconds). The client
 //! sends a UDP probe to the floating IP every 2 ms and we report how long it
-//! went unanswered when the holder stops, and when its cable is pulled.
+//! went unanswered when the holder stops, and when its cable is pulled. Then
+//! the same hand-over once more with a dual-stack group (192.0.2.234 and
+//! 2001:db8::234/64), watched by an IPv4 and an IPv6 client at once.
 //!
 //! Needs root (it creates network namespaces). Finds floatip in
 //! `$FLOATIP_BIN`, else `target/release/floatip` (built by `make demo`).
@@ -11,7 +13,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use floatip_lab::floatip::{hold_alone, ms, start, VIP, WATCH_PORT};
+use floatip_lab::floatip::{
+    dual_holders, dual_stack_lab, hold_alone, ms, start, DualWatch, DUAL_STACK_IP, VIP, VIP6,
+    WATCH_PORT, WATCH_PORT6,
+};
 use floatip_lab::Lab;
 
 /// Fast heartbeat for the demo: interval 200 ms, timeout 600 ms (the
@@ -152,13 +157,70 @@ fn demo(bin: &str) -> Result<(), String> {
     step("Tearing down (stopping floatip, deleting the namespaces)");
     drop((n1, n2));
     drop(lab);
+    let (v6, v4) = dual_stack(bin)?;
     println!(
-        "\ndone in {:.1} s: planned stop {} ms, pulled cable {} ms of client-visible outage",
+        "\ndone in {:.1} s: client-visible outage: planned stop {} ms, pulled cable {} ms; \
+         dual-stack planned stop {} ms (IPv6), {} ms (IPv4)",
         started.elapsed().as_secs_f64(),
         first.outage_after("stop").as_millis(),
-        second.outage_after("cut").as_millis()
+        second.outage_after("cut").as_millis(),
+        v6.as_millis(),
+        v4.as_millis()
     );
     Ok(())
+}
+
+/// A planned stop in a dual-stack group: both addresses move together. Returns the
+/// IPv6 and the IPv4 client's outage.
+fn dual_stack(bin: &str) -> Result<(Duration, Duration), String> {
+    step("A dual-stack group: the same two hosts, now with 192.0.2.234 and 2001:db8::234/64");
+    let lab = dual_stack_lab("demo6", &["n1", "n2"])
+        .ok_or("cannot create IPv6 network namespaces (is IPv6 turned off in the kernel?)")?;
+    let cfg = lab.write_file("gateway.yml", &format!("{CONFIG}  {DUAL_STACK_IP}\n"));
+    println!("    gateway.yml adds `{DUAL_STACK_IP}`: one holder holds both, they move together");
+    let n1 = start(&lab, bin, "n1", &cfg);
+    let n2 = start(&lab, bin, "n2", &cfg);
+    let mut seen = (vec![], vec![]);
+    let one = lab.wait_until(Duration::from_secs(10), ms(5), || {
+        seen = dual_holders(&lab);
+        seen.0.len() == 1 && seen.0 == seen.1
+    });
+    if !one {
+        return Err(format!(
+            "no single holder of {VIP} and {VIP6} within 10 s: {seen:?}"
+        ));
+    }
+    let holder = seen.0[0].clone();
+    let other = if holder == "n1" { "n2" } else { "n1" };
+    println!("    {holder} holds both addresses");
+
+    step("An IPv6 client (2001:db8::100) and an IPv4 client probe their address every 2 ms");
+    let watch = DualWatch {
+        v6: lab.watch(VIP6, WATCH_PORT6),
+        v4: lab.watch(VIP, WATCH_PORT),
+    };
+    if !watch.wait_answer_from(&holder, Duration::from_secs(3)) {
+        return Err(format!("a client gets no answer from {holder}"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    step(&format!("Planned stop on {holder} (SIGTERM)"));
+    watch.mark("stop");
+    if holder == "n1" { &n1 } else { &n2 }.stop();
+    if !watch.wait_answer_from(other, Duration::from_secs(3)) {
+        return Err(format!("a client gets no answer from {other}"));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (v6, v4) = watch.stop();
+    let (v6, v4) = (v6.outage_after("stop"), v4.outage_after("stop"));
+    println!(
+        "    {other} took both addresses and announced them (gratuitous ARP, unsolicited Neighbor \
+         Advertisements):\n    the IPv6 client waited {} ms, the IPv4 client {} ms",
+        v6.as_millis(),
+        v4.as_millis()
+    );
+    drop((n1, n2));
+    Ok((v6, v4))
 }
 
 /// Waits until `node` alone holds the VIP.
