@@ -5,8 +5,8 @@
 //!
 //! For each transition, the hook for the new state (`master`, `backup`, `fault`) runs,
 //! then `any` with the new state and the reason appended as arguments. Every hook gets
-//! `FLOATIP_STATE`, `FLOATIP_PREVIOUS`, `FLOATIP_REASON`, `FLOATIP_VIP`, `FLOATIP_NODE`,
-//! `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each);
+//! `FLOATIP_STATE`, `FLOATIP_PREVIOUS`, `FLOATIP_REASON`, `FLOATIP_VIP`, `FLOATIP_ADDRESSES`
+//! (every floating address, space-separated), `FLOATIP_NODE`, `FLOATIP_INTERFACE` and `FLOATIP_SEQ` (1 for the first transition, then +1 each);
 //! under an etcd election a new master's hooks also get `FLOATIP_FENCING_TOKEN` (the
 //! key's revision, growing with every take-over) and `FLOATIP_LEASE_ID`.
 //!
@@ -23,7 +23,7 @@ use std::time::Duration;
 use log::{info, warn};
 
 use crate::config::Notify;
-use crate::vocabulary::{Lease, Role};
+use crate::vocabulary::{Floating, Lease, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -40,6 +40,8 @@ pub struct Job {
 struct Context {
     hooks: Notify,
     vip: Ipv4Addr,
+    /// Every floating address of the group, space-separated.
+    addresses: String,
     node: Ipv4Addr,
     interface: String,
 }
@@ -65,7 +67,13 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts the worker thread, unless no hook is configured.
-    pub fn start(hooks: &Notify, vip: Ipv4Addr, node: Ipv4Addr, interface: &str) -> Notifier {
+    pub fn start(
+        hooks: &Notify,
+        vip: Ipv4Addr,
+        addresses: &[Floating],
+        node: Ipv4Addr,
+        interface: &str,
+    ) -> Notifier {
         if hooks.is_empty() {
             return Notifier {
                 queue: None,
@@ -75,6 +83,11 @@ impl Notifier {
         let ctx = Context {
             hooks: hooks.clone(),
             vip,
+            addresses: addresses
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             node,
             interface: interface.to_string(),
         };
@@ -188,6 +201,7 @@ fn environment(ctx: &Context, job: &Job) -> Vec<(&'static str, String)> {
         ("FLOATIP_PREVIOUS", job.from.to_string()),
         ("FLOATIP_REASON", job.reason.clone()),
         ("FLOATIP_VIP", ctx.vip.to_string()),
+        ("FLOATIP_ADDRESSES", ctx.addresses.clone()),
         ("FLOATIP_NODE", ctx.node.to_string()),
         ("FLOATIP_INTERFACE", ctx.interface.clone()),
         ("FLOATIP_SEQ", job.seq.to_string()),
@@ -239,7 +253,7 @@ mod tests {
         Some(a.iter().map(|s| s.to_string()).collect())
     }
 
-    /// A notifier (VIP 192.0.2.234, node 192.0.2.11, eth0) whose `any` hook runs
+    /// A notifier (VIP 192.0.2.234 and 2001:db8::234/64, node 192.0.2.11, eth0) whose `any` hook runs
     /// `sh -c "SCRIPT >> FILE"` with `args` appended. Returns it with the test's
     /// folder (to remove at the end) and FILE.
     fn appending_notifier(test: &str, script: &str, args: &[&str]) -> (Notifier, PathBuf, PathBuf) {
@@ -253,9 +267,18 @@ mod tests {
             any: argv(&command),
             ..Notify::default()
         };
+        let vip = Ipv4Addr::new(192, 0, 2, 234);
+        let vip6 = "2001:db8::234".parse().unwrap();
         let n = Notifier::start(
             &hooks,
-            Ipv4Addr::new(192, 0, 2, 234),
+            vip,
+            &[
+                Floating::V4(
+                    vip,
+                    crate::vocabulary::Netmask::new(Ipv4Addr::new(255, 255, 255, 0)).unwrap(),
+                ),
+                Floating::V6(vip6, 64),
+            ],
             Ipv4Addr::new(192, 0, 2, 11),
             "eth0",
         );
@@ -320,7 +343,7 @@ mod tests {
     fn hooks_run_in_order_with_environment_and_do_not_block() {
         let (mut n, dir, file) = appending_notifier(
             "test",
-            "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\"",
+            "sleep 0.1; echo $FLOATIP_SEQ $FLOATIP_PREVIOUS $FLOATIP_STATE $FLOATIP_VIP \"$1\" $FLOATIP_ADDRESSES",
             &["hook"],
         );
         let t0 = Instant::now();
@@ -337,7 +360,13 @@ mod tests {
         // sh -c's $1 is the first appended argument: the new state.
         assert_eq!(
             text,
-            "1 BACKUP MASTER 192.0.2.234 MASTER\n2 MASTER FAULT 192.0.2.234 FAULT\n3 FAULT BACKUP 192.0.2.234 BACKUP\n"
+            [
+                "1 BACKUP MASTER 192.0.2.234 MASTER",
+                "2 MASTER FAULT 192.0.2.234 FAULT",
+                "3 FAULT BACKUP 192.0.2.234 BACKUP",
+            ]
+            .map(|line| format!("{line} 192.0.2.234/24 2001:db8::234/64\n"))
+            .concat()
         );
     }
 
@@ -346,6 +375,7 @@ mod tests {
         let mut n = Notifier::start(
             &Notify::default(),
             Ipv4Addr::LOCALHOST,
+            &[],
             Ipv4Addr::LOCALHOST,
             "lo",
         );

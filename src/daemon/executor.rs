@@ -56,6 +56,7 @@ impl<H: Host> Executor<H> {
             notifier: Notifier::start(
                 &config.notify,
                 config.vip,
+                &config.addresses,
                 config.node_addr,
                 &config.interface,
             ),
@@ -70,7 +71,13 @@ impl<H: Host> Executor<H> {
             self.group.set_auth(new.auth.clone());
         }
         if old.notify != new.notify {
-            self.notifier = Notifier::start(&new.notify, new.vip, new.node_addr, &new.interface);
+            self.notifier = Notifier::start(
+                &new.notify,
+                new.vip,
+                &new.addresses,
+                new.node_addr,
+                &new.interface,
+            );
         }
     }
 
