@@ -16,7 +16,7 @@
 //! state, and a gap in `FLOATIP_SEQ` shows that transitions were skipped.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -39,10 +39,10 @@ pub struct Job {
 #[derive(Debug, Clone)]
 struct Context {
     hooks: Notify,
-    vip: Ipv4Addr,
+    vip: IpAddr,
     /// Every floating address of the group, space-separated.
     addresses: String,
-    node: Ipv4Addr,
+    node: IpAddr,
     interface: String,
 }
 
@@ -69,9 +69,9 @@ impl Notifier {
     /// Starts the worker thread, unless no hook is configured.
     pub fn start(
         hooks: &Notify,
-        vip: Ipv4Addr,
+        vip: IpAddr,
         addresses: &[Floating],
-        node: Ipv4Addr,
+        node: IpAddr,
         interface: &str,
     ) -> Notifier {
         if hooks.is_empty() {
@@ -246,6 +246,7 @@ fn run_hook(ctx: &Context, job: &Job, what: &str, argv: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
     use std::path::{Path, PathBuf};
     use std::time::Instant;
 
@@ -271,7 +272,7 @@ mod tests {
         let vip6 = "2001:db8::234".parse().unwrap();
         let n = Notifier::start(
             &hooks,
-            vip,
+            IpAddr::V4(vip),
             &[
                 Floating::V4(
                     vip,
@@ -279,7 +280,7 @@ mod tests {
                 ),
                 Floating::V6(vip6, 64),
             ],
-            Ipv4Addr::new(192, 0, 2, 11),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)),
             "eth0",
         );
         (n, dir, file)
@@ -374,9 +375,9 @@ mod tests {
     fn no_hooks_no_thread() {
         let mut n = Notifier::start(
             &Notify::default(),
-            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::LOCALHOST.into(),
             &[],
-            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::LOCALHOST.into(),
             "lo",
         );
         assert!(n.queue.is_none());

@@ -10,7 +10,7 @@
 //! than the window.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::vocabulary::BootId;
 
@@ -39,7 +39,7 @@ struct Last {
 #[derive(Debug)]
 pub struct ReplayGuard {
     window_ms: u64,
-    peers: HashMap<Ipv4Addr, Last>,
+    peers: HashMap<IpAddr, Last>,
 }
 
 impl ReplayGuard {
@@ -53,7 +53,7 @@ impl ReplayGuard {
     /// Accepts (and remembers) or refuses one message; `now_ms` is our wall clock.
     pub fn check(
         &mut self,
-        node: Ipv4Addr,
+        node: IpAddr,
         boot: BootId,
         seq: u64,
         time_ms: u64,
@@ -129,7 +129,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    const N: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    const N: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 12));
     const T: u64 = 1_700_000_000_000;
 
     fn guard() -> ReplayGuard {
@@ -201,7 +201,7 @@ mod tests {
     fn memory_is_bounded() {
         let mut g = guard();
         for i in 0..5_000u32 {
-            let node = Ipv4Addr::from(0x0a00_0000 + i);
+            let node = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             g.check(node, BootId(1), 1, T + u64::from(i), T + u64::from(i))
                 .unwrap();
         }

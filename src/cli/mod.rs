@@ -49,7 +49,7 @@ pub enum Command {
 pub struct HandoverArgs {
     /// The backup to hand to (its node address); default: the best live backup
     #[arg(long, value_name = "NODE")]
-    pub to: Option<std::net::Ipv4Addr>,
+    pub to: Option<std::net::IpAddr>,
     /// The daemon's status socket (default: status_socket from the config file)
     #[arg(long)]
     pub socket: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! for etcd, how to reach it. Files named here are read at load time, so a daemon never
 //! half-starts on a missing certificate.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -233,7 +233,7 @@ pub(super) fn parse(r: &Reader, warnings: &mut Vec<String>) -> Result<RawElectio
 /// Checks `raw` and reads the files it names (relative to `dir`, the config file's folder).
 pub(super) fn resolve(
     raw: &RawElection,
-    vip: Ipv4Addr,
+    vip: IpAddr,
     dir: &Path,
     file: &str,
 ) -> Result<Election, ConfigError> {
@@ -440,7 +440,7 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+    const VIP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 234));
 
     fn load(yaml_tail: &str, dir: &Path) -> Result<Election, ConfigError> {
         let raw = super::super::RawSection::parse(

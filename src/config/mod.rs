@@ -13,12 +13,12 @@ mod trust;
 
 pub use resolve::DEFAULT_STATUS_SOCKET;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::state::{Me, Timing};
-use crate::vocabulary::{BootId, Floating, Netmask, Priority};
+use crate::vocabulary::{BootId, Floating, Netmask, Priority, Segment};
 
 pub use etcd::{Election, Endpoint, Etcd, Secret, Tls, User, KEY_PREFIX};
 pub use raw::{RawAuth, RawSection};
@@ -56,10 +56,12 @@ pub struct Config {
     pub source: PathBuf,
     pub interface: String,
     /// This host's own address on `interface`; identifies the node to its peers.
-    pub node_addr: Ipv4Addr,
-    /// The group's IPv4 floating address, the one the heartbeat dials and names: the
-    /// first IPv4 address of `addresses`.
-    pub vip: Ipv4Addr,
+    pub node_addr: IpAddr,
+    /// The floating address the heartbeat dials and names: the first of `addresses` in
+    /// the heartbeat's family (`node_addr`'s).
+    pub vip: IpAddr,
+    /// Where the heartbeat runs: who is heard, where announces go.
+    pub segment: Segment,
     /// Every floating address of the group, in the order written; held together.
     pub addresses: Vec<Floating>,
     /// The netmask of the IPv4 floating addresses.
@@ -92,12 +94,13 @@ impl Config {
         Config {
             source: "/etc/floatip/gateway.yml".into(),
             interface: "eth0".into(),
-            node_addr: Ipv4Addr::new(192, 0, 2, 11),
-            vip: Ipv4Addr::new(192, 0, 2, 234),
-            addresses: vec![Floating::V4(
-                Ipv4Addr::new(192, 0, 2, 234),
-                Netmask::default(),
-            )],
+            node_addr: IpAddr::from([192, 0, 2, 11]),
+            vip: IpAddr::from([192, 0, 2, 234]),
+            segment: Segment::V4 {
+                node: [192, 0, 2, 11].into(),
+                netmask: Netmask::default(),
+            },
+            addresses: vec![Floating::V4([192, 0, 2, 234].into(), Netmask::default())],
             netmask: Netmask::default(),
             echo: Echo {
                 port: 61111,
@@ -117,9 +120,6 @@ impl Config {
             election: Election::Lan,
             auto_detected: vec![],
         }
-    }
-    pub fn broadcast(&self) -> Ipv4Addr {
-        self.netmask.broadcast(self.node_addr)
     }
 
     /// Keys whose change a running daemon cannot apply in place (SIGHUP): they are fixed
@@ -169,6 +169,7 @@ impl Config {
             interface: self.interface.clone(),
             node_addr: self.node_addr,
             vip: self.vip,
+            segment: self.segment.clone(),
             addresses: self.addresses.clone(),
             netmask: self.netmask,
             echo: Echo {

@@ -8,7 +8,7 @@ use super::{Config, ConfigError, Echo, Loaded, RawSection};
 use super::{DEFAULT_ECHO_PORT, DEFAULT_VIP_LAST_OCTET};
 use crate::auth::{read_key_file, Auth, Key};
 use crate::vocabulary::{
-    is_link_local6, network6, same_prefix, Floating, Interface, Netmask, Priority,
+    is_link_local6, network6, same_prefix, Floating, Interface, Netmask, Priority, Segment,
 };
 
 pub const DEFAULT_STATUS_SOCKET: &str = "/run/floatip/floatip.sock";
@@ -45,13 +45,7 @@ fn on_subnet4(vip: Ipv4Addr, node: Ipv4Addr, netmask: Netmask, iface: &str) -> R
 /// An IPv6 floating address must be on one of the interface's own (not link-local) IPv6
 /// prefixes; copies of the floating addresses themselves are not the interface's own.
 fn on_prefix6(vip: Ipv6Addr, iface: &Interface, floating: &[Floating]) -> Result<(), String> {
-    let is_floating = |a: &Ipv6Addr| floating.iter().any(|f| f.ip() == IpAddr::V6(*a));
-    let own: Vec<(Ipv6Addr, u8)> = iface
-        .addrs6
-        .iter()
-        .filter(|(a, _)| !is_link_local6(*a) && !is_floating(a))
-        .copied()
-        .collect();
+    let own = own6(iface, floating);
     if own.is_empty() {
         return Err(format!(
             "{vip}: {} has no IPv6 address of its own beyond link-local; add one on the floating address's prefix",
@@ -72,44 +66,26 @@ fn on_prefix6(vip: Ipv6Addr, iface: &Interface, floating: &[Floating]) -> Result
     ))
 }
 
-/// Resolves `raw` (read from `path`) into a [`Loaded`] config; pure apart from its inputs.
-pub fn resolve(
+/// The node's place on the LAN, in the heartbeat's family.
+struct Lan {
+    node_addr: IpAddr,
+    vip: IpAddr,
+    segment: Segment,
+    /// The IPv4 addresses' netmask (the default in an IPv6-only group, which has none).
+    netmask: Netmask,
+    addresses: Vec<Floating>,
+}
+
+type KeyErr<'a> = &'a dyn Fn(&str, String) -> ConfigError;
+
+/// The seed's case: the node's own IPv4 address identifies it and announces are broadcast;
+/// IPv6 addresses in the list ride along.
+fn over_ipv4(
     raw: &RawSection,
-    path: &Path,
-    interfaces: &[Interface],
-) -> Result<Loaded, ConfigError> {
-    if !raw.enabled {
-        return Ok(Loaded::Disabled);
-    }
-    let file = path.display().to_string();
-    let key_err = |key: &str, reason: String| ConfigError::Key {
-        file: file.clone(),
-        key: format!("floating_ip.{key}"),
-        reason,
-    };
-    let mut auto = Vec::new();
-
-    let iface = match &raw.interface {
-        Some(name) => Interface::find(interfaces, name).map_err(|e| {
-            key_err(
-                "interface",
-                format!("{name} not found; available: {}", e.available),
-            )
-        })?,
-        None => {
-            auto.push("interface");
-            interfaces.iter().find(|i| !i.loopback && !i.addrs.is_empty()).ok_or_else(|| {
-                ConfigError::Environment {
-                    file: file.clone(),
-                    reason: format!(
-                        "no interface has a non-loopback IPv4 address (available: {}); set floating_ip.interface",
-                        Interface::names(interfaces)
-                    ),
-                }
-            })?
-        }
-    };
-
+    iface: &Interface,
+    key_err: KeyErr<'_>,
+    auto: &mut Vec<&'static str>,
+) -> Result<Lan, ConfigError> {
     let floating4: Vec<Ipv4Addr> = raw
         .ip
         .iter()
@@ -118,21 +94,6 @@ pub fn resolve(
             IpAddr::V6(_) => None,
         })
         .collect();
-    if floating4.is_empty() && !raw.ip.is_empty() {
-        if let Some(mask) = raw.netmask {
-            return Err(key_err(
-                "netmask",
-                format!("{mask} applies to IPv4 addresses only and floating_ip.ip has none; write an IPv6 prefix as 2001:db8::234/64"),
-            ));
-        }
-        return Err(key_err(
-            "ip",
-            format!(
-                "{} has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
-                list(&raw.ip)
-            ),
-        ));
-    }
 
     // The node's own address: never a floating IP itself (a stale copy may still be there).
     let is_default_vip = |a: &Ipv4Addr| a.octets()[3] == DEFAULT_VIP_LAST_OCTET;
@@ -202,6 +163,92 @@ pub fn resolve(
             Floating::V6(..) => None,
         })
         .unwrap_or(node_addr);
+    Ok(Lan {
+        node_addr: IpAddr::V4(node_addr),
+        vip: IpAddr::V4(vip),
+        segment: Segment::V4 {
+            node: node_addr,
+            netmask,
+        },
+        netmask,
+        addresses,
+    })
+}
+
+/// The interface's own IPv6 addresses beyond link-local, copies of `floating` excluded.
+fn own6(iface: &Interface, floating: &[Floating]) -> Vec<(Ipv6Addr, u8)> {
+    let is_floating = |a: &Ipv6Addr| floating.iter().any(|f| f.ip() == IpAddr::V6(*a));
+    iface
+        .addrs6
+        .iter()
+        .filter(|(a, _)| !is_link_local6(*a) && !is_floating(a))
+        .copied()
+        .collect()
+}
+
+/// Resolves `raw` (read from `path`) into a [`Loaded`] config; pure apart from its inputs.
+pub fn resolve(
+    raw: &RawSection,
+    path: &Path,
+    interfaces: &[Interface],
+) -> Result<Loaded, ConfigError> {
+    if !raw.enabled {
+        return Ok(Loaded::Disabled);
+    }
+    let file = path.display().to_string();
+    let key_err = |key: &str, reason: String| ConfigError::Key {
+        file: file.clone(),
+        key: format!("floating_ip.{key}"),
+        reason,
+    };
+    let mut auto = Vec::new();
+
+    let iface = match &raw.interface {
+        Some(name) => Interface::find(interfaces, name).map_err(|e| {
+            key_err(
+                "interface",
+                format!("{name} not found; available: {}", e.available),
+            )
+        })?,
+        None => {
+            auto.push("interface");
+            let usable = |i: &&Interface| !i.loopback && !i.addrs.is_empty();
+            let usable6 = |i: &&Interface| !i.loopback && !own6(i, &[]).is_empty();
+            interfaces.iter().find(usable).or_else(|| interfaces.iter().find(usable6)).ok_or_else(|| {
+                ConfigError::Environment {
+                    file: file.clone(),
+                    reason: format!(
+                        "no interface has a non-loopback IPv4 address or an IPv6 one beyond link-local (available: {}); set floating_ip.interface",
+                        Interface::names(interfaces)
+                    ),
+                }
+            })?
+        }
+    };
+
+    if !raw.ip.is_empty() && raw.ip.iter().all(|(ip, _)| ip.is_ipv6()) {
+        if let Some(mask) = raw.netmask {
+            return Err(key_err(
+                "netmask",
+                format!("{mask} applies to IPv4 addresses only and floating_ip.ip has none; write an IPv6 prefix as 2001:db8::234/64"),
+            ));
+        }
+        return Err(key_err(
+            "ip",
+            format!(
+                "{} has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
+                list(&raw.ip)
+            ),
+        ));
+    }
+    let lan = over_ipv4(raw, iface, &key_err, &mut auto)?;
+    let Lan {
+        node_addr,
+        vip,
+        segment,
+        netmask,
+        addresses,
+    } = lan;
 
     let ms = Duration::from_millis;
     let interval = ms(raw.interval_ms.unwrap_or(1000));
@@ -222,6 +269,7 @@ pub fn resolve(
         interface: iface.name.clone(),
         node_addr,
         vip,
+        segment,
         addresses,
         netmask,
         echo: Echo {
@@ -369,7 +417,7 @@ mod tests {
         assert_eq!(c.garp_refresh, None);
         assert_eq!(c.status_socket, PathBuf::from(DEFAULT_STATUS_SOCKET));
         assert_eq!(c.auto_detected, vec!["interface", "netmask", "ip"]);
-        assert_eq!(c.broadcast(), Ipv4Addr::new(192, 168, 3, 255));
+        assert_eq!(c.segment.announce_to(), Ipv4Addr::new(192, 168, 3, 255));
     }
 
     #[test]

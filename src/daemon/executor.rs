@@ -27,7 +27,7 @@ pub struct Executor<H: Host> {
     host: H,
     group: Box<dyn Group>,
     supervisor: Box<dyn Supervisor>,
-    vip: std::net::Ipv4Addr,
+    vip: std::net::IpAddr,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
     status: String,

@@ -18,7 +18,7 @@ pub enum Input {
     /// A Prometheus scrape wants a sample.
     Metrics(mpsc::Sender<Sample>),
     /// What the election says about the key, for `floatip status`.
-    KeyHolder(Option<std::net::Ipv4Addr>),
+    KeyHolder(Option<std::net::IpAddr>),
     /// The election cannot be reached (why): nobody holds until it can.
     ElectionUnreachable(String),
 }

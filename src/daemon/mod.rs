@@ -92,9 +92,14 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         config.echo.interval,
     );
     let port = config.echo.port;
-    let broadcaster = Broadcaster::bind(local.clone(), port, &config.interface, config.netmask)
-        .map_err(|error| DaemonError::Broadcast { port, error })?;
-    let listener = Listener::bind(port, &config.interface)
+    let broadcaster = Broadcaster::bind(
+        local.clone(),
+        port,
+        &config.interface,
+        config.segment.clone(),
+    )
+    .map_err(|error| DaemonError::Broadcast { port, error })?;
+    let listener = Listener::bind(port, &config.interface, config.node_addr)
         .map_err(|error| DaemonError::Listen { port, error })?;
 
     // Nothing from an earlier run may survive: a crash can leave the address behind.

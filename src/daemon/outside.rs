@@ -1,7 +1,7 @@
 //! What the executor drives besides the host: the group (the heartbeat threads) and the
 //! service manager. Each behind a trait so the loop runs in tests with fakes.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use crate::wire::Kind;
 pub trait Group {
     /// What every message says about us from now on.
     fn set_view(&self, view: LocalView);
-    fn send(&self, kind: Kind, successor: Option<Ipv4Addr>);
+    fn send(&self, kind: Kind, successor: Option<IpAddr>);
     fn set_probing(&self, on: bool);
     /// Asks `node` whether it is a master; an answer comes back as an event.
-    fn confirm_master(&self, node: Ipv4Addr);
+    fn confirm_master(&self, node: IpAddr);
     /// Messages rejected, and of those the ones that failed authentication.
     fn rejected(&self) -> (u64, u64);
     /// Of the authentication failures, the replays.
@@ -47,13 +47,13 @@ impl Group for Heartbeats {
     fn set_view(&self, view: LocalView) {
         self.local.set_view(view);
     }
-    fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
+    fn send(&self, kind: Kind, successor: Option<IpAddr>) {
         self.broadcaster.send(kind, successor);
     }
     fn set_probing(&self, on: bool) {
         self.prober.set_enabled(on);
     }
-    fn confirm_master(&self, node: Ipv4Addr) {
+    fn confirm_master(&self, node: IpAddr) {
         confirm_master(
             self.local.clone(),
             node,

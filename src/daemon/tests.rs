@@ -2,7 +2,7 @@
 //! no network, time handed in.
 
 use std::cell::RefCell;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ impl Group for FakeGroup {
     fn set_view(&self, view: LocalView) {
         self.0.borrow_mut().push(format!("view {}", view.role));
     }
-    fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
+    fn send(&self, kind: Kind, successor: Option<IpAddr>) {
         self.0
             .borrow_mut()
             .push(format!("send {kind:?} {successor:?}"));
@@ -33,7 +33,7 @@ impl Group for FakeGroup {
     fn set_probing(&self, on: bool) {
         self.0.borrow_mut().push(format!("probing {on}"));
     }
-    fn confirm_master(&self, node: Ipv4Addr) {
+    fn confirm_master(&self, node: IpAddr) {
         self.0.borrow_mut().push(format!("confirm {node}"));
     }
     fn rejected(&self) -> (u64, u64) {

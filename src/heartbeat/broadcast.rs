@@ -6,49 +6,67 @@
 //! sender's budget, the replay guard, the members heard). Forged and garbage datagrams
 //! cost a fixed amount of CPU and change nothing, whatever source address they carry.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 
 use log::{debug, warn};
 
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::vocabulary::{Event, Netmask};
+use crate::vocabulary::{Event, Segment, ANNOUNCE_GROUP6};
 use crate::wire::{self, Kind};
 
 pub struct Broadcaster {
     socket: UdpSocket,
-    target: SocketAddrV4,
-    lan: Netmask,
+    /// Where announces leave from: `socket` itself for IPv4; for IPv6 a socket on the
+    /// node's own address, since the kernel would pick a link-local source for the
+    /// link-local group and the sender check wants the node address.
+    sender: UdpSocket,
+    target: SocketAddr,
+    lan: Segment,
     local: Arc<Local>,
 }
 
 impl Broadcaster {
-    /// Binds `port` on `interface` only (no other interface, a WAN side, reaches it); the
-    /// LAN segment is our node address under `lan`, and only its hosts are heard.
+    /// Binds `port` on `interface` only (no other interface, a WAN side, reaches it); only
+    /// hosts of the segment `lan` are heard. An IPv6 segment joins [`ANNOUNCE_GROUP6`] on
+    /// `interface` alone.
     pub fn bind(
         local: Arc<Local>,
         port: u16,
         interface: &str,
-        lan: Netmask,
+        lan: Segment,
     ) -> std::io::Result<Broadcaster> {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
-        s.set_reuse_address(true)?;
-        s.set_broadcast(true)?;
-        super::bind_to_interface(&s, interface)?;
-        s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
-        let target = SocketAddrV4::new(lan.broadcast(local.node), port);
+        let s = super::bind_on_interface(local.node, socket2::Type::DGRAM, port, interface)?;
+        let sender = match local.node {
+            IpAddr::V4(_) => {
+                s.set_broadcast(true)?;
+                s.try_clone()?.into()
+            }
+            IpAddr::V6(node) => {
+                let index =
+                    nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+                s.join_multicast_v6(&ANNOUNCE_GROUP6, index)?;
+                let sender =
+                    socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)?;
+                sender.set_multicast_if_v6(index)?;
+                sender.bind(&SocketAddr::from((node, 0)).into())?;
+                sender.into()
+            }
+        };
+        let target = SocketAddr::from((lan.announce_to(), port));
         Ok(Broadcaster {
             socket: s.into(),
+            sender,
             target,
             lan,
             local,
         })
     }
 
-    pub fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
+    pub fn send(&self, kind: Kind, successor: Option<IpAddr>) {
         let (_, bytes) = self.local.seal(kind, successor, None);
-        if let Err(e) = self.socket.send_to(&bytes, self.target) {
+        if let Err(e) = self.sender.send_to(&bytes, self.target) {
             warn!("cannot broadcast {kind:?} to {}: {e}", self.target);
         }
     }
@@ -61,7 +79,7 @@ impl Broadcaster {
         events: SyncSender<T>,
     ) -> std::io::Result<()> {
         let socket = self.socket.try_clone()?;
-        let (local, lan) = (self.local.clone(), self.lan);
+        let (local, lan) = (self.local.clone(), self.lan.clone());
         std::thread::Builder::new()
             .name("fip-announce".into())
             .spawn(move || {
@@ -70,7 +88,7 @@ impl Broadcaster {
                     let Ok((n, from)) = socket.recv_from(&mut buf) else {
                         continue;
                     };
-                    let Some(event) = to_event(&buf[..n], from, lan, &local) else {
+                    let Some(event) = to_event(&buf[..n], from, &lan, &local) else {
                         continue;
                     };
                     match events.try_send(event.into()) {
@@ -89,15 +107,10 @@ impl Broadcaster {
 }
 
 /// Decodes a datagram into an event, dropping what is not for us or not believable.
-fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Option<Event> {
-    let on_lan = matches!(from.ip(), IpAddr::V4(ip) if lan.same_subnet(ip, local.node));
-    if !on_lan {
+fn to_event(bytes: &[u8], from: SocketAddr, lan: &Segment, local: &Local) -> Option<Event> {
+    if !lan.contains(from.ip()) {
         local.refuse(from.ip(), Trouble::Malformed, || {
-            format!(
-                "datagram from outside the LAN segment {}/{}",
-                lan.network(local.node),
-                lan.prefix_len()
-            )
+            format!("datagram from outside the LAN segment {lan}")
         });
         return None;
     }
@@ -126,7 +139,7 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
     if m.boot == local.boot {
         return None;
     }
-    if from.ip() != IpAddr::V4(m.node) {
+    if from.ip() != m.node {
         local.refuse(from.ip(), Trouble::Malformed, || {
             format!("{:?} claiming to be {}", m.kind, m.node)
         });
@@ -157,12 +170,15 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: Netmask, local: &Local) -> Opti
     }
 }
 
-/// Tells the group that `local` removed a stale copy of the address (no daemon needed).
-pub fn send_released(local: &Local, port: u16, broadcast: Ipv4Addr) -> std::io::Result<()> {
+/// Tells the group that `local` removed a stale copy of the address (no daemon needed);
+/// `to` is the segment's broadcast address or IPv6 group.
+pub fn send_released(local: &Local, port: u16, to: IpAddr) -> std::io::Result<()> {
     let socket = UdpSocket::bind((local.node, 0))?;
-    socket.set_broadcast(true)?;
+    if to.is_ipv4() {
+        socket.set_broadcast(true)?;
+    }
     let (_, bytes) = local.seal(Kind::Released, None, None);
-    socket.send_to(&bytes, (broadcast, port))?;
+    socket.send_to(&bytes, (to, port))?;
     Ok(())
 }
 
@@ -171,23 +187,35 @@ mod tests {
     use super::*;
     use crate::auth::{Auth, Key};
     use crate::heartbeat::LocalView;
-    use crate::vocabulary::{BootId, Priority, Role};
+    use crate::vocabulary::{BootId, Netmask, Priority, Role};
     use crate::wire::{Message, Stamp};
+    use std::net::Ipv4Addr;
     use std::time::Duration;
 
-    const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
-    const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
-    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
+    const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+    const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
+    const VIP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 234));
+
+    fn lan() -> Segment {
+        Segment::V4 {
+            node: Ipv4Addr::new(192, 0, 2, 11),
+            netmask: Netmask::default(),
+        }
+    }
 
     fn local(auth: Option<Auth>) -> Arc<Local> {
+        local_as(VIP, ME, auth)
+    }
+
+    fn local_as(vip: IpAddr, me: IpAddr, auth: Option<Auth>) -> Arc<Local> {
         let view = LocalView {
             role: Role::Backup,
             priority: Priority(100),
             preempt_request: false,
         };
         Local::new(
-            VIP,
-            ME,
+            vip,
+            me,
             [2, 0, 0, 0, 0, 11],
             BootId(1),
             view,
@@ -196,7 +224,7 @@ mod tests {
         )
     }
 
-    fn announce(node: Ipv4Addr, seq: u64) -> Message {
+    fn announce(node: IpAddr, seq: u64) -> Message {
         Message {
             kind: Kind::Announce,
             role: Role::Master,
@@ -211,7 +239,7 @@ mod tests {
         }
     }
 
-    fn from(ip: Ipv4Addr) -> SocketAddr {
+    fn from(ip: IpAddr) -> SocketAddr {
         SocketAddr::from((ip, 61111))
     }
 
@@ -226,41 +254,55 @@ mod tests {
         };
         for seq in 0..10_000 {
             let forged = wire::encode_authenticated(&announce(PEER, seq), &stamp, &wrong);
-            assert_eq!(to_event(&forged, from(PEER), Netmask::default(), &l), None);
-            assert_eq!(
-                to_event(&[0xff; 40], from(PEER), Netmask::default(), &l),
-                None
-            );
+            assert_eq!(to_event(&forged, from(PEER), &lan(), &l), None);
+            assert_eq!(to_event(&[0xff; 40], from(PEER), &lan(), &l), None);
         }
         let real = wire::encode_authenticated(&announce(PEER, 1), &stamp, &key);
         assert!(
-            matches!(to_event(&real, from(PEER), Netmask::default(), &l), Some(Event::Announce(p)) if p.node == PEER)
+            matches!(to_event(&real, from(PEER), &lan(), &l), Some(Event::Announce(p)) if p.node == PEER)
         );
         // A replay of it is refused, and spends nothing either.
-        assert_eq!(to_event(&real, from(PEER), Netmask::default(), &l), None);
+        assert_eq!(to_event(&real, from(PEER), &lan(), &l), None);
         let next = wire::encode_authenticated(&announce(PEER, 2), &stamp, &key);
-        assert!(to_event(&next, from(PEER), Netmask::default(), &l).is_some());
+        assert!(to_event(&next, from(PEER), &lan(), &l).is_some());
     }
 
     #[test]
     fn senders_off_the_lan_segment_are_not_heard() {
         let l = local(None);
-        let off = Ipv4Addr::new(198, 51, 100, 7);
+        let off = IpAddr::from([198, 51, 100, 7]);
         assert_eq!(
-            to_event(
-                &wire::encode(&announce(off, 1)),
-                from(off),
-                Netmask::default(),
-                &l
-            ),
+            to_event(&wire::encode(&announce(off, 1)), from(off), &lan(), &l),
             None
         );
-        assert!(to_event(
-            &wire::encode(&announce(PEER, 1)),
-            from(PEER),
-            Netmask::default(),
-            &l
-        )
-        .is_some());
+        assert!(to_event(&wire::encode(&announce(PEER, 1)), from(PEER), &lan(), &l).is_some());
+    }
+
+    #[test]
+    fn ipv6_senders_are_heard_from_the_link_or_our_prefixes_in_their_own_name() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let vip = ip("2001:db8::234");
+        let l = local_as(vip, ip("2001:db8::11"), None);
+        let lan = Segment::V6 {
+            prefixes: vec![("2001:db8::11".parse().unwrap(), 64)],
+        };
+        let said = |node: IpAddr| {
+            wire::encode(&Message {
+                vip,
+                ..announce(node, 1)
+            })
+        };
+        let peer = ip("2001:db8::12");
+        assert!(matches!(
+            to_event(&said(peer), from(peer), &lan, &l),
+            Some(Event::Announce(p)) if p.node == peer
+        ));
+        let link_local = ip("fe80::12");
+        assert!(to_event(&said(link_local), from(link_local), &lan, &l).is_some());
+        let off = ip("2001:db8:1::12");
+        assert_eq!(to_event(&said(off), from(off), &lan, &l), None);
+        // On the link, but in another node's name.
+        assert_eq!(to_event(&said(peer), from(link_local), &lan, &l), None);
+        assert_eq!(to_event(&said(PEER), from(PEER), &lan, &l), None);
     }
 }

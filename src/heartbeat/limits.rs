@@ -5,7 +5,7 @@
 //! Pure apart from the `Instant`s passed in; every map is bounded.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// At most one log line per source in this period.
@@ -151,14 +151,14 @@ impl ConnectionCap {
 /// message that passed every check. Bounded: the longest-silent member is forgotten first.
 #[derive(Debug, Default)]
 pub struct Members {
-    seen: HashMap<Ipv4Addr, Instant>,
+    seen: HashMap<IpAddr, Instant>,
 }
 
 /// Members remembered at most (far more than a group has).
 const MAX_MEMBERS: usize = 64;
 
 impl Members {
-    pub fn heard(&mut self, node: Ipv4Addr, now: Instant) {
+    pub fn heard(&mut self, node: IpAddr, now: Instant) {
         if !self.seen.contains_key(&node) && self.seen.len() >= MAX_MEMBERS {
             if let Some(oldest) = self.seen.iter().min_by_key(|(_, at)| **at).map(|(n, _)| *n) {
                 self.seen.remove(&oldest);
@@ -168,7 +168,7 @@ impl Members {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        matches!(ip, IpAddr::V4(v4) if self.seen.contains_key(&v4))
+        self.seen.contains_key(&ip)
     }
 }
 
@@ -311,7 +311,7 @@ mod tests {
         let mut m = Members::default();
         for i in 0..200u32 {
             m.heard(
-                Ipv4Addr::from(0x0a00_0000 + i),
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
                 t0 + Duration::from_millis(u64::from(i)),
             );
         }

@@ -4,7 +4,7 @@
 //! byte now and then does not hold a slot) and a fixed maximum message size.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,12 +20,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Listens on `port` of `interface` only: no other interface (a WAN side) reaches it.
-    pub fn bind(port: u16, interface: &str) -> std::io::Result<Listener> {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        s.set_reuse_address(true)?;
-        super::bind_to_interface(&s, interface)?;
-        s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)).into())?;
+    /// Listens on `port` of `interface` only, in the family of `node` (the heartbeat's).
+    pub fn bind(port: u16, interface: &str, node: IpAddr) -> std::io::Result<Listener> {
+        let s = super::bind_on_interface(node, socket2::Type::STREAM, port, interface)?;
         s.listen(64)?;
         Ok(Listener {
             socket: s.into(),

@@ -7,7 +7,7 @@ mod limits;
 mod listener;
 mod prober;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,8 +34,8 @@ pub struct LocalView {
 /// The local node as the heartbeat threads see it.
 #[derive(Debug)]
 pub struct Local {
-    pub vip: Ipv4Addr,
-    pub node: Ipv4Addr,
+    pub vip: IpAddr,
+    pub node: IpAddr,
     pub mac: Mac,
     pub boot: BootId,
     seq: AtomicU64,
@@ -59,7 +59,7 @@ pub struct Local {
 #[derive(Debug)]
 struct Shield {
     /// Per verified sender: (node, boot).
-    datagrams: RateLimit<(Ipv4Addr, BootId)>,
+    datagrams: RateLimit<(IpAddr, BootId)>,
     connects: RateLimit,
     open: ConnectionCap,
     replay: ReplayGuard,
@@ -88,11 +88,35 @@ fn trouble_of(e: &WireError) -> Trouble {
     }
 }
 
-/// Binds `socket` to `interface`, so that no other interface (a WAN side) reaches the port
-/// (`SO_BINDTOIFINDEX` on Linux, `IP_BOUND_IF` on macOS).
-fn bind_to_interface(socket: &socket2::Socket, interface: &str) -> std::io::Result<()> {
+/// A socket of `family`'s kind on `port` of `interface` only, so that no other interface
+/// (a WAN side) reaches it (`SO_BINDTOIFINDEX` on Linux, `IP(V6)_BOUND_IF` on macOS).
+fn bind_on_interface(
+    family: IpAddr,
+    kind: socket2::Type,
+    port: u16,
+    interface: &str,
+) -> std::io::Result<socket2::Socket> {
     let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
-    socket.bind_device_by_index_v4(std::num::NonZeroU32::new(index))
+    let index = std::num::NonZeroU32::new(index);
+    let unspecified = match family {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address((unspecified, port).into()),
+        kind,
+        None,
+    )?;
+    s.set_reuse_address(true)?;
+    match family {
+        IpAddr::V4(_) => s.bind_device_by_index_v4(index)?,
+        IpAddr::V6(_) => {
+            s.set_only_v6(true)?;
+            s.bind_device_by_index_v6(index)?;
+        }
+    }
+    s.bind(&SocketAddr::from((unspecified, port)).into())?;
+    Ok(s)
 }
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
@@ -106,8 +130,8 @@ fn wall_ms() -> u64 {
 impl Local {
     /// `auth` is the group's key (or none); `interval` sizes the per-source rate limits.
     pub fn new(
-        vip: Ipv4Addr,
-        node: Ipv4Addr,
+        vip: IpAddr,
+        node: IpAddr,
         mac: Mac,
         boot: BootId,
         view: LocalView,
@@ -158,7 +182,7 @@ impl Local {
     pub fn seal(
         &self,
         kind: Kind,
-        successor: Option<Ipv4Addr>,
+        successor: Option<IpAddr>,
         reply_to: Option<Challenge>,
     ) -> (Message, Vec<u8>) {
         let m = self.message(kind, successor);
@@ -193,7 +217,7 @@ impl Local {
     }
 
     /// Remembers the sender of a message that passed every check as a member.
-    fn heard_member(&self, node: Ipv4Addr) {
+    fn heard_member(&self, node: IpAddr) {
         self.shield().members.heard(node, Instant::now());
     }
 
@@ -207,7 +231,7 @@ impl Local {
     }
 
     /// Takes a datagram token for a verified sender's (node, boot); false means drop it.
-    fn admit_datagram(&self, node: Ipv4Addr, boot: BootId) -> bool {
+    fn admit_datagram(&self, node: IpAddr, boot: BootId) -> bool {
         self.shield().datagrams.allow((node, boot), Instant::now())
     }
 
@@ -276,7 +300,7 @@ impl Local {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn message(&self, kind: Kind, successor: Option<Ipv4Addr>) -> Message {
+    fn message(&self, kind: Kind, successor: Option<IpAddr>) -> Message {
         let v = self.view();
         Message {
             kind,

@@ -192,7 +192,7 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
 /// announce (from an address nobody has, or in a real node's name) gets no such echo.
 pub fn confirm_master<T: From<Event> + Send + 'static>(
     local: Arc<Local>,
-    node: std::net::Ipv4Addr,
+    node: std::net::IpAddr,
     port: u16,
     timeout: Duration,
     events: SyncSender<T>,

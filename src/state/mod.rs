@@ -36,7 +36,7 @@ mod timing;
 mod transcripts;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::vocabulary::{
@@ -50,7 +50,7 @@ pub use timing::Timing;
 /// This node's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Me {
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
     pub boot: BootId,
     pub priority: Priority,
 }
@@ -59,7 +59,7 @@ pub struct Me {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Resignation {
     from: Peer,
-    successor: Option<Ipv4Addr>,
+    successor: Option<IpAddr>,
     at: Instant,
 }
 
@@ -86,7 +86,7 @@ pub struct Machine {
     state: RoleState,
     since: Instant,
     reason: Reason,
-    peers: BTreeMap<Ipv4Addr, Seen>,
+    peers: BTreeMap<IpAddr, Seen>,
     last_event: Instant,
     next_announce: Instant,
     stopped: bool,
@@ -115,7 +115,7 @@ pub enum HandoverRefused {
     #[error("no live BACKUP to hand the address to; keeping it")]
     NoBackup,
     #[error("{0} is not a live BACKUP of this group (live backups: {1})")]
-    NotABackup(Ipv4Addr, String),
+    NotABackup(IpAddr, String),
 }
 
 impl Machine {
@@ -235,8 +235,8 @@ impl Machine {
     pub fn handover_target(
         &self,
         now: Instant,
-        to: Option<Ipv4Addr>,
-    ) -> Result<Ipv4Addr, HandoverRefused> {
+        to: Option<IpAddr>,
+    ) -> Result<IpAddr, HandoverRefused> {
         if !self.state.settled_master() {
             return Err(HandoverRefused::NotMaster(self.role()));
         }
@@ -551,7 +551,7 @@ impl Machine {
     }
 
     /// How many live backups would win a take-over against us.
-    fn rank(&self, now: Instant, excluding: Option<Ipv4Addr>) -> u32 {
+    fn rank(&self, now: Instant, excluding: Option<IpAddr>) -> u32 {
         let mine = (self.priority(), self.me.node);
         self.peers
             .values()
@@ -562,7 +562,7 @@ impl Machine {
             .count() as u32
     }
 
-    fn best_backup(&self, now: Instant) -> Option<Ipv4Addr> {
+    fn best_backup(&self, now: Instant) -> Option<IpAddr> {
         self.best_backup_peer(now).map(|p| p.node)
     }
 
@@ -581,7 +581,7 @@ impl Machine {
             .map(|s| s.peer)
     }
 
-    fn live_backups(&self, now: Instant) -> Vec<Ipv4Addr> {
+    fn live_backups(&self, now: Instant) -> Vec<IpAddr> {
         self.backups(now).map(|p| p.node).collect()
     }
 
@@ -703,7 +703,7 @@ impl Machine {
         &mut self,
         now: Instant,
         from: Peer,
-        successor: Option<Ipv4Addr>,
+        successor: Option<IpAddr>,
         out: &mut Vec<Action>,
     ) {
         let repeated = self
@@ -781,7 +781,7 @@ impl Machine {
         }
     }
 
-    fn on_released(&mut self, now: Instant, from: Ipv4Addr, out: &mut Vec<Action>) {
+    fn on_released(&mut self, now: Instant, from: IpAddr, out: &mut Vec<Action>) {
         if let Holder::Alive { peer, .. }
         | Holder::Lost {
             peer: Some(peer), ..
@@ -972,7 +972,7 @@ impl Machine {
 
     /// The operator's hand-over: the planned stop's resignation without the stop. Refused
     /// (a log line, nothing else) unless [`Machine::handover_target`] finds a successor.
-    fn on_handover(&mut self, now: Instant, to: Option<Ipv4Addr>, out: &mut Vec<Action>) {
+    fn on_handover(&mut self, now: Instant, to: Option<IpAddr>, out: &mut Vec<Action>) {
         match self.handover_target(now, to) {
             Ok(to) => {
                 self.hold_off_until = Some(now + Timing::HANDOVER_HOLD_OFF);

@@ -1,7 +1,7 @@
 //! What the machine knows in each role. Data that means something in one role only lives
 //! inside it, so a MASTER with a fault, or a BACKUP with a GARP follow-up, cannot exist.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::Timing;
@@ -40,7 +40,7 @@ pub(super) enum Cause {
     Lost(Loss),
     Resigned,
     /// The holder resigned naming us (its node address).
-    HandedOver(Ipv4Addr),
+    HandedOver(IpAddr),
     Retry,
     /// Service checks pass again and no holder is known.
     Recovered,

@@ -2,11 +2,12 @@
 
 use super::*;
 use crate::vocabulary::Mac;
+use std::net::Ipv4Addr;
 
 const MS: Duration = Duration::from_millis(1);
-const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
-const N12: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
-const N13: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+const N12: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
+const N13: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 13));
 const OTHER_MAC: Mac = [2, 0, 0, 0, 0, 0x99];
 
 /// A master's hand-over: it drops the address, then resigns naming n12.
@@ -47,20 +48,20 @@ fn timing() -> Timing {
     }
 }
 
-fn peer(node: Ipv4Addr, priority: u8, role: Role) -> Peer {
+fn peer(node: IpAddr, priority: u8, role: Role) -> Peer {
     Peer {
         node,
-        boot: BootId(u64::from(node.octets()[3])),
+        boot: BootId(u64::from(super::transcripts::last_octet(node))),
         priority: Priority(priority),
         role,
-        mac: [2, 0, 0, 0, 0, node.octets()[3]],
+        mac: [2, 0, 0, 0, 0, super::transcripts::last_octet(node)],
         preempt_request: false,
     }
 }
 
 /// A machine plus its synthetic clock.
 /// The holder n12 (priority 100) resigns, naming `successor`.
-fn n12_resigns(successor: Option<Ipv4Addr>) -> Event {
+fn n12_resigns(successor: Option<IpAddr>) -> Event {
     Event::Resign {
         from: peer(N12, 100, Role::Backup),
         successor,
@@ -453,7 +454,7 @@ fn two_masters_equal_priority_higher_address_wins() {
 
     let mut m = Rig::master();
     let lower = Peer {
-        node: Ipv4Addr::new(192, 0, 2, 5),
+        node: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 5)),
         ..peer(N12, 100, Role::Master)
     };
     let a = m.at(160, Event::Announce(lower));

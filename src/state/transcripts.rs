@@ -27,7 +27,7 @@
 //! `FLOATIP_BLESS=1 cargo test --lib state::transcripts` and review the diff.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ use crate::vocabulary::{
     Action, BootId, Event, Health, Loss, Mac, Peer, Priority, ProbeOutcome, Role, Verdict,
 };
 
-const ME: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
 /// Ticks one `run` may take; more means the machine asks for ticks it does not act on.
 const MAX_TICKS: usize = 10_000;
 
@@ -315,7 +315,7 @@ fn parse_peer(text: &str) -> Option<Peer> {
         Some("preempt-request") => true,
         Some(_) => return None,
     };
-    let last = node.octets()[3];
+    let last = last_octet(node);
     Some(Peer {
         node,
         boot: BootId(u64::from(last)),
@@ -326,10 +326,18 @@ fn parse_peer(text: &str) -> Option<Peer> {
     })
 }
 
+/// 12 for 192.0.2.12: what names a test node's boot id and MAC.
+pub(super) fn last_octet(node: IpAddr) -> u8 {
+    match node {
+        IpAddr::V4(v4) => v4.octets()[3],
+        IpAddr::V6(v6) => v6.octets()[15],
+    }
+}
+
 /// `n12` for 192.0.2.12, or a full address.
-fn parse_node(text: &str) -> Option<Ipv4Addr> {
+fn parse_node(text: &str) -> Option<IpAddr> {
     match text.strip_prefix('n') {
-        Some(last) => Some(Ipv4Addr::new(192, 0, 2, last.parse().ok()?)),
+        Some(last) => Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last.parse().ok()?))),
         None => text.parse().ok(),
     }
 }
@@ -337,7 +345,7 @@ fn parse_node(text: &str) -> Option<Ipv4Addr> {
 /// A node's MAC (`n12`) or `aa:bb:cc:dd:ee:ff`.
 fn parse_mac(text: &str) -> Option<Mac> {
     if let Some(node) = text.strip_prefix('n').and_then(|_| parse_node(text)) {
-        return Some([2, 0, 0, 0, 0, node.octets()[3]]);
+        return Some([2, 0, 0, 0, 0, last_octet(node)]);
     }
     let bytes: Vec<u8> = text
         .split(':')

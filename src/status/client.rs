@@ -32,10 +32,7 @@ pub fn fetch(path: &Path) -> Result<(Snapshot, String), StatusError> {
 }
 
 /// Asks the daemon to hand its address over (to `to`, or the best backup).
-pub fn hand_over(
-    path: &Path,
-    to: Option<std::net::Ipv4Addr>,
-) -> Result<HandoverReply, StatusError> {
+pub fn hand_over(path: &Path, to: Option<std::net::IpAddr>) -> Result<HandoverReply, StatusError> {
     let body = ask(path, Request::HandOver { to })?;
     serde_json::from_str(&body).map_err(|error| StatusError::Parse {
         path: path.display().to_string(),

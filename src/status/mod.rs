@@ -6,7 +6,7 @@
 mod client;
 mod server;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::vocabulary::fmt_mac;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
     pub role: String,
     pub priority: u8,
     pub mac: String,
@@ -103,7 +103,7 @@ impl CheckStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     Status,
-    HandOver { to: Option<Ipv4Addr> },
+    HandOver { to: Option<IpAddr> },
 }
 
 impl Request {
@@ -134,7 +134,7 @@ impl Request {
 /// The daemon's answer to `handover`: whom it handed the address to, or why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HandoverReply {
-    HandedTo(Ipv4Addr),
+    HandedTo(IpAddr),
     Refused(String),
 }
 
@@ -156,15 +156,15 @@ pub struct Snapshot {
     pub since_unix_ms: u64,
     pub since_ms_ago: u64,
     pub reason: String,
-    pub node: Ipv4Addr,
-    pub vip: Ipv4Addr,
+    pub node: IpAddr,
+    pub vip: IpAddr,
     /// Every floating address, as `floatip check` lists them (empty from an older daemon).
     #[serde(default)]
     pub addresses: Vec<String>,
     pub interface: String,
     pub priority: u8,
     /// Who holds the address as far as this node knows (itself when MASTER).
-    pub holder: Option<Ipv4Addr>,
+    pub holder: Option<IpAddr>,
     pub peers: Vec<PeerStatus>,
     pub counters: Counters,
     /// The configured priority; `priority` is it minus failing weighted checks.
@@ -186,7 +186,7 @@ pub struct ElectionStatus {
     /// `lan` or `etcd` (empty from a daemon that predates elections).
     pub kind: String,
     /// The node the election key names; `None`: nobody, or not known.
-    pub key_holder: Option<Ipv4Addr>,
+    pub key_holder: Option<IpAddr>,
     /// Why the election cannot be reached, while it cannot.
     pub unreachable: Option<String>,
 }
@@ -287,7 +287,7 @@ pub fn one_line(machine: &Machine, config: &Config) -> String {
 fn summary(
     state: &str,
     addresses: &str,
-    holder: Option<Ipv4Addr>,
+    holder: Option<IpAddr>,
     peers: usize,
     reason: &str,
 ) -> String {
@@ -296,7 +296,7 @@ fn summary(
 }
 
 /// Who holds the address as far as this node knows (itself when MASTER).
-fn holder_of(machine: &Machine, config: &Config) -> Option<Ipv4Addr> {
+fn holder_of(machine: &Machine, config: &Config) -> Option<IpAddr> {
     match (machine.role(), machine.holder()) {
         (crate::vocabulary::Role::Master, _) => Some(config.node_addr),
         (_, Holder::Alive { peer, .. }) => Some(peer.node),
@@ -311,6 +311,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn requests_are_one_line_each_way() {
@@ -318,7 +319,7 @@ mod tests {
             Request::Status,
             Request::HandOver { to: None },
             Request::HandOver {
-                to: Some(Ipv4Addr::new(192, 0, 2, 12)),
+                to: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12))),
             },
         ] {
             assert_eq!(Request::parse(&r.line()), Some(r));
@@ -337,7 +338,7 @@ mod tests {
         let t0 = Instant::now();
         let (mut m, _) = Machine::new(c.me(BootId(1)), c.timing(), t0);
         let peer = Peer {
-            node: Ipv4Addr::new(192, 0, 2, 12),
+            node: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12)),
             boot: BootId(2),
             priority: Priority(90),
             role: Role::Backup,

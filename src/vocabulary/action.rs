@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{Reason, Role};
 
@@ -16,11 +16,11 @@ pub enum Action {
     Announce,
     /// Broadcast that we removed the address, naming who should take it.
     Resign {
-        successor: Option<Ipv4Addr>,
+        successor: Option<IpAddr>,
     },
     /// Ask this node, by a heartbeat exchange, whether it is a master as it announced;
     /// an answer comes back as [`super::Event::MasterConfirmed`], silence as nothing.
-    ConfirmMaster(Ipv4Addr),
+    ConfirmMaster(IpAddr),
     /// The prober should (true) or should not (false) follow the holder.
     SetProbing(bool),
     Transition {

@@ -1,4 +1,4 @@
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{Health, Mac, Peer};
 
@@ -41,10 +41,10 @@ pub enum Event {
     /// A master removed the address and says so.
     Resign {
         from: Peer,
-        successor: Option<Ipv4Addr>,
+        successor: Option<IpAddr>,
     },
     /// Some node removed a stale copy of the address (`floatip release`, start-up clean-up).
-    Released(Ipv4Addr),
+    Released(IpAddr),
     /// Outcome of [`super::Action::ProbeAddress`].
     Probe(ProbeOutcome),
     /// A node asked by [`super::Action::ConfirmMaster`] answered a heartbeat, saying this.
@@ -59,7 +59,7 @@ pub enum Event {
     /// The service checks' verdict or penalty changed.
     Health(Health),
     /// `floatip handover`: a master hands the address to `to`, or to the best backup.
-    HandOver { to: Option<Ipv4Addr> },
+    HandOver { to: Option<IpAddr> },
     /// The external election made this node the holder.
     Elected(Lease),
     /// The external election no longer names this node (or may not: a deadline passed).

@@ -15,6 +15,7 @@ mod peer;
 mod priority;
 mod reason;
 mod role;
+mod segment;
 
 pub use action::Action;
 pub use address::{is_link_local6, network6, same_prefix, Floating};
@@ -29,3 +30,4 @@ pub use peer::Peer;
 pub use priority::Priority;
 pub use reason::{Heard, Reason};
 pub use role::Role;
+pub use segment::{Segment, ANNOUNCE_GROUP6};

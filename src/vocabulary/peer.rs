@@ -1,11 +1,11 @@
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{BootId, Mac, Priority, Role};
 
 /// What a node says about itself in every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
     pub boot: BootId,
     pub priority: Priority,
     pub role: Role,
@@ -15,7 +15,7 @@ pub struct Peer {
 
 impl Peer {
     /// The order that settles two masters: priority, then node address.
-    pub fn rank_key(&self) -> (Priority, Ipv4Addr) {
+    pub fn rank_key(&self) -> (Priority, IpAddr) {
         (self.priority, self.node)
     }
 }

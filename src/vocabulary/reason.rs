@@ -1,5 +1,5 @@
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::{fmt_mac, Lease, Loss, Mac, Priority};
 
@@ -29,24 +29,24 @@ pub enum Reason {
     NoHolderAtStartup,
     /// The holder followed went silent or closed its connection; `None` if never known.
     HolderLost {
-        holder: Option<Ipv4Addr>,
+        holder: Option<IpAddr>,
         loss: Loss,
     },
     /// The silent holder still answers ARP for the address.
     HolderFrozen {
-        holder: Option<Ipv4Addr>,
+        holder: Option<IpAddr>,
         mac: Mac,
     },
     HolderResigned,
     /// The holder resigned naming us.
-    HandedOver(Ipv4Addr),
+    HandedOver(IpAddr),
     /// A conflict's retry found the address free.
     AddressFreeAgain,
     /// The service checks recovered and no holder was around.
     RecoveredAlone,
     /// A holder answers while we are in FAULT; `conflict` if that fault was a conflict.
     HolderAnswers {
-        holder: Ipv4Addr,
+        holder: IpAddr,
         heard: Heard,
         conflict: bool,
     },
@@ -58,10 +58,10 @@ pub enum Reason {
     },
     /// Another master ranks higher; `confirmed` if it answered a heartbeat as one.
     Outranked {
-        by: Ipv4Addr,
+        by: IpAddr,
         theirs: Priority,
         confirmed: bool,
-        us: Ipv4Addr,
+        us: IpAddr,
         ours: Priority,
     },
     /// A master's probe found another host answering for the address: after a stall, or
@@ -75,7 +75,7 @@ pub enum Reason {
     LinkDown,
     ActionFailed(String),
     Preempted {
-        by: Ipv4Addr,
+        by: IpAddr,
         theirs: Priority,
         ours: Priority,
     },
@@ -84,11 +84,11 @@ pub enum Reason {
     /// A failing master hands over to a healthy backup.
     UnhealthyHandover {
         detail: String,
-        to: Ipv4Addr,
+        to: IpAddr,
     },
     /// The operator asked this master to hand the address over (`floatip handover`).
     HandOverRequested {
-        to: Ipv4Addr,
+        to: IpAddr,
     },
     /// A failing master keeps the address: nobody healthy could take it.
     UnhealthyKeeping(String),
@@ -96,7 +96,7 @@ pub enum Reason {
     PenaltyHandover {
         ours: Priority,
         detail: String,
-        to: Ipv4Addr,
+        to: IpAddr,
         theirs: Priority,
     },
     /// The external election granted us the key under this lease.
@@ -107,7 +107,7 @@ pub enum Reason {
 
 impl Reason {
     /// Whom a master stepping down for this reason tells to take the address at once.
-    pub fn successor(&self) -> Option<Ipv4Addr> {
+    pub fn successor(&self) -> Option<IpAddr> {
         match self {
             Reason::Preempted { by: to, .. }
             | Reason::UnhealthyHandover { to, .. }

@@ -60,8 +60,8 @@ fn forged_announces_pass_every_check_but_the_tag() {
             role: Role::Backup,
             priority: Priority(100),
             preempt_request: false,
-            vip: Ipv4Addr::new(192, 0, 2, 234),
-            node: Ipv4Addr::new(192, 0, 2, 12),
+            vip: Ipv4Addr::new(192, 0, 2, 234).into(),
+            node: Ipv4Addr::new(192, 0, 2, 12).into(),
             mac: [2, 0, 0xc0, 0, 2, 12],
             successor: None,
             boot: BootId(7),
@@ -84,7 +84,13 @@ fn forged_announces_pass_every_check_but_the_tag() {
             d.message.node,
             d.message.seq
         ),
-        (Kind::Announce, Role::Master, Priority(254), member, 1234)
+        (
+            Kind::Announce,
+            Role::Master,
+            Priority(254),
+            member.into(),
+            1234
+        )
     );
     assert_eq!(d.stamp.map(|s| s.time_ms), Some(5678));
     assert_eq!(

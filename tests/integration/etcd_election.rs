@@ -52,7 +52,7 @@ impl Node {
     fn start_freezing(lab: &Lab, name: &str, cluster: &Cluster, freeze: Duration) -> Node {
         let settings = Settings {
             etcd: Node::config(cluster),
-            node: lab.ip(name),
+            node: lab.ip(name).into(),
         };
         let (tx, events) = channel();
         let election = lab
@@ -204,7 +204,7 @@ fn two_campaigners_exactly_one_elected() {
     assert!(
         o.first(t0 - 10 * TTL, |e| *e
             == Event::Holder {
-                node: Some(holder_ip)
+                node: Some(holder_ip.into())
             })
         .is_some(),
         "the other names the holder:\n{}",
@@ -295,8 +295,12 @@ fn holder_cut_off_gives_up_before_the_other_takes_over() {
     let back = Instant::now();
     let o_ip = lab.ip(&o.name);
     let follows = wait(&mut [&mut h, &mut o], 4 * TTL, |n| {
-        n[0].first(cut, |e| *e == Event::Holder { node: Some(o_ip) })
-            .is_some()
+        n[0].first(cut, |e| {
+            *e == Event::Holder {
+                node: Some(o_ip.into()),
+            }
+        })
+        .is_some()
     });
     assert!(
         follows,
@@ -411,7 +415,7 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     // A crashed n1 left its claim under a lease nobody revokes.
     let endpoints = cluster.endpoints();
     lab.in_ns("n1", move || {
-        let claim = floatip::election::etcd::Claim::ours(n1)
+        let claim = floatip::election::etcd::Claim::ours(n1.into())
             .expect("boot id")
             .encode();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -429,29 +433,39 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     });
     let mut o = Node::start(&lab, "n2", &cluster);
     let sees = wait(&mut [&mut o], TTL, |n| {
-        n[0].first(n[0].started, |e| *e == Event::Holder { node: Some(n1) })
-            .is_some()
+        n[0].first(n[0].started, |e| {
+            *e == Event::Holder {
+                node: Some(n1.into()),
+            }
+        })
+        .is_some()
     });
     assert!(sees, "{}", o.log());
     let probe_etcd = etcd.clone();
     assert_eq!(
         lab.in_ns("n1", move || floatip::election::etcd::probe(&probe_etcd))
             .expect("probe"),
-        Some(n1)
+        Some(n1.into())
     );
 
     let other = etcd.clone();
     let n2 = lab.ip("n2");
     assert!(
-        !lab.in_ns("n2", move || floatip::election::etcd::release(&other, n2))
-            .expect("release"),
+        !lab.in_ns("n2", move || floatip::election::etcd::release(
+            &other,
+            n2.into()
+        ))
+        .expect("release"),
         "not n2's claim"
     );
     let t0 = Instant::now();
     let ours = etcd.clone();
     assert!(
-        lab.in_ns("n1", move || floatip::election::etcd::release(&ours, n1))
-            .expect("release"),
+        lab.in_ns("n1", move || floatip::election::etcd::release(
+            &ours,
+            n1.into()
+        ))
+        .expect("release"),
         "n1's claim"
     );
     let taken = wait(&mut [&mut o], TTL, |n| n[0].elected_since(t0).is_some());
@@ -515,7 +529,11 @@ fn a_frozen_holder_is_not_elected_past_its_deadline() {
     let follows = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {
         n[0].lost_since(t0).is_some()
             && n[0]
-                .first(t0, |e| *e == Event::Holder { node: Some(o_ip) })
+                .first(t0, |e| {
+                    *e == Event::Holder {
+                        node: Some(o_ip.into()),
+                    }
+                })
                 .is_some()
     });
     assert!(follows, "{}", h.log());

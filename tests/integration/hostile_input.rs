@@ -61,10 +61,10 @@ fn forged(kind: Kind, node: Ipv4Addr, successor: Option<Ipv4Addr>, seq: u64) -> 
         role: Role::Master,
         priority: Priority(254),
         preempt_request: true,
-        vip: VIP,
-        node,
+        vip: VIP.into(),
+        node: node.into(),
         mac: [2, 0, 0xc0, 0, 2, 13],
-        successor,
+        successor: successor.map(Into::into),
         boot: BootId(0xe7e7_e7e7 ^ seq),
         seq,
     }

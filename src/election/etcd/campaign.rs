@@ -4,7 +4,7 @@
 //! the deadline while holding, so no wait on etcd can outlast the deadline.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +74,7 @@ struct Campaign {
     campaign_at: Option<Instant>,
     /// `Unreachable` was sent and nothing has succeeded since.
     unreachable: bool,
-    last_holder: Option<Option<Ipv4Addr>>,
+    last_holder: Option<Option<IpAddr>>,
 }
 
 pub(super) async fn run(
@@ -211,7 +211,7 @@ impl Campaign {
         }
     }
 
-    fn holder(&mut self, node: Option<Ipv4Addr>) {
+    fn holder(&mut self, node: Option<IpAddr>) {
         if self.last_holder != Some(node) {
             self.last_holder = Some(node);
             (self.emit)(Event::Holder { node });

@@ -1,11 +1,11 @@
 //! What the election key holds: the holder's node address and its host's boot id, so that
 //! `release` after a crash deletes the key only when it still names this node and boot.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
     pub boot_id: String,
 }
 
@@ -13,7 +13,7 @@ const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
 impl Claim {
     /// This node's claim; the boot id comes from the kernel.
-    pub fn ours(node: Ipv4Addr) -> std::io::Result<Claim> {
+    pub fn ours(node: IpAddr) -> std::io::Result<Claim> {
         let boot_id = std::fs::read_to_string(BOOT_ID_PATH)?.trim().to_string();
         Ok(Claim { node, boot_id })
     }
@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn round_trip_and_foreign_values() {
         let c = Claim {
-            node: Ipv4Addr::new(192, 0, 2, 11),
+            node: IpAddr::from([192, 0, 2, 11]),
             boot_id: "4a6d-11".into(),
         };
         assert_eq!(c.encode(), "192.0.2.11 4a6d-11");
@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn our_boot_id_is_read() {
-        let c = Claim::ours(Ipv4Addr::new(192, 0, 2, 11)).unwrap();
+        let c = Claim::ours(IpAddr::from([192, 0, 2, 11])).unwrap();
         assert_eq!(c.boot_id.len(), 36, "{c:?}");
     }
 }

@@ -13,7 +13,7 @@ mod campaign;
 mod claim;
 mod lease;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,7 +37,7 @@ pub const RANK_STEP: Duration = Duration::from_millis(5);
 pub struct Settings {
     pub etcd: Etcd,
     /// This node's own address: the claim names it.
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
 }
 
 /// What the campaign reports, in order.
@@ -49,7 +49,7 @@ pub enum Event {
     /// This node no longer holds the key (or must assume so): remove the address now.
     Lost { reason: LostReason },
     /// Who holds the key, as seen in etcd; `None`: nobody.
-    Holder { node: Option<Ipv4Addr> },
+    Holder { node: Option<IpAddr> },
     /// etcd did not answer; sent once per outage. While etcd is unreachable nobody is elected.
     Unreachable { reason: String },
 }
@@ -194,7 +194,7 @@ impl Drop for Campaign {
 /// Deletes the election key if it still names this node (same address and boot): after a
 /// crash, so that a backup takes over at once instead of after the TTL. `Ok(true)` when
 /// deleted, `Ok(false)` when the key is absent or names someone else.
-pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
+pub fn release(etcd: &Etcd, node: IpAddr) -> Result<bool, Error> {
     let claim = Claim::ours(node).map_err(Error::BootId)?;
     let fail = |reason: String| Error::Etcd {
         endpoints: campaign::endpoint_list(etcd),
@@ -224,7 +224,7 @@ pub fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
 
 /// Asks every endpoint for the key's holder, for `floatip check`: the first endpoint that
 /// does not answer is named in the error.
-pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
+pub fn probe(etcd: &Etcd) -> Result<Option<IpAddr>, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
