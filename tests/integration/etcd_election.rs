@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use floatip::config::Etcd;
-use floatip::election::etcd::{Campaign, Event, LostReason, Settings};
+use floatip::election::etcd::{Campaign, Error, Event, LostReason, Release, Settings};
 use floatip::election::Election as _;
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
@@ -155,6 +155,11 @@ fn assert_never_two_holders(nodes: &[&mut Node]) {
     }
 }
 
+/// What `floatip release` does in etcd, for `node`.
+fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
+    Release::start(etcd, node)?.free()
+}
+
 fn logs(nodes: &[&mut Node]) -> String {
     nodes.iter().map(|n| n.log()).collect()
 }
@@ -220,6 +225,13 @@ fn resign_hands_over_at_once() {
     };
     let cluster = Cluster::start(&lab, &["e1"]);
     let (mut h, mut o) = elect_one(&lab, &cluster);
+    // The other stands by with a lease of its own, so its campaign is one transaction.
+    let mut before = Vec::new();
+    let standing_by = wait(&mut [], TTL, |_| {
+        before = cluster.leases();
+        before.len() == 2
+    });
+    assert!(standing_by, "leases before the resignation: {before:?}");
     let t0 = Instant::now();
     h.election.resign();
     let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
@@ -230,6 +242,14 @@ fn resign_hands_over_at_once() {
         "no take-over within the TTL:\n{}{}",
         h.log(),
         o.log()
+    );
+    let elected_under = o.seen.iter().rev().find_map(|(_, e)| match e {
+        Event::Elected { lease_id, .. } => Some(*lease_id),
+        _ => None,
+    });
+    assert!(
+        elected_under.is_some_and(|id| before.contains(&id)),
+        "elected under {elected_under:?}, leases before: {before:?}"
     );
     let took = o.elected_since(t0).expect("elected") - t0;
     eprintln!("resign -> other elected in {} ms", took.as_millis());
@@ -443,14 +463,14 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     let other = etcd.clone();
     let n2 = lab.ip("n2");
     assert!(
-        !lab.in_ns("n2", move || floatip::election::etcd::release(&other, n2))
+        !lab.in_ns("n2", move || release(&other, n2))
             .expect("release"),
         "not n2's claim"
     );
     let t0 = Instant::now();
     let ours = etcd.clone();
     assert!(
-        lab.in_ns("n1", move || floatip::election::etcd::release(&ours, n1))
+        lab.in_ns("n1", move || release(&ours, n1))
             .expect("release"),
         "n1's claim"
     );

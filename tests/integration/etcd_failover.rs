@@ -145,6 +145,10 @@ fn sigterm_revokes_and_hands_over() {
     let peer = other(&holder);
     let mut election = serde_json::Value::Null;
     let shown = lab.wait_until(Duration::from_secs(2), ms(50), || {
+        // The peer may still be starting when the holder is elected.
+        if !lab.dir().join(format!("{peer}.sock")).exists() {
+            return false;
+        }
         election = status_json(&lab, peer)["election"].clone();
         election["kind"] == "etcd" && election["key_holder"] == lab.ip(&holder).to_string()
     });
