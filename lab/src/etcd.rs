@@ -150,20 +150,35 @@ impl<'a> Cluster<'a> {
         ids.leader_index
     }
 
-    /// The ids of the leases etcd keeps, asked of the first running member; empty when it
-    /// does not answer.
+    /// The ids of the leases etcd keeps; empty when etcd does not answer.
     pub fn leases(&self) -> Vec<i64> {
-        let Some(m) = self.members.iter().find(|m| m.proc.is_some()) else {
-            return Vec::new();
-        };
+        self.ask(|mut client| async move {
+            let leases = client.leases().await.ok()?;
+            Some(leases.leases().iter().map(|l| l.id()).collect())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Revokes lease `id` by hand, as an operator might; false when etcd did not do it.
+    pub fn revoke(&self, id: i64) -> bool {
+        self.ask(move |mut client| async move { client.lease_revoke(id).await.ok() })
+            .is_some()
+    }
+
+    /// `request` with a client of the first running member, in its namespace; `None` when
+    /// it does not answer within a second.
+    fn ask<T, F>(
+        &self,
+        request: impl FnOnce(etcd_client::Client) -> F + Send + 'static,
+    ) -> Option<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Option<T>>,
+    {
+        let m = self.members.iter().find(|m| m.proc.is_some())?;
         let endpoint = format!("http://{}:2379", m.ip);
         self.lab.in_ns(&m.name, move || {
-            one_request(async move {
-                let mut client = connect(&endpoint).await?;
-                let leases = client.leases().await.ok()?;
-                Some(leases.leases().iter().map(|l| l.id()).collect())
-            })
-            .unwrap_or_default()
+            one_request(async move { request(connect(&endpoint).await?).await })
         })
     }
 

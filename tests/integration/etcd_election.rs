@@ -155,6 +155,14 @@ fn assert_never_two_holders(nodes: &[&mut Node]) {
     }
 }
 
+/// The lease `node` was last elected under.
+fn elected_lease(node: &Node) -> Option<i64> {
+    node.seen.iter().rev().find_map(|(_, e)| match e {
+        Event::Elected { lease_id, .. } => Some(*lease_id),
+        _ => None,
+    })
+}
+
 /// What `floatip release` does in etcd, for `node`.
 fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
     Release::start(etcd, node)?.free()
@@ -243,10 +251,7 @@ fn resign_hands_over_at_once() {
         h.log(),
         o.log()
     );
-    let elected_under = o.seen.iter().rev().find_map(|(_, e)| match e {
-        Event::Elected { lease_id, .. } => Some(*lease_id),
-        _ => None,
-    });
+    let elected_under = elected_lease(&o);
     assert!(
         elected_under.is_some_and(|id| before.contains(&id)),
         "elected under {elected_under:?}, leases before: {before:?}"
@@ -262,6 +267,49 @@ fn resign_hands_over_at_once() {
         .is_some(),
         "{}",
         h.log()
+    );
+    assert_never_two_holders(&[&mut h, &mut o]);
+}
+
+/// The other's standing-by lease revoked by hand just before the holder resigns: its
+/// campaign finds the lease gone and campaigns again at once with a fresh one.
+#[test]
+fn a_revoked_standing_by_lease_is_replaced_at_once() {
+    let Some(lab) = lab_or_skip("etcd_standby", &["n1", "n2", "e1"]) else {
+        return;
+    };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let (mut h, mut o) = elect_one(&lab, &cluster);
+    let held = elected_lease(&h).expect("the holder was elected");
+    let mut leases = Vec::new();
+    let standing_by = wait(&mut [], TTL, |_| {
+        leases = cluster.leases();
+        leases.len() == 2
+    });
+    assert!(standing_by, "leases: {leases:?}");
+    let standby = leases
+        .iter()
+        .find(|id| **id != held)
+        .expect("the other's lease");
+    assert!(cluster.revoke(*standby), "revoke {standby:x}");
+    let t0 = Instant::now();
+    h.election.resign();
+    let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
+        n[1].elected_since(t0).is_some()
+    });
+    assert!(
+        taken,
+        "no take-over within the TTL:\n{}{}",
+        h.log(),
+        o.log()
+    );
+    let took = o.elected_since(t0).expect("elected") - t0;
+    assert!(took < TTL / 4, "took {took:?}:\n{}", o.log());
+    assert!(
+        o.first(t0, |e| matches!(e, Event::Unreachable { .. }))
+            .is_none(),
+        "{}",
+        o.log()
     );
     assert_never_two_holders(&[&mut h, &mut o]);
 }

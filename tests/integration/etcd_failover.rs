@@ -371,6 +371,9 @@ fn frozen_holder_removes_first_on_thaw() {
         .find(|(n, _)| *n == holder)
         .expect("holder runs")
         .1;
+    // Frozen in the middle of adding the address, it would finish that first on thaw.
+    let master = lab.wait_until(TTL, ms(5), || last_role(frozen) == "MASTER");
+    assert!(master, "{holder} never logged MASTER:\n{}", frozen.log());
     watch.mark("freeze");
     assert!(frozen.signal(Signal::SIGSTOP), "SIGSTOP {holder}");
     std::thread::sleep(TTL * 2);

@@ -519,9 +519,16 @@ impl Campaign {
                 // Unsure, or elected past the deadline: the lease must not keep a key of ours alive.
                 self.lease = None;
                 self.revoke(id).await;
-                if let Err(why) = unsure {
-                    self.campaign_at = Some(Instant::now() + budget);
-                    self.unreachable(format!("campaign: {why}"));
+                match unsure {
+                    // The standing-by lease was gone (revoked by hand): again with a fresh one.
+                    Err(why) if why.contains("lease not found") => {
+                        self.campaign_at = Some(Instant::now());
+                    }
+                    Err(why) => {
+                        self.campaign_at = Some(Instant::now() + budget);
+                        self.unreachable(format!("campaign: {why}"));
+                    }
+                    Ok(_) => {}
                 }
             }
         }
