@@ -16,6 +16,7 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         Loaded::Enabled(c) => *c,
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
+    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     // Connects to etcd while the address goes, so that freeing the key costs one round trip.
     let freeing = match &config.election {
         Election::Etcd(etcd) => {
@@ -23,7 +24,6 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
         }
         Election::Lan => None,
     };
-    let host = SystemHost::new(&config.interface, config.vip, config.netmask)?;
     let removed = host.remove_address()?;
     if removed {
         info!("released {} from {}", config.vip, config.interface);
