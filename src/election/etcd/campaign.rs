@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, LeaseKeepAliveResponse, LeaseKeepAliveStream,
-    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchResponse, WatchStream,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
@@ -74,6 +74,8 @@ struct Campaign {
     want: bool,
     lease: Option<Lease>,
     watch: Option<WatchStream>,
+    /// The revision at which the watched key was last read.
+    read_at: i64,
     /// The key was absent when last seen.
     key_free: bool,
     campaign_at: Option<Instant>,
@@ -103,6 +105,7 @@ pub(super) async fn run(
         want: false,
         lease: None,
         watch: None,
+        read_at: 0,
         key_free: false,
         campaign_at: None,
         unreachable: false,
@@ -382,7 +385,12 @@ impl Campaign {
             }
         };
         self.unreachable = false;
-        for event in answer.events() {
+        let read_at = self.read_at;
+        let news = answer
+            .events()
+            .iter()
+            .filter(|e| e.kv().map_or(true, |kv| kv.mod_revision() > read_at));
+        for event in news {
             match (event.event_type(), event.kv()) {
                 (EventType::Put, Some(kv)) => {
                     self.key_free = false;
@@ -406,19 +414,31 @@ impl Campaign {
         }
     }
 
-    /// Reads the key, deletes a stale claim of ours, and watches from the revision read.
+    /// Watches the key, then reads it and deletes a stale claim of ours. Watching first, from
+    /// now, keeps the watch live: one started at a past revision gets its events from etcd's
+    /// catch-up loop, up to 100 ms late. Events the read already saw are skipped.
     async fn resync(&mut self) {
         let budget = self.budget();
         let Some(mut client) = self.client.clone() else {
             return;
         };
         let key = self.s.etcd.key.clone();
+        let mut watch = match bounded(budget, client.watch(key.as_str(), None)).await {
+            Ok(watch) => watch,
+            Err(why) => return self.unreachable(format!("watch: {why}")),
+        };
+        // Only once etcd confirms the watch is the read sure to come after it.
+        match bounded(budget, watch.message()).await {
+            Ok(Some(answer)) if answer.created() => {}
+            Ok(_) => return self.unreachable("watch: not created".into()),
+            Err(why) => return self.unreachable(format!("watch: {why}")),
+        }
         let answer = match bounded(budget, client.get(key.as_str(), None)).await {
             Ok(answer) => answer,
             Err(why) => return self.unreachable(why),
         };
         self.unreachable = false;
-        let revision = answer.header().map_or(0, |h| h.revision());
+        self.read_at = answer.header().map_or(0, |h| h.revision());
         let current = answer.kvs().first().cloned();
         let held_id = self
             .lease
@@ -440,7 +460,7 @@ impl Campaign {
                 }
                 if !self.holding() && claim.as_ref() == Some(&self.claim) {
                     // Ours but not held (a deadline passed, or a previous process): nobody
-                    // serves it, so free it now; the watch below sees the delete.
+                    // serves it, so free it now; the watch sees the delete.
                     let stale = Txn::new()
                         .when([Compare::mod_revision(
                             key.as_str(),
@@ -458,11 +478,7 @@ impl Campaign {
                 }
             }
         }
-        let from = WatchOptions::new().with_start_revision(revision + 1);
-        match bounded(self.budget(), client.watch(key.as_str(), Some(from))).await {
-            Ok(watch) => self.watch = Some(watch),
-            Err(why) => return self.unreachable(format!("watch: {why}")),
-        }
+        self.watch = Some(watch);
         self.campaign_soon().await;
     }
 
