@@ -194,6 +194,35 @@ fn elect_one(lab: &Lab, cluster: &Cluster) -> (Node, Node) {
     }
 }
 
+/// Elects one of two campaigners and waits until the other stands by with a lease of its
+/// own: (holder, other, both leases).
+fn elect_one_standing_by(lab: &Lab, cluster: &Cluster) -> (Node, Node, Vec<i64>) {
+    let (h, o) = elect_one(lab, cluster);
+    let mut leases = Vec::new();
+    let standing_by = wait(&mut [], TTL, |_| {
+        leases = cluster.leases();
+        leases.len() == 2
+    });
+    assert!(standing_by, "leases: {leases:?}");
+    (h, o, leases)
+}
+
+/// The holder resigns: when, and how long until the other was elected.
+fn resign_hand_over(h: &mut Node, o: &mut Node) -> (Instant, Duration) {
+    let t0 = Instant::now();
+    h.election.resign();
+    let taken = wait(&mut [&mut *h, &mut *o], TTL, |n| {
+        n[1].elected_since(t0).is_some()
+    });
+    assert!(
+        taken,
+        "no take-over within the TTL:\n{}{}",
+        h.log(),
+        o.log()
+    );
+    (t0, o.elected_since(t0).expect("elected") - t0)
+}
+
 #[test]
 fn two_campaigners_exactly_one_elected() {
     let Some(lab) = lab_or_skip("etcd_one_elected", &["n1", "n2", "e1"]) else {
@@ -232,31 +261,14 @@ fn resign_hands_over_at_once() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let (mut h, mut o) = elect_one(&lab, &cluster);
-    // The other stands by with a lease of its own, so its campaign is one transaction.
-    let mut before = Vec::new();
-    let standing_by = wait(&mut [], TTL, |_| {
-        before = cluster.leases();
-        before.len() == 2
-    });
-    assert!(standing_by, "leases before the resignation: {before:?}");
-    let t0 = Instant::now();
-    h.election.resign();
-    let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
-        n[1].elected_since(t0).is_some()
-    });
-    assert!(
-        taken,
-        "no take-over within the TTL:\n{}{}",
-        h.log(),
-        o.log()
-    );
+    let (mut h, mut o, before) = elect_one_standing_by(&lab, &cluster);
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
+    // The other campaigned with the lease it stood by with: one transaction.
     let elected_under = elected_lease(&o);
     assert!(
         elected_under.is_some_and(|id| before.contains(&id)),
         "elected under {elected_under:?}, leases before: {before:?}"
     );
-    let took = o.elected_since(t0).expect("elected") - t0;
     eprintln!("resign -> other elected in {} ms", took.as_millis());
     assert!(took < Duration::from_millis(500), "hand-over took {took:?}");
     assert!(
@@ -279,31 +291,14 @@ fn a_revoked_standing_by_lease_is_replaced_at_once() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let (mut h, mut o) = elect_one(&lab, &cluster);
+    let (mut h, mut o, leases) = elect_one_standing_by(&lab, &cluster);
     let held = elected_lease(&h).expect("the holder was elected");
-    let mut leases = Vec::new();
-    let standing_by = wait(&mut [], TTL, |_| {
-        leases = cluster.leases();
-        leases.len() == 2
-    });
-    assert!(standing_by, "leases: {leases:?}");
     let standby = leases
         .iter()
         .find(|id| **id != held)
         .expect("the other's lease");
     assert!(cluster.revoke(*standby), "revoke {standby:x}");
-    let t0 = Instant::now();
-    h.election.resign();
-    let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
-        n[1].elected_since(t0).is_some()
-    });
-    assert!(
-        taken,
-        "no take-over within the TTL:\n{}{}",
-        h.log(),
-        o.log()
-    );
-    let took = o.elected_since(t0).expect("elected") - t0;
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
     assert!(took < TTL / 4, "took {took:?}:\n{}", o.log());
     assert!(
         o.first(t0, |e| matches!(e, Event::Unreachable { .. }))
