@@ -429,8 +429,12 @@ impl Campaign {
         };
         // Only once etcd confirms the watch is the read sure to come after it.
         match bounded(budget, watch.message()).await {
-            Ok(Some(answer)) if answer.created() => {}
-            Ok(_) => return self.unreachable("watch: not created".into()),
+            Ok(Some(answer)) if answer.created() && !answer.canceled() => {}
+            Ok(Some(answer)) => {
+                let why = format!("watch refused: {}", answer.cancel_reason());
+                return self.unreachable(why);
+            }
+            Ok(None) => return self.unreachable("watch: the stream ended".into()),
             Err(why) => return self.unreachable(format!("watch: {why}")),
         }
         let answer = match bounded(budget, client.get(key.as_str(), None)).await {
