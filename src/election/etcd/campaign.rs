@@ -250,8 +250,9 @@ impl Campaign {
         }
     }
 
-    /// Campaigns if the key is free and wanted: the best live backup at once (no timer
-    /// in between), the others a step later per better one.
+    /// While the key is taken, keeps a lease standing by; once it is free and wanted,
+    /// campaigns: the best live backup at once (no timer in between), the others a step
+    /// later per better one.
     async fn campaign_soon(&mut self) {
         if !self.key_free {
             return self.stand_by().await;
@@ -525,7 +526,7 @@ impl Campaign {
                 self.elected(revision).await;
             }
             Ok(answer) if !answer.succeeded() => {
-                // Lost the race: nothing was put under the lease, which stands by for the next one.
+                // Lost the race: nothing was put under the lease; it stands by for the next.
                 self.key_free = false;
                 let holder = answer.op_responses().into_iter().find_map(|r| match r {
                     TxnOpResponse::Get(get) => {
@@ -536,7 +537,7 @@ impl Campaign {
                 self.holder(holder.map(|c| c.node));
             }
             unsure => {
-                // Unsure, or elected past the deadline: the lease must not keep a key of ours alive.
+                // Unsure, or elected past the deadline: no key of ours may live on that lease.
                 self.lease = None;
                 self.revoke(id).await;
                 match unsure {
