@@ -4,7 +4,6 @@
 //! the time left before the deadline while holding, so no wait on etcd can outlast the
 //! deadline.
 
-use std::future::Future;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -17,40 +16,12 @@ use etcd_client::{
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
 
+use super::client::{bounded, connect};
 use super::lease::{LeaseClock, SharedDeadline, Stamp};
 use super::{Claim, Command, Event, LostReason, Settings, RANK_STEP};
-use crate::config::Etcd;
 
 /// A sleep that never ends, for select branches that are switched off.
 const NEVER: Duration = Duration::from_secs(86_400);
-
-pub(super) fn endpoint_list(etcd: &Etcd) -> String {
-    etcd.endpoints
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A client for `etcd`'s endpoints; with a user, this already asks etcd for a token.
-pub(super) async fn connect(etcd: &Etcd) -> Result<Client, String> {
-    let urls: Vec<String> = etcd.endpoints.iter().map(ToString::to_string).collect();
-    bounded(
-        etcd.lease_ttl,
-        Client::connect(urls, Some(super::options(etcd))),
-    )
-    .await
-}
-
-pub(super) async fn bounded<T>(
-    budget: Duration,
-    request: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(budget, request).await {
-        Ok(answer) => answer.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
-    }
-}
 
 /// This node's lease and, while it works, its keep-alive stream. While campaigning it
 /// stands by with no key under it, so that a campaign is one transaction when the key is

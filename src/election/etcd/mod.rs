@@ -11,6 +11,7 @@
 
 mod campaign;
 mod claim;
+mod client;
 mod lease;
 
 use std::net::Ipv4Addr;
@@ -19,12 +20,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::Etcd;
-use campaign::bounded;
 pub use claim::Claim;
+use client::{bounded, connect, endpoint_list};
 use lease::SharedDeadline;
 pub use lease::{margin, Stamp};
 
@@ -236,12 +237,12 @@ async fn free_when_told(
     went: tokio::sync::oneshot::Receiver<()>,
 ) -> Result<bool, Error> {
     let fail = |reason: String| Error::Etcd {
-        endpoints: campaign::endpoint_list(etcd),
+        endpoints: endpoint_list(etcd),
         reason,
     };
     let timeout = etcd.lease_ttl;
     let key = etcd.key.as_str();
-    let mut client = campaign::connect(etcd).await.map_err(fail)?;
+    let mut client = connect(etcd).await.map_err(fail)?;
     // Also opens the connection, so that the delete below is one round trip.
     let current = bounded(timeout, client.get(key, None))
         .await
@@ -278,7 +279,7 @@ pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
             reason,
         };
         holder = runtime.block_on(async {
-            let mut client: Client = campaign::connect(&one).await.map_err(fail)?;
+            let mut client: Client = connect(&one).await.map_err(fail)?;
             let answer = bounded(etcd.lease_ttl, client.get(etcd.key.as_str(), None))
                 .await
                 .map_err(fail)?;
@@ -292,24 +293,4 @@ pub fn probe(etcd: &Etcd) -> Result<Option<Ipv4Addr>, Error> {
         })?;
     }
     Ok(holder)
-}
-
-/// Connection options shared by the campaign, `release` and `probe`.
-fn options(etcd: &Etcd) -> ConnectOptions {
-    let mut options = ConnectOptions::new().with_connect_timeout(etcd.keepalive);
-    if let Some(tls) = &etcd.tls {
-        let mut config = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(tls.ca.bytes()));
-        if let Some((cert, key)) = &tls.identity {
-            config = config.identity(etcd_client::Identity::from_pem(cert.bytes(), key.bytes()));
-        }
-        options = options.with_tls(config);
-    }
-    if let Some(user) = &etcd.user {
-        options = options.with_user(
-            user.name.clone(),
-            String::from_utf8_lossy(user.password.bytes()).into_owned(),
-        );
-    }
-    options
 }
