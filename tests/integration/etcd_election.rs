@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use floatip::config::Etcd;
-use floatip::election::etcd::{Campaign, Event, LostReason, Settings};
+use floatip::election::etcd::{Campaign, Error, Event, LostReason, Release, Settings};
 use floatip::election::Election as _;
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
@@ -155,6 +155,19 @@ fn assert_never_two_holders(nodes: &[&mut Node]) {
     }
 }
 
+/// The lease `node` was last elected under.
+fn elected_lease(node: &Node) -> Option<i64> {
+    node.seen.iter().rev().find_map(|(_, e)| match e {
+        Event::Elected { lease_id, .. } => Some(*lease_id),
+        _ => None,
+    })
+}
+
+/// What `floatip release` does in etcd, for `node`.
+fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
+    Release::start(etcd, node)?.free()
+}
+
 fn logs(nodes: &[&mut Node]) -> String {
     nodes.iter().map(|n| n.log()).collect()
 }
@@ -179,6 +192,35 @@ fn elect_one(lab: &Lab, cluster: &Cluster) -> (Node, Node) {
     } else {
         (b, a)
     }
+}
+
+/// Elects one of two campaigners and waits until the other stands by with a lease of its
+/// own: (holder, other, both leases).
+fn elect_one_standing_by(lab: &Lab, cluster: &Cluster) -> (Node, Node, Vec<i64>) {
+    let (h, o) = elect_one(lab, cluster);
+    let mut leases = Vec::new();
+    let standing_by = wait(&mut [], TTL, |_| {
+        leases = cluster.leases();
+        leases.len() == 2
+    });
+    assert!(standing_by, "leases: {leases:?}");
+    (h, o, leases)
+}
+
+/// The holder resigns: when, and how long until the other was elected.
+fn resign_hand_over(h: &mut Node, o: &mut Node) -> (Instant, Duration) {
+    let t0 = Instant::now();
+    h.election.resign();
+    let taken = wait(&mut [&mut *h, &mut *o], TTL, |n| {
+        n[1].elected_since(t0).is_some()
+    });
+    assert!(
+        taken,
+        "no take-over within the TTL:\n{}{}",
+        h.log(),
+        o.log()
+    );
+    (t0, o.elected_since(t0).expect("elected") - t0)
 }
 
 #[test]
@@ -219,19 +261,14 @@ fn resign_hands_over_at_once() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let (mut h, mut o) = elect_one(&lab, &cluster);
-    let t0 = Instant::now();
-    h.election.resign();
-    let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
-        n[1].elected_since(t0).is_some()
-    });
+    let (mut h, mut o, before) = elect_one_standing_by(&lab, &cluster);
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
+    // The other campaigned with the lease it stood by with: one transaction.
+    let elected_under = elected_lease(&o);
     assert!(
-        taken,
-        "no take-over within the TTL:\n{}{}",
-        h.log(),
-        o.log()
+        elected_under.is_some_and(|id| before.contains(&id)),
+        "elected under {elected_under:?}, leases before: {before:?}"
     );
-    let took = o.elected_since(t0).expect("elected") - t0;
     eprintln!("resign -> other elected in {} ms", took.as_millis());
     assert!(took < Duration::from_millis(500), "hand-over took {took:?}");
     assert!(
@@ -242,6 +279,32 @@ fn resign_hands_over_at_once() {
         .is_some(),
         "{}",
         h.log()
+    );
+    assert_never_two_holders(&[&mut h, &mut o]);
+}
+
+/// The other's standing-by lease revoked by hand just before the holder resigns: its
+/// campaign finds the lease gone and campaigns again at once with a fresh one.
+#[test]
+fn a_revoked_standing_by_lease_is_replaced_at_once() {
+    let Some(lab) = lab_or_skip("etcd_standby", &["n1", "n2", "e1"]) else {
+        return;
+    };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let (mut h, mut o, leases) = elect_one_standing_by(&lab, &cluster);
+    let held = elected_lease(&h).expect("the holder was elected");
+    let standby = leases
+        .iter()
+        .find(|id| **id != held)
+        .expect("the other's lease");
+    assert!(cluster.revoke(*standby), "revoke {standby:x}");
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
+    assert!(took < TTL / 4, "took {took:?}:\n{}", o.log());
+    assert!(
+        o.first(t0, |e| matches!(e, Event::Unreachable { .. }))
+            .is_none(),
+        "{}",
+        o.log()
     );
     assert_never_two_holders(&[&mut h, &mut o]);
 }
@@ -443,14 +506,14 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     let other = etcd.clone();
     let n2 = lab.ip("n2");
     assert!(
-        !lab.in_ns("n2", move || floatip::election::etcd::release(&other, n2))
+        !lab.in_ns("n2", move || release(&other, n2))
             .expect("release"),
         "not n2's claim"
     );
     let t0 = Instant::now();
     let ours = etcd.clone();
     assert!(
-        lab.in_ns("n1", move || floatip::election::etcd::release(&ours, n1))
+        lab.in_ns("n1", move || release(&ours, n1))
             .expect("release"),
         "n1's claim"
     );
