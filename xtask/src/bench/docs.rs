@@ -137,7 +137,7 @@ type CellStat = fn(&Cell) -> Option<&Stat>;
 
 /// One row per measure, one column per daemon, and floatip / keepalived
 /// (at the 10 ms setting: against keepalived at 0.1 s).
-fn comparison_table(r: &Results) -> String {
+pub fn comparison_table(r: &Results) -> String {
     let mut t = String::new();
     let names: Vec<&str> = Daemon::ALL.iter().map(|d| d.name()).collect();
     let _ = writeln!(

@@ -41,7 +41,7 @@ use floatip_lab::etcd::etcd_binary;
 use floatip_lab::{find_program, printed};
 
 use daemons::{configs_for_docs, Tools};
-use docs::write_docs;
+use docs::{comparison_table, write_docs};
 use idle::measure_idle;
 use model::{cells, Daemon, Failure, Machine, Results, Scenario, Setting, Soak};
 use scenario::run_once;
@@ -229,6 +229,7 @@ pub fn run() -> ExitCode {
     };
     save(&results_path, &results);
     write_docs(&results);
+    println!("\n{}", comparison_table(&results));
     eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS
 }
