@@ -77,6 +77,7 @@ fn outage_table(r: &Results, s: Setting) -> String {
         for &d in &daemons {
             let v = match cell(r, d, s, sc) {
                 Some(c) => med_max(&c.outage_ms),
+                None if d == Daemon::FloatipEtcd => "– (partition only)".into(),
                 None if !sc.applies(d) => "n/a (no equivalent)".into(),
                 None => "not run".into(),
             };

@@ -105,18 +105,23 @@ fn port_packets(lab: &Lab, node: &str) -> Option<u64> {
     let port = format!("p-{node}");
     lab.in_ns("sw", move || {
         let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
-        text.lines().find_map(|line| {
-            let (name, counters) = line.split_once(':')?;
-            if name.trim() != port {
-                return None;
-            }
-            // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets ...
-            let f: Vec<u64> = counters
-                .split_whitespace()
-                .map(|v| v.parse().ok())
-                .collect::<Option<_>>()?;
-            Some(f.get(1)? + f.get(9)?)
-        })
+        packets_of(&text, &port)
+    })
+}
+
+/// Received plus sent packets of device `dev` in a `/proc/net/dev` text.
+fn packets_of(net_dev: &str, dev: &str) -> Option<u64> {
+    net_dev.lines().find_map(|line| {
+        let (name, counters) = line.split_once(':')?;
+        if name.trim() != dev {
+            return None;
+        }
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets ...
+        let f: Vec<u64> = counters
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(f.get(1)? + f.get(9)?)
     })
 }
 
@@ -249,4 +254,25 @@ pub fn measure_idle(
     }
     drop(labs);
     (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packets_of;
+
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  p-n1:    8100      90    0    0    0     0          0         0     3500      35    0    0    0     0       0          0
+ p-n10:       1       2    0    0    0     0          0         0        3       4    0    0    0     0       0          0
+";
+
+    #[test]
+    fn packets_are_received_plus_sent_of_that_device_only() {
+        assert_eq!(packets_of(NET_DEV, "p-n1"), Some(125));
+        assert_eq!(packets_of(NET_DEV, "p-n10"), Some(6));
+        assert_eq!(packets_of(NET_DEV, "p-n2"), None);
+        assert_eq!(packets_of("  p-n1: 1 2 3\n", "p-n1"), None);
+    }
 }

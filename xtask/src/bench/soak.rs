@@ -70,23 +70,7 @@ pub fn run_soak(
         .iter()
         .filter(|(l, _)| l.contains("BACKUP -> MASTER"))
         .count();
-    let from = report.mark("soak");
-    let alone = vec!["n1".to_string()];
-    let history: Vec<&Vec<String>> = report
-        .holder_history
-        .iter()
-        .filter(|(at, _)| *at >= from)
-        .map(|(_, h)| h)
-        .collect();
-    // The first entry at or after the mark may already be a change.
-    let mut previous = &alone;
-    let mut holder_changes = 0;
-    for h in history {
-        if *previous == alone && *h != alone {
-            holder_changes += 1;
-        }
-        previous = h;
-    }
+    let holder_changes = changes_away(&report.holder_history, report.mark("soak"), "n1");
     n2.stop();
     n1.stop();
     Ok(Soak {
@@ -106,4 +90,49 @@ pub fn run_soak(
             .map(|(l, node)| format!("{node}: {l}"))
             .collect(),
     })
+}
+
+/// How often the holders changed from `holder` alone to anything else at or
+/// after `from`, in a holder history (consecutive repeats collapsed); `holder`
+/// held alone when `from` came.
+fn changes_away(history: &[(Duration, Vec<String>)], from: Duration, holder: &str) -> usize {
+    let alone = [holder.to_string()];
+    let mut previous: &[String] = &alone;
+    let mut changes = 0;
+    for (_, h) in history.iter().filter(|(at, _)| *at >= from) {
+        if previous == alone && *h != alone {
+            changes += 1;
+        }
+        previous = h;
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(entries: &[(u64, &[&str])]) -> Vec<(Duration, Vec<String>)> {
+        entries
+            .iter()
+            .map(|(t, h)| (ms(*t), h.iter().map(|s| s.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn every_departure_from_the_holder_alone_counts_once() {
+        let h = history(&[
+            (0, &["n1"]),
+            (100, &["n1", "n2"]),
+            (105, &["n2"]),
+            (110, &["n1"]),
+            (200, &[]),
+            (205, &["n1"]),
+        ]);
+        assert_eq!(changes_away(&h, ms(0), "n1"), 2);
+        // Before the mark nothing counts; a change right at the mark does.
+        assert_eq!(changes_away(&h, ms(150), "n1"), 1);
+        assert_eq!(changes_away(&h, ms(200), "n1"), 1);
+        assert_eq!(changes_away(&h, ms(206), "n1"), 0);
+    }
 }
