@@ -247,12 +247,7 @@ pub fn run_long_soak() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let dir = crate::workspace_root().join("target/bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    std::fs::write(
-        dir.join("soak.json"),
-        serde_json::to_string_pretty(&soak).expect("serialize"),
-    )
-    .expect("write soak.json");
+    save(&dir.join("soak.json"), &soak);
     let results_path = dir.join("results.json");
     if let Some(mut results) = std::fs::read_to_string(&results_path)
         .ok()
@@ -303,14 +298,15 @@ fn soak_logged(tools: &Tools, length: Duration, command: &str) -> Option<Soak> {
     }
 }
 
-fn save(path: &Path, results: &Results) {
+/// Writes `value` as JSON to `path` (under target/bench).
+fn save(path: &Path, value: &impl serde::Serialize) {
     std::fs::create_dir_all(path.parent().expect("results live in a folder"))
         .expect("create target/bench");
     std::fs::write(
         path,
-        serde_json::to_string_pretty(results).expect("serialize"),
+        serde_json::to_string_pretty(value).expect("serialize"),
     )
-    .expect("write results.json");
+    .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
     eprintln!("bench: wrote {}", path.display());
 }
 
