@@ -1,13 +1,15 @@
 # `make bench`: floatip against keepalived and ucarp in network namespaces
 # (xtask/src/bench/, run as `cargo run --release -p xtask -- bench`). Writes
 # target/bench/results.json, docs/benchmarks.md and docs/benchmarks.svg.
-# Needs root. About 15 minutes; a 1-repetition smoke run:
+# Needs root. About 20 minutes; a 1-repetition smoke run:
 # `BENCH_QUICK=1 make bench`; more or fewer repetitions: `BENCH_REPS=10 make bench`.
+# `make bench-soak`: the 10-minute flap soak of the 10 ms setting (5 % random
+# frame loss on the switch, CPU hogs) alone; it adds its row to the results.
 CARGO ?= cargo
 # Commands the bench runs, with the Debian package that provides each.
-BENCH_APT_NEEDS := keepalived:keepalived ucarp:ucarp ip:iproute2 nft:nftables
+BENCH_APT_NEEDS := keepalived:keepalived ucarp:ucarp ip:iproute2 nft:nftables etcd:etcd-server
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-soak bench-deps
 
 bench-deps:
 	@[ "$$(id -u)" = 0 ] || { echo "make bench needs root (it creates network namespaces): sudo make bench"; exit 1; }
@@ -26,3 +28,7 @@ bench-deps:
 bench: bench-deps
 	$(CARGO) build --release -p floatip
 	$(CARGO) run --release -p xtask -- bench
+
+bench-soak: bench-deps
+	$(CARGO) build --release -p floatip
+	$(CARGO) run --release -p xtask -- bench-soak

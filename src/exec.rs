@@ -27,6 +27,8 @@ const OUTPUT_CAP: usize = 4096;
 const OUTPUT_GRACE: Duration = Duration::from_millis(20);
 /// Longest pause between two looks at the child.
 const MAX_PAUSE: Duration = Duration::from_millis(5);
+/// The first wait for the exit once the output has closed.
+const EXIT_PAUSE: Duration = Duration::from_micros(50);
 
 /// Process groups of the programs running now, for [`kill_all`] at exit.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
@@ -150,8 +152,15 @@ pub fn run(argv: &[String], env: &[(&str, String)], timeout: Duration) -> Ran {
             None if now >= deadline => break true,
             None => deadline,
         };
+        let was_open = !output.closed();
         output.read_for(pause.min(limit - now));
-        pause = (pause * 2).min(MAX_PAUSE);
+        // Output closes as the program exits: look for the exit again at once, not after
+        // the pause grown while it ran (that cost every `ifconfig` a few ms).
+        pause = if was_open && output.closed() {
+            EXIT_PAUSE
+        } else {
+            (pause * 2).min(MAX_PAUSE)
+        };
     };
     let status = end_group(&mut child);
     let ended = Instant::now();

@@ -150,6 +150,38 @@ impl<'a> Cluster<'a> {
         ids.leader_index
     }
 
+    /// The ids of the leases etcd keeps; empty when etcd does not answer.
+    pub fn leases(&self) -> Vec<i64> {
+        self.ask(|mut client| async move {
+            let leases = client.leases().await.ok()?;
+            Some(leases.leases().iter().map(|l| l.id()).collect())
+        })
+        .unwrap_or_default()
+    }
+
+    /// Revokes lease `id` by hand, as an operator might; false when etcd did not do it.
+    pub fn revoke(&self, id: i64) -> bool {
+        self.ask(move |mut client| async move { client.lease_revoke(id).await.ok() })
+            .is_some()
+    }
+
+    /// `request` with a client of the first running member, in its namespace; `None` when
+    /// it does not answer within a second.
+    fn ask<T, F>(
+        &self,
+        request: impl FnOnce(etcd_client::Client) -> F + Send + 'static,
+    ) -> Option<T>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Option<T>>,
+    {
+        let m = self.members.iter().find(|m| m.proc.is_some())?;
+        let endpoint = format!("http://{}:2379", m.ip);
+        self.lab.in_ns(&m.name, move || {
+            one_request(async move { request(connect(&endpoint).await?).await })
+        })
+    }
+
     /// Waits until every running member answers a status request.
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -182,39 +214,47 @@ struct MemberIds {
     leader_index: Option<usize>,
 }
 
-/// Asks each endpoint for its member id and the leader's, on a throw-away runtime.
-fn member_ids(endpoints: Vec<String>) -> Option<MemberIds> {
+/// Runs `request` on a throw-away runtime, bounded to a second; `None` on no answer.
+fn one_request<T>(request: impl std::future::Future<Output = Option<T>>) -> Option<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
     runtime.block_on(async {
-        let mut ids = Vec::new();
-        let mut leader = None;
-        for e in &endpoints {
-            let options =
-                etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(300));
-            let status = async {
-                let mut client = etcd_client::Client::connect([e.as_str()], Some(options))
-                    .await
-                    .ok()?;
-                client.status().await.ok()
-            };
-            match tokio::time::timeout(Duration::from_secs(1), status)
-                .await
-                .ok()
-                .flatten()
-            {
-                Some(s) => {
-                    ids.push(Some(s.header().map_or(0, |h| h.member_id())));
-                    leader = leader.or((s.leader() != 0).then_some(s.leader()));
-                }
-                None => ids.push(None),
+        tokio::time::timeout(Duration::from_secs(1), request)
+            .await
+            .ok()
+            .flatten()
+    })
+}
+
+async fn connect(endpoint: &str) -> Option<etcd_client::Client> {
+    let options =
+        etcd_client::ConnectOptions::new().with_connect_timeout(Duration::from_millis(300));
+    etcd_client::Client::connect([endpoint], Some(options))
+        .await
+        .ok()
+}
+
+/// Asks each endpoint for its member id and the leader's.
+fn member_ids(endpoints: Vec<String>) -> Option<MemberIds> {
+    let mut ids = Vec::new();
+    let mut leader = None;
+    for e in &endpoints {
+        let status = one_request(async {
+            let mut client = connect(e).await?;
+            client.status().await.ok()
+        });
+        match status {
+            Some(s) => {
+                ids.push(Some(s.header().map_or(0, |h| h.member_id())));
+                leader = leader.or((s.leader() != 0).then_some(s.leader()));
             }
+            None => ids.push(None),
         }
-        ids.iter().any(Option::is_some).then(|| MemberIds {
-            has_leader: leader.is_some(),
-            leader_index: leader.and_then(|l| ids.iter().position(|id| *id == Some(l))),
-        })
+    }
+    ids.iter().any(Option::is_some).then(|| MemberIds {
+        has_leader: leader.is_some(),
+        leader_index: leader.and_then(|l| ids.iter().position(|id| *id == Some(l))),
     })
 }

@@ -17,6 +17,13 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     };
     crate::environment::check_root(nix::unistd::geteuid().is_root())?;
     let host = SystemHost::new(&config.interface, &config.addresses)?;
+    // Connects to etcd while the address goes, so that freeing the key costs one round trip.
+    let freeing = match &config.election {
+        Election::Etcd(etcd) => {
+            Some((etcd, election::etcd::Release::start(etcd, config.node_addr)))
+        }
+        Election::Lan => None,
+    };
     let removed = host.remove_address()?;
     if removed {
         info!(
@@ -35,8 +42,8 @@ pub fn release(path: &Path) -> anyhow::Result<()> {
     // Only after the address is gone and the group was told (so the backup's probe can be
     // brief): the key still naming this node and boot is freed, so a backup takes over
     // now instead of after the lease's TTL.
-    if let Election::Etcd(etcd) = &config.election {
-        match election::etcd::release(etcd, config.node_addr) {
+    if let Some((etcd, freeing)) = freeing {
+        match freeing.and_then(election::etcd::Release::free) {
             Ok(true) => info!("deleted the election key {}", etcd.key),
             Ok(false) => info!("the election key {} does not name this node", etcd.key),
             Err(e) => log::warn!("could not free the election key: {e}"),

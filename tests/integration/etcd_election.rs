@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 use floatip::config::Etcd;
-use floatip::election::etcd::{Campaign, Event, LostReason, Settings};
+use floatip::election::etcd::{Campaign, Error, Event, LostReason, Release, Settings};
 use floatip::election::Election as _;
 use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
@@ -155,6 +155,19 @@ fn assert_never_two_holders(nodes: &[&mut Node]) {
     }
 }
 
+/// The lease `node` was last elected under.
+fn elected_lease(node: &Node) -> Option<i64> {
+    node.seen.iter().rev().find_map(|(_, e)| match e {
+        Event::Elected { lease_id, .. } => Some(*lease_id),
+        _ => None,
+    })
+}
+
+/// What `floatip release` does in etcd, for `node`.
+fn release(etcd: &Etcd, node: Ipv4Addr) -> Result<bool, Error> {
+    Release::start(etcd, node.into())?.free()
+}
+
 fn logs(nodes: &[&mut Node]) -> String {
     nodes.iter().map(|n| n.log()).collect()
 }
@@ -179,6 +192,35 @@ fn elect_one(lab: &Lab, cluster: &Cluster) -> (Node, Node) {
     } else {
         (b, a)
     }
+}
+
+/// Elects one of two campaigners and waits until the other stands by with a lease of its
+/// own: (holder, other, both leases).
+fn elect_one_standing_by(lab: &Lab, cluster: &Cluster) -> (Node, Node, Vec<i64>) {
+    let (h, o) = elect_one(lab, cluster);
+    let mut leases = Vec::new();
+    let standing_by = wait(&mut [], TTL, |_| {
+        leases = cluster.leases();
+        leases.len() == 2
+    });
+    assert!(standing_by, "leases: {leases:?}");
+    (h, o, leases)
+}
+
+/// The holder resigns: when, and how long until the other was elected.
+fn resign_hand_over(h: &mut Node, o: &mut Node) -> (Instant, Duration) {
+    let t0 = Instant::now();
+    h.election.resign();
+    let taken = wait(&mut [&mut *h, &mut *o], TTL, |n| {
+        n[1].elected_since(t0).is_some()
+    });
+    assert!(
+        taken,
+        "no take-over within the TTL:\n{}{}",
+        h.log(),
+        o.log()
+    );
+    (t0, o.elected_since(t0).expect("elected") - t0)
 }
 
 #[test]
@@ -219,19 +261,14 @@ fn resign_hands_over_at_once() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let (mut h, mut o) = elect_one(&lab, &cluster);
-    let t0 = Instant::now();
-    h.election.resign();
-    let taken = wait(&mut [&mut h, &mut o], TTL, |n| {
-        n[1].elected_since(t0).is_some()
-    });
+    let (mut h, mut o, before) = elect_one_standing_by(&lab, &cluster);
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
+    // The other campaigned with the lease it stood by with: one transaction.
+    let elected_under = elected_lease(&o);
     assert!(
-        taken,
-        "no take-over within the TTL:\n{}{}",
-        h.log(),
-        o.log()
+        elected_under.is_some_and(|id| before.contains(&id)),
+        "elected under {elected_under:?}, leases before: {before:?}"
     );
-    let took = o.elected_since(t0).expect("elected") - t0;
     eprintln!("resign -> other elected in {} ms", took.as_millis());
     assert!(took < Duration::from_millis(500), "hand-over took {took:?}");
     assert!(
@@ -242,6 +279,32 @@ fn resign_hands_over_at_once() {
         .is_some(),
         "{}",
         h.log()
+    );
+    assert_never_two_holders(&[&mut h, &mut o]);
+}
+
+/// The other's standing-by lease revoked by hand just before the holder resigns: its
+/// campaign finds the lease gone and campaigns again at once with a fresh one.
+#[test]
+fn a_revoked_standing_by_lease_is_replaced_at_once() {
+    let Some(lab) = lab_or_skip("etcd_standby", &["n1", "n2", "e1"]) else {
+        return;
+    };
+    let cluster = Cluster::start(&lab, &["e1"]);
+    let (mut h, mut o, leases) = elect_one_standing_by(&lab, &cluster);
+    let held = elected_lease(&h).expect("the holder was elected");
+    let standby = leases
+        .iter()
+        .find(|id| **id != held)
+        .expect("the other's lease");
+    assert!(cluster.revoke(*standby), "revoke {standby:x}");
+    let (t0, took) = resign_hand_over(&mut h, &mut o);
+    assert!(took < TTL / 4, "took {took:?}:\n{}", o.log());
+    assert!(
+        o.first(t0, |e| matches!(e, Event::Unreachable { .. }))
+            .is_none(),
+        "{}",
+        o.log()
     );
     assert_never_two_holders(&[&mut h, &mut o]);
 }
@@ -295,12 +358,8 @@ fn holder_cut_off_gives_up_before_the_other_takes_over() {
     let back = Instant::now();
     let o_ip = lab.ip(&o.name);
     let follows = wait(&mut [&mut h, &mut o], 4 * TTL, |n| {
-        n[0].first(cut, |e| {
-            *e == Event::Holder {
-                node: Some(o_ip.into()),
-            }
-        })
-        .is_some()
+        n[0].first(cut, |e| *e == Event::Holder { node: Some(o_ip.into()) })
+            .is_some()
     });
     assert!(
         follows,
@@ -433,12 +492,8 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     });
     let mut o = Node::start(&lab, "n2", &cluster);
     let sees = wait(&mut [&mut o], TTL, |n| {
-        n[0].first(n[0].started, |e| {
-            *e == Event::Holder {
-                node: Some(n1.into()),
-            }
-        })
-        .is_some()
+        n[0].first(n[0].started, |e| *e == Event::Holder { node: Some(n1.into()) })
+            .is_some()
     });
     assert!(sees, "{}", o.log());
     let probe_etcd = etcd.clone();
@@ -451,21 +506,15 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     let other = etcd.clone();
     let n2 = lab.ip("n2");
     assert!(
-        !lab.in_ns("n2", move || floatip::election::etcd::release(
-            &other,
-            n2.into()
-        ))
-        .expect("release"),
+        !lab.in_ns("n2", move || release(&other, n2))
+            .expect("release"),
         "not n2's claim"
     );
     let t0 = Instant::now();
     let ours = etcd.clone();
     assert!(
-        lab.in_ns("n1", move || floatip::election::etcd::release(
-            &ours,
-            n1.into()
-        ))
-        .expect("release"),
+        lab.in_ns("n1", move || release(&ours, n1))
+            .expect("release"),
         "n1's claim"
     );
     let taken = wait(&mut [&mut o], TTL, |n| n[0].elected_since(t0).is_some());
@@ -529,11 +578,7 @@ fn a_frozen_holder_is_not_elected_past_its_deadline() {
     let follows = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {
         n[0].lost_since(t0).is_some()
             && n[0]
-                .first(t0, |e| {
-                    *e == Event::Holder {
-                        node: Some(o_ip.into()),
-                    }
-                })
+                .first(t0, |e| *e == Event::Holder { node: Some(o_ip.into()) })
                 .is_some()
     });
     assert!(follows, "{}", h.log());

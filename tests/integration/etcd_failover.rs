@@ -145,6 +145,10 @@ fn sigterm_revokes_and_hands_over() {
     let peer = other(&holder);
     let mut election = serde_json::Value::Null;
     let shown = lab.wait_until(Duration::from_secs(2), ms(50), || {
+        // The peer may still be starting when the holder is elected.
+        if !lab.dir().join(format!("{peer}.sock")).exists() {
+            return false;
+        }
         election = status_json(&lab, peer)["election"].clone();
         election["kind"] == "etcd" && election["key_holder"] == lab.ip(&holder).to_string()
     });
@@ -229,7 +233,9 @@ fn sigkill_with_and_without_release() {
             .iter()
             .position(|(n, _)| *n == holder)
             .expect("holder runs");
-        procs[i].1.kill9();
+        // Not reaped here (the lab polls for that): `release` follows at once, as systemd
+        // starts ExecStopPost when the daemon's exit is signalled.
+        assert!(procs[i].1.signal(Signal::SIGKILL), "SIGKILL {holder}");
         if !release_after {
             // A host that dies takes its address off the network with it; a killed daemon
             // on a live host would leave its copy, which the peer's probe rightly refuses.
@@ -367,6 +373,9 @@ fn frozen_holder_removes_first_on_thaw() {
         .find(|(n, _)| *n == holder)
         .expect("holder runs")
         .1;
+    // Frozen in the middle of adding the address, it would finish that first on thaw.
+    let master = lab.wait_until(TTL, ms(5), || last_role(frozen) == "MASTER");
+    assert!(master, "{holder} never logged MASTER:\n{}", frozen.log());
     watch.mark("freeze");
     assert!(frozen.signal(Signal::SIGSTOP), "SIGSTOP {holder}");
     std::thread::sleep(TTL * 2);

@@ -24,6 +24,9 @@ enum Task {
     /// target/bench/results.json and docs/benchmarks.{md,svg} (root; settings
     /// from BENCH_* variables, see `xtask/src/bench/mod.rs`).
     Bench,
+    /// The 10-minute flap soak of the 10 ms setting alone (root; see
+    /// `xtask/src/bench/mod.rs`).
+    BenchSoak,
     /// floatip on a throw-away LAN of network namespaces (root).
     Demo,
     /// A partition with and without the etcd election, side by side (root, etcd).
@@ -45,6 +48,7 @@ enum Task {
 fn main() -> ExitCode {
     match Args::parse().task {
         Task::Bench => bench::run(),
+        Task::BenchSoak => bench::run_long_soak(),
         Task::Demo => demo::run(),
         Task::DemoEtcd => demo_etcd::run(),
         Task::Chaos { minutes, seed } => chaos::run(minutes, seed),

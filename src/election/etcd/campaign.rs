@@ -1,9 +1,9 @@
-//! The campaign loop on the confined runtime: watches the key, campaigns with a
-//! create-if-absent transaction under a fresh lease, keeps the lease alive, and gives the
-//! key up at the local deadline. Every request is bounded in time, by the time left before
-//! the deadline while holding, so no wait on etcd can outlast the deadline.
+//! The campaign loop on the confined runtime: watches the key, keeps a lease of its own
+//! alive while campaigning, campaigns with one create-if-absent transaction under that
+//! lease, and gives the key up at the local deadline. Every request is bounded in time, by
+//! the time left before the deadline while holding, so no wait on etcd can outlast the
+//! deadline.
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -11,50 +11,26 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, EventType, LeaseKeepAliveResponse, LeaseKeepAliveStream,
-    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchResponse, WatchStream,
+    LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse, WatchResponse, WatchStream,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
 
+use super::client::{bounded, connect};
 use super::lease::{LeaseClock, SharedDeadline, Stamp};
 use super::{Claim, Command, Event, LostReason, Settings, RANK_STEP};
-use crate::config::Etcd;
 
 /// A sleep that never ends, for select branches that are switched off.
 const NEVER: Duration = Duration::from_secs(86_400);
 
-pub(super) fn endpoint_list(etcd: &Etcd) -> String {
-    etcd.endpoints
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A client for `etcd`'s endpoints; with a user, this already asks etcd for a token.
-pub(super) async fn connect(etcd: &Etcd) -> Result<Client, String> {
-    let urls: Vec<String> = etcd.endpoints.iter().map(ToString::to_string).collect();
-    bounded(
-        etcd.lease_ttl,
-        Client::connect(urls, Some(super::options(etcd))),
-    )
-    .await
-}
-
-async fn bounded<T>(
-    budget: Duration,
-    request: impl Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(budget, request).await {
-        Ok(answer) => answer.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", budget.as_millis())),
-    }
-}
-
-/// The held lease and, while it works, its keep-alive stream.
-struct Held {
+/// This node's lease and, while it works, its keep-alive stream. While campaigning it
+/// stands by with no key under it, so that a campaign is one transaction when the key is
+/// freed; the transaction that creates the key under it makes it the key's lease.
+struct Lease {
     clock: LeaseClock,
     keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    /// The key was created under this lease: this node is elected.
+    holds_key: bool,
 }
 
 struct Campaign {
@@ -67,8 +43,10 @@ struct Campaign {
     client: Option<Client>,
     /// Asked to campaign (and not to resign since).
     want: bool,
-    held: Option<Held>,
+    lease: Option<Lease>,
     watch: Option<WatchStream>,
+    /// The revision at which the watched key was last read.
+    read_at: i64,
     /// The key was absent when last seen.
     key_free: bool,
     campaign_at: Option<Instant>,
@@ -96,8 +74,9 @@ pub(super) async fn run(
         emit,
         client: None,
         want: false,
-        held: None,
+        lease: None,
         watch: None,
+        read_at: 0,
         key_free: false,
         campaign_at: None,
         unreachable: false,
@@ -111,19 +90,19 @@ pub(super) async fn run(
             command = c.commands.recv() => match command {
                 Some(Command::Campaign) => {
                     c.want = true;
-                    c.campaign_soon();
+                    c.campaign_soon().await;
                 }
                 Some(Command::Resign) => {
                     c.want = false;
                     c.campaign_at = None;
-                    c.give_up(LostReason::Resigned, true).await;
+                    c.withdraw(LostReason::Resigned).await;
                 }
                 Some(Command::Shutdown) | None => {
-                    c.give_up(LostReason::Shutdown, true).await;
+                    c.withdraw(LostReason::Shutdown).await;
                     return;
                 }
             },
-            renewal = next_renewal(&mut c.held) => c.on_renewal(renewal).await,
+            renewal = next_renewal(&mut c.lease) => c.on_renewal(renewal),
             change = next_change(&mut c.watch) => c.on_change(change).await,
             _ = sleep_until(c.campaign_at.unwrap_or_else(|| Instant::now() + NEVER)), if c.campaign_at.is_some() => {
                 c.campaign_at = None;
@@ -135,9 +114,9 @@ pub(super) async fn run(
 }
 
 async fn next_renewal(
-    held: &mut Option<Held>,
+    lease: &mut Option<Lease>,
 ) -> Result<Option<LeaseKeepAliveResponse>, etcd_client::Error> {
-    match held.as_mut().and_then(|h| h.keeper.as_mut()) {
+    match lease.as_mut().and_then(|l| l.keeper.as_mut()) {
         Some((_, stream)) => stream.message().await,
         None => std::future::pending().await,
     }
@@ -153,54 +132,78 @@ async fn next_change(
 }
 
 impl Campaign {
-    /// Gives the key up once the local deadline has passed; the time left otherwise.
+    fn holding(&self) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.holds_key)
+    }
+
+    /// Drops the lease once its local deadline has passed (giving the key up if it held
+    /// it); the time left otherwise.
     fn check_deadline(&mut self) -> Option<Duration> {
-        let clock = &self.held.as_ref()?.clock;
+        let clock = &self.lease.as_ref()?.clock;
         let now = Stamp::now();
-        match clock.left(now) {
-            Some(left) => Some(left),
-            None => {
-                let since_last_renewal = clock.since_renewal(now);
-                self.lose(LostReason::Deadline { since_last_renewal });
-                // Our claim may outlive us in etcd; a resync deletes it as stale once etcd answers.
-                self.watch = None;
-                None
-            }
+        if let Some(left) = clock.left(now) {
+            return Some(left);
         }
+        let since_last_renewal = clock.since_renewal(now);
+        if self.lose(LostReason::Deadline { since_last_renewal }) {
+            // Our claim may outlive us in etcd; a resync deletes it as stale once etcd answers.
+            self.watch = None;
+        }
+        None
     }
 
     /// How long a request may take: a keep-alive period while holding, and never past the
     /// deadline; a TTL otherwise (a slower answer would come too late to hold the key anyway).
     fn budget(&self) -> Duration {
-        match &self.held {
-            Some(h) => h
+        match &self.lease {
+            Some(l) if l.holds_key => l
                 .clock
                 .left(Stamp::now())
                 .map_or(Duration::ZERO, |left| left.min(self.s.etcd.keepalive)),
-            None => self.s.etcd.lease_ttl,
+            _ => self.s.etcd.lease_ttl,
         }
     }
 
-    fn lose(&mut self, reason: LostReason) -> Option<Held> {
-        let held = self.held.take()?;
-        self.deadline.set(None);
-        (self.emit)(Event::Lost { reason });
-        Some(held)
+    /// Drops the lease; if it held the key, tells the daemon. True when it held the key.
+    fn lose(&mut self, reason: LostReason) -> bool {
+        let Some(lease) = self.lease.take() else {
+            return false;
+        };
+        if lease.holds_key {
+            self.deadline.set(None);
+            (self.emit)(Event::Lost { reason });
+        }
+        lease.holds_key
     }
 
+    /// Gives the key up if this node holds it; a standing-by lease stays.
     async fn give_up(&mut self, reason: LostReason, revoke: bool) {
-        let Some(held) = self.lose(reason) else {
+        let id = match &self.lease {
+            Some(l) if l.holds_key => l.clock.id,
+            _ => return,
+        };
+        self.lose(reason);
+        if revoke {
+            self.revoke(id).await;
+        }
+    }
+
+    /// Stops campaigning: gives the key up and revokes the lease, held or standing by.
+    async fn withdraw(&mut self, reason: LostReason) {
+        let id = self.lease.as_ref().map(|l| l.clock.id);
+        self.lose(reason);
+        if let Some(id) = id {
+            self.revoke(id).await;
+        }
+    }
+
+    /// Best effort: unrevoked, the lease expires within its TTL.
+    async fn revoke(&mut self, id: i64) {
+        let Some(mut client) = self.client.clone() else {
             return;
         };
-        if let (true, Some(mut client)) = (revoke, self.client.clone()) {
-            // Best effort: unrevoked, the lease expires within its TTL.
-            let revoked = bounded(self.s.etcd.keepalive, client.lease_revoke(held.clock.id)).await;
-            log::debug!(
-                "etcd: revoked lease {:x}: {:?}",
-                held.clock.id,
-                revoked.map(|_| ())
-            );
-        }
+        let revoked = bounded(self.s.etcd.keepalive, client.lease_revoke(id)).await;
+        log::debug!("etcd: revoked lease {id:x}: {:?}", revoked.map(|_| ()));
     }
 
     fn unreachable(&mut self, reason: String) {
@@ -218,12 +221,21 @@ impl Campaign {
         }
     }
 
-    /// Campaigns after this node's rank delay if the key is free and wanted: the best
-    /// live backup at once, the others a step later per better one.
-    fn campaign_soon(&mut self) {
-        if self.want && self.key_free && self.held.is_none() && self.campaign_at.is_none() {
-            let rank = self.rank.load(Ordering::Relaxed);
-            log::debug!("etcd: campaigning in rank {rank}");
+    /// While the key is taken, keeps a lease standing by; once it is free and wanted,
+    /// campaigns: the best live backup at once (no timer in between), the others a step
+    /// later per better one.
+    async fn campaign_soon(&mut self) {
+        if !self.key_free {
+            return self.stand_by().await;
+        }
+        if !self.want || self.holding() || self.campaign_at.is_some() {
+            return;
+        }
+        let rank = self.rank.load(Ordering::Relaxed);
+        log::debug!("etcd: campaigning in rank {rank}");
+        if rank == 0 {
+            self.try_acquire().await;
+        } else {
             self.campaign_at = Some(Instant::now() + RANK_STEP * rank);
         }
     }
@@ -235,67 +247,98 @@ impl Campaign {
                 Err(why) => return self.unreachable(why),
             }
         }
+        self.stand_by().await;
         self.renew().await;
         if self.watch.is_none() {
             self.resync().await;
         }
     }
 
+    /// While campaigning, keeps a lease standing by (its keep-alives start with the next
+    /// renewal), so that a campaign is one transaction once the key is freed.
+    async fn stand_by(&mut self) {
+        if self.want && self.lease.is_none() && self.client.is_some() {
+            if let Err(why) = self.grant(self.s.etcd.keepalive).await {
+                self.unreachable(format!("lease grant: {why}"));
+            }
+        }
+    }
+
+    /// Grants the lease this node campaigns with.
+    async fn grant(&mut self, budget: Duration) -> Result<(), String> {
+        let Some(mut client) = self.client.clone() else {
+            return Err("not connected".into());
+        };
+        let ttl = self.s.etcd.lease_ttl;
+        let sent = Stamp::now();
+        let grant = bounded(budget, client.lease_grant(ttl.as_secs() as i64, None)).await?;
+        let granted = Duration::from_secs(grant.ttl().max(0) as u64);
+        self.lease = Some(Lease {
+            clock: LeaseClock::granted(grant.id(), ttl, granted, sent),
+            keeper: None,
+            holds_key: false,
+        });
+        Ok(())
+    }
+
+    /// A renewal was acknowledged: a held key's deadline moves on.
+    fn renewed(&mut self) {
+        if let Some(l) = self.lease.as_ref().filter(|l| l.holds_key) {
+            self.deadline.set(Some(l.clock.valid_until()));
+        }
+        self.unreachable = false;
+    }
+
     /// Sends a keep-alive, or reopens the keep-alive stream (which renews once on opening).
     async fn renew(&mut self) {
         let budget = self.budget();
-        let (Some(held), Some(client)) = (self.held.as_mut(), self.client.as_mut()) else {
+        let (Some(lease), Some(client)) = (self.lease.as_mut(), self.client.as_mut()) else {
             return;
         };
         if budget.is_zero() {
             return; // past the deadline: the loop gives the key up
         }
         let sent = Stamp::now();
-        if let Some((keeper, _)) = held.keeper.as_mut() {
-            held.clock.sent(sent);
+        if let Some((keeper, _)) = lease.keeper.as_mut() {
+            lease.clock.sent(sent);
             if keeper.keep_alive().await.is_err() {
-                held.keeper = None;
-                held.clock.stream_lost();
+                lease.keeper = None;
+                lease.clock.stream_lost();
             }
             return;
         }
-        let id = held.clock.id;
+        let id = lease.clock.id;
         match bounded(budget, client.lease_keep_alive(id)).await {
             Ok(keeper) => {
-                held.clock.renewed(sent);
-                held.keeper = Some(keeper);
-                self.deadline.set(Some(held.clock.valid_until()));
-                self.unreachable = false;
+                lease.clock.renewed(sent);
+                lease.keeper = Some(keeper);
+                self.renewed();
             }
             Err(why) if why.contains("lease not found") => {
-                self.give_up(LostReason::LeaseGone, false).await
+                self.lose(LostReason::LeaseGone);
             }
             Err(why) => self.unreachable(format!("lease keep-alive: {why}")),
         }
     }
 
-    async fn on_renewal(
-        &mut self,
-        renewal: Result<Option<LeaseKeepAliveResponse>, etcd_client::Error>,
-    ) {
-        let Some(held) = self.held.as_mut() else {
+    fn on_renewal(&mut self, renewal: Result<Option<LeaseKeepAliveResponse>, etcd_client::Error>) {
+        let Some(lease) = self.lease.as_mut() else {
             return;
         };
         match renewal {
             Ok(Some(answer)) => {
-                if held.clock.acknowledged(answer.ttl()) {
-                    self.deadline.set(Some(held.clock.valid_until()));
-                    self.unreachable = false;
+                if lease.clock.acknowledged(answer.ttl()) {
+                    self.renewed();
                 } else {
-                    self.give_up(LostReason::LeaseGone, false).await;
+                    self.lose(LostReason::LeaseGone);
                 }
             }
             Ok(None) | Err(_) => {
                 let why = renewal
                     .err()
                     .map_or("the stream ended".to_string(), |e| e.to_string());
-                held.keeper = None;
-                held.clock.stream_lost();
+                lease.keeper = None;
+                lease.clock.stream_lost();
                 self.unreachable(format!("lease keep-alive: {why}"));
             }
         }
@@ -314,12 +357,21 @@ impl Campaign {
             }
         };
         self.unreachable = false;
-        for event in answer.events() {
+        let read_at = self.read_at;
+        let news = answer
+            .events()
+            .iter()
+            .filter(|e| e.kv().map_or(true, |kv| kv.mod_revision() > read_at));
+        for event in news {
             match (event.event_type(), event.kv()) {
                 (EventType::Put, Some(kv)) => {
                     self.key_free = false;
                     self.holder(Claim::parse(kv.value()).map(|c| c.node));
-                    if self.held.as_ref().is_some_and(|h| h.clock.id != kv.lease()) {
+                    if self
+                        .lease
+                        .as_ref()
+                        .is_some_and(|l| l.holds_key && l.clock.id != kv.lease())
+                    {
                         self.give_up(LostReason::KeyDeleted, true).await;
                     }
                 }
@@ -328,27 +380,47 @@ impl Campaign {
                     self.key_free = true;
                     self.holder(None);
                     self.give_up(LostReason::KeyDeleted, true).await;
-                    self.campaign_soon();
+                    self.campaign_soon().await;
                 }
             }
         }
     }
 
-    /// Reads the key, deletes a stale claim of ours, and watches from the revision read.
+    /// Watches the key, then reads it and deletes a stale claim of ours. Watching first, from
+    /// now, keeps the watch live: one started at a past revision gets its events from etcd's
+    /// catch-up loop, up to 100 ms late. Events the read already saw are skipped.
     async fn resync(&mut self) {
         let budget = self.budget();
         let Some(mut client) = self.client.clone() else {
             return;
         };
         let key = self.s.etcd.key.clone();
+        let mut watch = match bounded(budget, client.watch(key.as_str(), None)).await {
+            Ok(watch) => watch,
+            Err(why) => return self.unreachable(format!("watch: {why}")),
+        };
+        // Only once etcd confirms the watch is the read sure to come after it.
+        match bounded(budget, watch.message()).await {
+            Ok(Some(answer)) if answer.created() && !answer.canceled() => {}
+            Ok(Some(answer)) => {
+                let why = format!("watch refused: {}", answer.cancel_reason());
+                return self.unreachable(why);
+            }
+            Ok(None) => return self.unreachable("watch: the stream ended".into()),
+            Err(why) => return self.unreachable(format!("watch: {why}")),
+        }
         let answer = match bounded(budget, client.get(key.as_str(), None)).await {
             Ok(answer) => answer,
             Err(why) => return self.unreachable(why),
         };
         self.unreachable = false;
-        let revision = answer.header().map_or(0, |h| h.revision());
+        self.read_at = answer.header().map_or(0, |h| h.revision());
         let current = answer.kvs().first().cloned();
-        let held_id = self.held.as_ref().map(|h| h.clock.id);
+        let held_id = self
+            .lease
+            .as_ref()
+            .filter(|l| l.holds_key)
+            .map(|l| l.clock.id);
         match &current {
             None => {
                 self.key_free = true;
@@ -362,9 +434,9 @@ impl Campaign {
                 if held_id.is_some_and(|id| id != kv.lease()) {
                     self.give_up(LostReason::KeyDeleted, true).await;
                 }
-                if self.held.is_none() && claim.as_ref() == Some(&self.claim) {
+                if !self.holding() && claim.as_ref() == Some(&self.claim) {
                     // Ours but not held (a deadline passed, or a previous process): nobody
-                    // serves it, so free it now; the watch below sees the delete.
+                    // serves it, so free it now; the watch sees the delete.
                     let stale = Txn::new()
                         .when([Compare::mod_revision(
                             key.as_str(),
@@ -382,89 +454,95 @@ impl Campaign {
                 }
             }
         }
-        let from = WatchOptions::new().with_start_revision(revision + 1);
-        match bounded(self.budget(), client.watch(key.as_str(), Some(from))).await {
-            Ok(watch) => self.watch = Some(watch),
-            Err(why) => return self.unreachable(format!("watch: {why}")),
-        }
-        self.campaign_soon();
+        self.watch = Some(watch);
+        self.campaign_soon().await;
     }
 
-    /// Grants a lease and creates the key under it if the key is absent.
+    /// Creates the key under our lease if the key is absent: one transaction when a lease
+    /// stands by, a grant first otherwise.
     async fn try_acquire(&mut self) {
-        if !self.want || self.held.is_some() {
+        if !self.want || self.holding() {
             return;
         }
         let Some(mut client) = self.client.clone() else {
             return;
         };
         let budget = self.budget();
-        let etcd = &self.s.etcd;
-        let sent = Stamp::now();
-        let grant = match bounded(
-            budget,
-            client.lease_grant(etcd.lease_ttl.as_secs() as i64, None),
-        )
-        .await
-        {
-            Ok(grant) => grant,
-            Err(why) => {
+        if self.lease.is_none() {
+            if let Err(why) = self.grant(budget).await {
                 self.campaign_at = Some(Instant::now() + budget);
                 return self.unreachable(format!("lease grant: {why}"));
             }
+        }
+        let Some(id) = self.lease.as_ref().map(|l| l.clock.id) else {
+            return;
         };
-        let clock = LeaseClock::granted(
-            grant.id(),
-            etcd.lease_ttl,
-            Duration::from_secs(grant.ttl().max(0) as u64),
-            sent,
-        );
-        let key = etcd.key.as_str();
+        let key = self.s.etcd.key.as_str();
         let create = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
                 key,
                 self.claim.encode(),
-                Some(PutOptions::new().with_lease(clock.id)),
+                Some(PutOptions::new().with_lease(id)),
             )])
             .or_else([TxnOp::get(key, None)]);
         let answer = bounded(budget, client.txn(create)).await;
-        let won = matches!(&answer, Ok(a) if a.succeeded()) && clock.left(Stamp::now()).is_some();
-        if !won {
-            // Lost the race, or unsure: the lease must not keep a key of ours alive.
-            let _ = bounded(budget, client.lease_revoke(clock.id)).await;
-            match answer {
-                Err(why) => {
-                    self.campaign_at = Some(Instant::now() + budget);
-                    self.unreachable(format!("campaign: {why}"));
-                }
-                Ok(answer) => {
-                    self.key_free = false;
-                    let holder = answer.op_responses().into_iter().find_map(|r| match r {
-                        TxnOpResponse::Get(get) => {
-                            get.kvs().first().and_then(|kv| Claim::parse(kv.value()))
-                        }
-                        _ => None,
-                    });
-                    self.holder(holder.map(|c| c.node));
+        let in_time = self
+            .lease
+            .as_ref()
+            .is_some_and(|l| l.clock.left(Stamp::now()).is_some());
+        match answer {
+            Ok(answer) if answer.succeeded() && in_time => {
+                let revision = answer.header().map_or(0, |h| h.revision());
+                self.elected(revision).await;
+            }
+            Ok(answer) if !answer.succeeded() => {
+                // Lost the race: nothing was put under the lease; it stands by for the next.
+                self.key_free = false;
+                let holder = answer.op_responses().into_iter().find_map(|r| match r {
+                    TxnOpResponse::Get(get) => {
+                        get.kvs().first().and_then(|kv| Claim::parse(kv.value()))
+                    }
+                    _ => None,
+                });
+                self.holder(holder.map(|c| c.node));
+            }
+            unsure => {
+                // Unsure, or elected past the deadline: no key of ours may live on that lease.
+                self.lease = None;
+                self.revoke(id).await;
+                match unsure {
+                    // The standing-by lease was gone (revoked by hand): again with a fresh one.
+                    Err(why) if why.contains("lease not found") => {
+                        self.campaign_at = Some(Instant::now());
+                    }
+                    Err(why) => {
+                        self.campaign_at = Some(Instant::now() + budget);
+                        self.unreachable(format!("campaign: {why}"));
+                    }
+                    Ok(_) => {}
                 }
             }
-            return;
         }
-        let revision = answer
-            .ok()
-            .and_then(|a| a.header().map(|h| h.revision()))
-            .unwrap_or_default();
-        let lease_id = clock.id;
-        self.deadline.set(Some(clock.valid_until()));
-        self.held = Some(Held {
-            clock,
-            keeper: None,
-        });
+    }
+
+    async fn elected(&mut self, revision: i64) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        lease.holds_key = true;
+        let lease_id = lease.clock.id;
+        let kept_alive = lease.keeper.is_some();
+        self.deadline.set(Some(lease.clock.valid_until()));
         self.key_free = false;
         self.unreachable = false;
-        log::info!("etcd: elected on {key}: lease {lease_id:x}, revision {revision}");
+        log::info!(
+            "etcd: elected on {}: lease {lease_id:x}, revision {revision}",
+            self.s.etcd.key
+        );
         (self.emit)(Event::Elected { lease_id, revision });
-        self.renew().await;
+        if !kept_alive {
+            self.renew().await;
+        }
     }
 }

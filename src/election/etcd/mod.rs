@@ -11,6 +11,7 @@
 
 mod campaign;
 mod claim;
+mod client;
 mod lease;
 
 use std::net::IpAddr;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
+use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::Etcd;
 pub use claim::Claim;
+use client::{bounded, connect, endpoint_list};
 use lease::SharedDeadline;
 pub use lease::{margin, Stamp};
 
@@ -191,35 +193,72 @@ impl Drop for Campaign {
     }
 }
 
-/// Deletes the election key if it still names this node (same address and boot): after a
-/// crash, so that a backup takes over at once instead of after the TTL. `Ok(true)` when
-/// deleted, `Ok(false)` when the key is absent or names someone else.
-pub fn release(etcd: &Etcd, node: IpAddr) -> Result<bool, Error> {
-    let claim = Claim::ours(node).map_err(Error::BootId)?;
+/// `release`'s errand in etcd after a crash: delete the election key if it still names this
+/// node (same address and boot), so that a backup takes over at once instead of after the
+/// TTL. [`Release::start`] connects and reads the key on its own thread while the caller
+/// removes the address; [`Release::free`] then costs one round trip.
+pub struct Release {
+    go: tokio::sync::oneshot::Sender<()>,
+    thread: JoinHandle<Result<bool, Error>>,
+}
+
+impl Release {
+    pub fn start(etcd: &Etcd, node: IpAddr) -> Result<Release, Error> {
+        let claim = Claim::ours(node).map_err(Error::BootId)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Thread)?;
+        let (go, went) = tokio::sync::oneshot::channel();
+        let etcd = etcd.clone();
+        let thread = std::thread::Builder::new()
+            .name("etcd-release".into())
+            .spawn(move || runtime.block_on(free_when_told(&etcd, &claim, went)))
+            .map_err(Error::Thread)?;
+        Ok(Release { go, thread })
+    }
+
+    /// Call once the address is gone. `Ok(true)` when the key was deleted, `Ok(false)` when
+    /// it is absent or names someone else.
+    pub fn free(self) -> Result<bool, Error> {
+        // Fails only if the thread already ended, with an error that join returns.
+        let _ = self.go.send(());
+        self.thread.join().unwrap_or_else(|_| {
+            Err(Error::Thread(std::io::Error::other(
+                "the etcd release thread panicked",
+            )))
+        })
+    }
+}
+
+async fn free_when_told(
+    etcd: &Etcd,
+    claim: &Claim,
+    went: tokio::sync::oneshot::Receiver<()>,
+) -> Result<bool, Error> {
     let fail = |reason: String| Error::Etcd {
-        endpoints: campaign::endpoint_list(etcd),
+        endpoints: endpoint_list(etcd),
         reason,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Thread)?;
-    runtime.block_on(async {
-        let timeout = etcd.lease_ttl;
-        let mut client = campaign::connect(etcd).await.map_err(fail)?;
-        let txn = Txn::new()
-            .when([Compare::value(
-                etcd.key.as_str(),
-                CompareOp::Equal,
-                claim.encode(),
-            )])
-            .and_then([TxnOp::delete(etcd.key.as_str(), None)]);
-        let answer = tokio::time::timeout(timeout, client.txn(txn))
-            .await
-            .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(answer.succeeded())
-    })
+    let timeout = etcd.lease_ttl;
+    let key = etcd.key.as_str();
+    let mut client = connect(etcd).await.map_err(fail)?;
+    // Also opens the connection, so that the delete below is one round trip.
+    let current = bounded(timeout, client.get(key, None))
+        .await
+        .map_err(fail)?;
+    let ours = current
+        .kvs()
+        .first()
+        .is_some_and(|kv| Claim::parse(kv.value()).as_ref() == Some(claim));
+    if went.await.is_err() || !ours {
+        return Ok(false);
+    }
+    let txn = Txn::new()
+        .when([Compare::value(key, CompareOp::Equal, claim.encode())])
+        .and_then([TxnOp::delete(key, None)]);
+    let answer = bounded(timeout, client.txn(txn)).await.map_err(fail)?;
+    Ok(answer.succeeded())
 }
 
 /// Asks every endpoint for the key's holder, for `floatip check`: the first endpoint that
@@ -240,12 +279,10 @@ pub fn probe(etcd: &Etcd) -> Result<Option<IpAddr>, Error> {
             reason,
         };
         holder = runtime.block_on(async {
-            let mut client: Client = campaign::connect(&one).await.map_err(fail)?;
-            let timeout = etcd.lease_ttl;
-            let answer = tokio::time::timeout(timeout, client.get(etcd.key.as_str(), None))
+            let mut client: Client = connect(&one).await.map_err(fail)?;
+            let answer = bounded(etcd.lease_ttl, client.get(etcd.key.as_str(), None))
                 .await
-                .map_err(|_| fail(format!("no answer within {} ms", timeout.as_millis())))?
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(fail)?;
             Ok::<_, Error>(
                 answer
                     .kvs()
@@ -256,24 +293,4 @@ pub fn probe(etcd: &Etcd) -> Result<Option<IpAddr>, Error> {
         })?;
     }
     Ok(holder)
-}
-
-/// Connection options shared by the campaign, `release` and `probe`.
-fn options(etcd: &Etcd) -> ConnectOptions {
-    let mut options = ConnectOptions::new().with_connect_timeout(etcd.keepalive);
-    if let Some(tls) = &etcd.tls {
-        let mut config = etcd_client::TlsOptions::new()
-            .ca_certificate(etcd_client::Certificate::from_pem(tls.ca.bytes()));
-        if let Some((cert, key)) = &tls.identity {
-            config = config.identity(etcd_client::Identity::from_pem(cert.bytes(), key.bytes()));
-        }
-        options = options.with_tls(config);
-    }
-    if let Some(user) = &etcd.user {
-        options = options.with_user(
-            user.name.clone(),
-            String::from_utf8_lossy(user.password.bytes()).into_owned(),
-        );
-    }
-    options
 }

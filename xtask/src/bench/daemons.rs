@@ -20,6 +20,8 @@ pub struct Tools {
     pub floatip: PathBuf,
     pub keepalived: Option<PathBuf>,
     pub ucarp: Option<PathBuf>,
+    /// etcd for floatip-etcd (Debian package `etcd-server`).
+    pub etcd: Option<PathBuf>,
     pub ip: PathBuf,
     pub nft: PathBuf,
 }
@@ -28,6 +30,7 @@ impl Tools {
     pub fn has(&self, d: Daemon) -> bool {
         match d {
             Daemon::Floatip => self.floatip.is_file(),
+            Daemon::FloatipEtcd => self.floatip.is_file() && self.etcd.is_some(),
             Daemon::Keepalived => self.keepalived.is_some(),
             Daemon::Ucarp => self.ucarp.is_some(),
         }
@@ -42,19 +45,36 @@ pub fn priority(node: &str) -> u8 {
     }
 }
 
-pub fn floatip_config(s: Setting, node: &str, status_socket: &str) -> String {
-    format!(
+/// floatip's config; with `etcd` (the endpoint) the election is etcd's,
+/// with a lease of the setting's detection budget.
+pub fn floatip_config(s: Setting, node: &str, status_socket: &str, etcd: Option<&str>) -> String {
+    let mut c = format!(
         "floating_ip:\n  enabled: true\n  priority: {}\n  status_socket: {status_socket}\n  echo:\n    interval_in_ms: {}\n    timeout_in_ms: {}\n",
         priority(node),
         s.interval().as_millis(),
         s.detection().as_millis()
-    )
+    );
+    if let Some(endpoint) = etcd {
+        c += &format!(
+            "  election: etcd\n  etcd:\n    endpoints: [{endpoint}]\n    lease_ttl_in_ms: {}\n",
+            s.lease_ttl().as_millis()
+        );
+    }
+    c
 }
+
+/// The client URL of the etcd member on lab node e1.
+pub fn etcd_endpoint(lab: &Lab) -> String {
+    format!("http://{}:2379", lab.ip(ETCD_NODE))
+}
+
+/// The lab node that runs etcd for floatip-etcd.
+pub const ETCD_NODE: &str = "e1";
 
 pub fn keepalived_config(s: Setting, node: &str) -> String {
     let version = match s {
         Setting::OneSec => "",
-        Setting::Fast => "    version 3\n",
+        Setting::Fast | Setting::TenMs => "    version 3\n",
     };
     format!(
         "global_defs {{\n    router_id {node}\n}}\n\
@@ -105,14 +125,24 @@ pub fn ucarp_scripts(ip: &Path) -> (String, String) {
 pub fn configs_for_docs(s: Setting, tools: &Tools) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for node in ["n1", "n2"] {
+        let sock = format!("<lab dir>/{node}.sock");
         m.insert(
             format!("{}/floatip/{node}.yml", s.name()),
-            floatip_config(s, node, &format!("<lab dir>/{node}.sock")),
+            floatip_config(s, node, &sock, None),
         );
+        if s.supports(Daemon::FloatipEtcd) {
+            m.insert(
+                format!("{}/floatip-etcd/{node}.yml", s.name()),
+                floatip_config(s, node, &sock, Some("http://<e1 address>:2379")),
+            );
+        }
         m.insert(
             format!("{}/floatip/command", s.name()),
             "floatip run -c <node>.yml".to_string(),
         );
+        if !s.supports(Daemon::Keepalived) {
+            continue;
+        }
         m.insert(
             format!("{}/keepalived/{node}.conf", s.name()),
             keepalived_config(s, node),
@@ -147,10 +177,11 @@ pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Pr
     let dir = lab.dir().to_path_buf();
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     match d {
-        Daemon::Floatip => {
+        Daemon::Floatip | Daemon::FloatipEtcd => {
+            let etcd = (d == Daemon::FloatipEtcd).then(|| etcd_endpoint(lab));
             let cfg = lab.write_file(
                 &format!("{node}.yml"),
-                &floatip_config(s, node, &p(&format!("{node}.sock"))),
+                &floatip_config(s, node, &p(&format!("{node}.sock")), etcd.as_deref()),
             );
             let bin = tools.floatip.to_string_lossy().into_owned();
             // BENCH_FLOATIP_VERBOSE=1: debug logs (kept with FIP_LAB_KEEP=1).
@@ -229,24 +260,50 @@ pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Pr
 /// receives its adverts with libpcap, which sees packets before the input
 /// hook (and before any ingress hook): a node-side rule does not partition
 /// ucarp at all. Dropping in the switch is a real partition for all three.
+///
+/// floatip-etcd: n1 is cut off from etcd too (every frame between n1's and
+/// e1's ports), so that neither side can tell on its own who is alive.
 pub fn partition(lab: &Lab, tools: &Tools, d: Daemon, on: bool) -> Result<(), String> {
-    let table = "fip_bench_partition";
     let what = match d {
-        Daemon::Floatip => format!("meta l4proto {{ tcp, udp }} th dport {ECHO_PORT} drop\n    meta l4proto {{ tcp, udp }} th sport {ECHO_PORT} drop"),
+        Daemon::Floatip | Daemon::FloatipEtcd => format!("meta l4proto {{ tcp, udp }} th dport {ECHO_PORT} drop\n    meta l4proto {{ tcp, udp }} th sport {ECHO_PORT} drop"),
         Daemon::Keepalived | Daemon::Ucarp => "ip protocol 112 drop".to_string(),
     };
-    let script = if on {
-        format!(
-            "table bridge {table} {{}}\ndelete table bridge {table}\n\
-             table bridge {table} {{\n  chain forward {{\n    type filter hook forward priority -10; policy accept;\n\
-             \x20   iifname {{ \"p-n1\", \"p-n2\" }} oifname {{ \"p-n1\", \"p-n2\" }} ether type ip jump heartbeat\n  }}\n\
-             \x20 chain heartbeat {{\n    {what}\n  }}\n}}\n"
-        )
+    let etcd_cut = if d == Daemon::FloatipEtcd {
+        format!("\n    iifname {{ \"p-n1\", \"p-{ETCD_NODE}\" }} oifname {{ \"p-n1\", \"p-{ETCD_NODE}\" }} drop")
     } else {
-        format!("table bridge {table} {{}}\ndelete table bridge {table}\n")
+        String::new()
     };
+    let rules = on.then(|| {
+        format!(
+            "  chain forward {{\n    type filter hook forward priority -10; policy accept;\n\
+             \x20   iifname {{ \"p-n1\", \"p-n2\" }} oifname {{ \"p-n1\", \"p-n2\" }} ether type ip jump heartbeat{etcd_cut}\n  }}\n\
+             \x20 chain heartbeat {{\n    {what}\n  }}\n"
+        )
+    });
+    switch_table(lab, tools, "fip_bench_partition", rules.as_deref())
+}
+
+/// Drops `percent` % of every frame the switch forwards, at random (`on`),
+/// or stops dropping: the lossy LAN of the flap soak.
+pub fn frame_loss(lab: &Lab, tools: &Tools, percent: u32, on: bool) -> Result<(), String> {
+    let rules = on.then(|| {
+        format!(
+            "  chain forward {{\n    type filter hook forward priority -20; policy accept;\n\
+             \x20   numgen random mod 100 < {percent} drop\n  }}\n"
+        )
+    });
+    switch_table(lab, tools, "fip_bench_loss", rules.as_deref())
+}
+
+/// (Re)creates the nftables bridge `table` in the switch with `rules`, or
+/// only removes it (`None`).
+fn switch_table(lab: &Lab, tools: &Tools, table: &str, rules: Option<&str>) -> Result<(), String> {
+    let mut script = format!("table bridge {table} {{}}\ndelete table bridge {table}\n");
+    if let Some(rules) = rules {
+        script += &format!("table bridge {table} {{\n{rules}}}\n");
+    }
     let file = lab.write_file(
-        &format!("partition-{}.nft", if on { "on" } else { "off" }),
+        &format!("{table}-{}.nft", if rules.is_some() { "on" } else { "off" }),
         &script,
     );
     let out = lab.run(

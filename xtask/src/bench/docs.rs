@@ -30,24 +30,54 @@ fn med_max(st: &Stat) -> String {
     format!("{} / {}", fmt_ms(st.median), fmt_ms(st.max))
 }
 
+/// The daemons with at least one measured cell at setting `s`.
+fn measured(r: &Results, s: Setting) -> Vec<Daemon> {
+    Daemon::ALL
+        .into_iter()
+        .filter(|d| r.cells.iter().any(|c| c.daemon == *d && c.setting == s))
+        .collect()
+}
+
+/// `a / b` with two decimals, or "–" when either is missing or `b` is 0.
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a.is_finite() && b.is_finite() => format!("{:.2}", a / b),
+        _ => "–".into(),
+    }
+}
+
 fn outage_table(r: &Results, s: Setting) -> String {
     let mut t = String::new();
-    let daemons: Vec<Daemon> = Daemon::ALL.into_iter().filter(|d| s.supports(*d)).collect();
+    let daemons = measured(r, s);
+    // The 10 ms setting is compared with keepalived at its fastest.
+    let peer = s.keepalived_peer();
+    let peer_column = peer != s;
     let _ = write!(t, "| scenario |");
     for d in &daemons {
         let _ = write!(t, " {} outage ms (median / max) |", d.name());
     }
+    if peer_column {
+        let _ = write!(
+            t,
+            " keepalived at {} outage ms (median / max) |",
+            peer.name()
+        );
+    }
     let _ = writeln!(t, " floatip / keepalived (median) |");
     let _ = write!(t, "| --- |");
-    for _ in &daemons {
+    for _ in 0..daemons.len() + usize::from(peer_column) {
         let _ = write!(t, " ---: |");
     }
     let _ = writeln!(t, " ---: |");
     for sc in Scenario::ALL {
+        if !daemons.iter().any(|d| cell(r, *d, s, sc).is_some()) {
+            continue;
+        }
         let _ = write!(t, "| {} |", sc.title());
         for &d in &daemons {
             let v = match cell(r, d, s, sc) {
                 Some(c) => med_max(&c.outage_ms),
+                None if d == Daemon::FloatipEtcd => "– (partition only)".into(),
                 None if !sc.applies(d) => "n/a (no equivalent)".into(),
                 None => "not run".into(),
             };
@@ -56,35 +86,219 @@ fn outage_table(r: &Results, s: Setting) -> String {
         let ka = cell(
             r,
             Daemon::Keepalived,
-            s,
+            peer,
             if sc == Scenario::SigkillRelease {
                 Scenario::Sigkill
             } else {
                 sc
             },
         );
-        let ratio = match (cell(r, Daemon::Floatip, s, sc), ka) {
-            (Some(f), Some(k)) if k.outage_ms.median > 0.0 => {
-                let vs = if sc == Scenario::SigkillRelease {
-                    " (vs. plain SIGKILL)"
-                } else {
-                    ""
-                };
-                format!("{:.2}{vs}", f.outage_ms.median / k.outage_ms.median)
-            }
-            _ => "–".into(),
+        if peer_column {
+            let _ = write!(
+                t,
+                " {} |",
+                ka.map_or("not run".into(), |k| med_max(&k.outage_ms))
+            );
+        }
+        let f = cell(r, Daemon::Floatip, s, sc);
+        let mut v = ratio(
+            f.map(|c| c.outage_ms.median),
+            ka.map(|c| c.outage_ms.median),
+        );
+        if sc == Scenario::SigkillRelease && v != "–" {
+            v += " (vs. plain SIGKILL)";
+        }
+        let _ = writeln!(t, " {v} |");
+    }
+    t
+}
+
+/// Medians of one idle measure of `d` at `s`: (holder, backup).
+fn idle_pair(
+    r: &Results,
+    d: Daemon,
+    s: Setting,
+    f: impl Fn(&Idle) -> Option<f64>,
+) -> Option<(f64, f64)> {
+    let get = |role: &str| {
+        r.idle
+            .iter()
+            .find(|i| i.daemon == d && i.setting == s && i.role == role)
+            .and_then(&f)
+    };
+    Some((get("holder")?, get("backup")?))
+}
+
+fn cpu(i: &Idle) -> Option<f64> {
+    Some(i.cpu_percent_schedstat.unwrap_or(i.cpu_percent))
+}
+
+/// Picks one statistic out of a cell.
+type CellStat = fn(&Cell) -> Option<&Stat>;
+
+/// One row per measure, one column per daemon, and floatip / keepalived
+/// (at the 10 ms setting: against keepalived at 0.1 s).
+pub fn comparison_table(r: &Results) -> String {
+    let mut t = String::new();
+    let names: Vec<&str> = Daemon::ALL.iter().map(|d| d.name()).collect();
+    let _ = writeln!(
+        t,
+        "| measure | {} | floatip / keepalived |",
+        names.join(" | ")
+    );
+    let _ = writeln!(t, "| --- |{} ---: |", " ---: |".repeat(names.len()));
+    let mut row = |what: String, v: [String; Daemon::ALL.len()], ratio: String| {
+        let _ = writeln!(t, "| {what} | {} | {ratio} |", v.join(" | "));
+    };
+    let dash = || "–".to_string();
+    for s in Setting::ALL {
+        let peer = s.keepalived_peer();
+        let against = if peer == s {
+            s.name().to_string()
+        } else {
+            format!("{} (keepalived: {})", s.name(), peer.name())
         };
-        let _ = writeln!(t, " {ratio} |");
+        // Idle rows: the daemon at `s`, keepalived at its peer setting.
+        let at = |d: Daemon| if d == Daemon::Keepalived { peer } else { s };
+        let frames =
+            |d: Daemon| idle_pair(r, d, at(d), |i| i.port_packets_per_s).map(|(h, b)| h + b);
+        if r.idle.iter().any(|i| i.setting == s) {
+            let v = Daemon::ALL.map(|d| frames(d).map_or_else(dash, |x| format!("{x:.1}")));
+            row(
+                format!("idle frames/s, both nodes' switch ports, rx + tx — {against}"),
+                v,
+                ratio(frames(Daemon::Floatip), frames(Daemon::Keepalived)),
+            );
+            let cpu_of = |d: Daemon| idle_pair(r, d, at(d), cpu);
+            let v = Daemon::ALL
+                .map(|d| cpu_of(d).map_or_else(dash, |(h, b)| format!("{h:.3} / {b:.3}")));
+            let (f, k) = (cpu_of(Daemon::Floatip), cpu_of(Daemon::Keepalived));
+            row(
+                format!("idle CPU % of one core, holder / backup (schedstat) — {against}"),
+                v,
+                match (f, k) {
+                    (Some(f), Some(k)) => {
+                        format!(
+                            "{} / {}",
+                            ratio(Some(f.0), Some(k.0)),
+                            ratio(Some(f.1), Some(k.1))
+                        )
+                    }
+                    _ => dash(),
+                },
+            );
+            let rss_of = |d: Daemon| idle_pair(r, d, at(d), |i| Some(i.rss_kib as f64));
+            let v = Daemon::ALL
+                .map(|d| rss_of(d).map_or_else(dash, |(h, b)| format!("{h:.0} / {b:.0}")));
+            row(
+                format!("idle RSS KiB, holder / backup — {against}"),
+                v,
+                ratio(
+                    rss_of(Daemon::Floatip).map(|(h, b)| h.max(b)),
+                    rss_of(Daemon::Keepalived).map(|(h, b)| h.max(b)),
+                ),
+            );
+        }
+        let scenario_rows: [(Scenario, &str, CellStat); 3] = [
+            (
+                Scenario::Partition,
+                "two holders during the partition, ms (median / max)",
+                |c| c.dual_fault_ms.as_ref(),
+            ),
+            (
+                Scenario::Partition,
+                "two holders after the heal, ms (median / max)",
+                |c| c.dual_restore_ms.as_ref(),
+            ),
+            (
+                Scenario::LinkCut,
+                "link cut: client outage, ms (median / max)",
+                |c| Some(&c.outage_ms),
+            ),
+        ];
+        for (sc, what, get) in scenario_rows {
+            // The link cut has its own tables; here only the 10 ms setting's.
+            if sc == Scenario::LinkCut && s != Setting::TenMs {
+                continue;
+            }
+            let stat_of = |d: Daemon| cell(r, d, at(d), sc).and_then(get);
+            if stat_of(Daemon::Floatip).is_none() && stat_of(Daemon::FloatipEtcd).is_none() {
+                continue;
+            }
+            let v = Daemon::ALL.map(|d| stat_of(d).map_or_else(dash, med_max));
+            row(
+                format!("{what} — {against}"),
+                v,
+                ratio(
+                    stat_of(Daemon::Floatip).map(|x| x.median),
+                    stat_of(Daemon::Keepalived).map(|x| x.median),
+                ),
+            );
+        }
+    }
+    for k in &r.soak {
+        row(
+            format!(
+                "false take-overs in a {:.0} s flap soak, {} % frame loss, {} CPU hogs — {} (`{}`)",
+                k.seconds,
+                k.loss_percent,
+                k.hogs,
+                k.setting.name(),
+                k.command
+            ),
+            Daemon::ALL.map(|d| match d {
+                Daemon::Floatip => k.false_takeovers().to_string(),
+                Daemon::Keepalived => "not run".into(),
+                _ => dash(),
+            }),
+            dash(),
+        );
+    }
+    t
+}
+
+fn soak_table(r: &Results) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| run by | setting | length s | frame loss % | CPU hogs | false take-overs | holder changes away from n1 (5 ms samples) | take-overs logged | role changes logged | longest client gap ms | holders at the end |");
+    let _ = writeln!(
+        t,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    );
+    for k in &r.soak {
+        let _ = writeln!(
+            t,
+            "| `{}` | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.command,
+            k.setting.name(),
+            k.seconds,
+            k.loss_percent,
+            k.hogs,
+            k.false_takeovers(),
+            k.holder_changes,
+            k.takeovers,
+            k.transitions,
+            fmt_ms(k.outage_max_ms),
+            k.final_holders.join("+")
+        );
+    }
+    if let Some(lines) = r.soak.iter().find(|k| !k.transition_lines.is_empty()) {
+        let _ = writeln!(
+            t,
+            "\nRole changes logged during `{}`'s soak (first {}):\n\n```text\n{}\n```",
+            lines.command,
+            lines.transition_lines.len(),
+            lines.transition_lines.join("\n")
+        );
     }
     t
 }
 
 fn detail_table(r: &Results, s: Setting) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "| scenario | daemon | outage while faulty ms | outage after restore ms | dual-holder ms, whole run | dual-holder ms after restore | flips (median / max) | holder at the end (runs) | client unanswered at the end (runs) | VIP left on the crashed node |");
+    let _ = writeln!(t, "| scenario | daemon | outage while faulty ms | outage after restore ms | dual-holder ms, whole run | dual-holder ms while faulty | dual-holder ms after restore | flips (median / max) | holder at the end (runs) | client unanswered at the end (runs) | VIP left on the crashed node |");
     let _ = writeln!(
         t,
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
     );
     for sc in Scenario::ALL {
         for d in Daemon::ALL {
@@ -101,6 +315,7 @@ fn detail_table(r: &Results, s: Setting) -> String {
             } else {
                 med_max(&stat(&faulty))
             };
+            let dual_fault = c.dual_fault_ms.as_ref().map_or("–".into(), med_max);
             let dual_restore = c.dual_restore_ms.as_ref().map_or("–".into(), med_max);
             let holders: Vec<String> = c
                 .final_holders
@@ -114,7 +329,7 @@ fn detail_table(r: &Results, s: Setting) -> String {
             };
             let _ = writeln!(
                 t,
-                "| {} | {} | {faulty} | {restore} | {} | {dual_restore} | {} / {} | {} | {} | {left} |",
+                "| {} | {} | {faulty} | {restore} | {} | {dual_fault} | {dual_restore} | {} / {} | {} | {} | {left} |",
                 sc.title(),
                 d.name(),
                 med_max(&c.dual_ms),
@@ -130,12 +345,15 @@ fn detail_table(r: &Results, s: Setting) -> String {
 
 fn idle_table(r: &Results) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "| setting | daemon | node (role) | processes | RSS KiB | CPU ticks | CPU % (ticks) | CPU % (schedstat) |");
-    let _ = writeln!(t, "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |");
+    let _ = writeln!(t, "| setting | daemon | node (role) | processes | RSS KiB | CPU ticks | CPU % (ticks) | CPU % (schedstat) | frames/s at its switch port (rx + tx) |");
+    let _ = writeln!(
+        t,
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    );
     for i in &r.idle {
         let _ = writeln!(
             t,
-            "| {} | {} | {} ({}) | {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {} ({}) | {} | {} | {} | {:.3} | {} | {} |",
             i.setting.name(),
             i.daemon.name(),
             i.node,
@@ -145,7 +363,9 @@ fn idle_table(r: &Results) -> String {
             i.cpu_ticks,
             i.cpu_percent,
             i.cpu_percent_schedstat
-                .map_or("–".into(), |v| format!("{v:.4}"))
+                .map_or("–".into(), |v| format!("{v:.4}")),
+            i.port_packets_per_s
+                .map_or("–".into(), |v| format!("{v:.1}"))
         );
     }
     t
@@ -262,6 +482,87 @@ fn targets_table(r: &Results) -> String {
             Some(cpu <= 0.05),
         );
     }
+    for s in [Setting::OneSec, Setting::Fast] {
+        let f = |get: fn(&Idle) -> Option<f64>| idle_pair(r, Daemon::Floatip, s, get);
+        let k = |get: fn(&Idle) -> Option<f64>| idle_pair(r, Daemon::Keepalived, s, get);
+        let frames = |i: &Idle| i.port_packets_per_s;
+        if let (Some(f), Some(k)) = (f(frames), k(frames)) {
+            row(
+                format!("idle frames/s on the wire ≤ keepalived's ({})", s.name()),
+                format!("{:.1} vs {:.1} (both ports)", f.0 + f.1, k.0 + k.1),
+                Some(f.0 + f.1 <= k.0 + k.1),
+            );
+        }
+        if let (Some(f), Some(k)) = (f(cpu), k(cpu)) {
+            row(
+                format!("idle CPU ≤ keepalived's on both nodes ({})", s.name()),
+                format!(
+                    "holder {:.3} vs {:.3} %, backup {:.3} vs {:.3} %",
+                    f.0, k.0, f.1, k.1
+                ),
+                Some(f.0 <= k.0 && f.1 <= k.1),
+            );
+        }
+        if let Some(st) = cell(r, Daemon::Floatip, s, Scenario::Partition)
+            .and_then(|c| c.dual_restore_ms.as_ref())
+        {
+            row(
+                format!(
+                    "two holders after a partition heals: median ≤ 30 ms, max ≤ 60 ms ({})",
+                    s.name()
+                ),
+                format!("{} ms", med_max(st)),
+                Some(st.median <= 30.0 && st.max <= 60.0),
+            );
+        }
+        if let Some(st) = cell(r, Daemon::FloatipEtcd, s, Scenario::Partition)
+            .and_then(|c| c.dual_fault_ms.as_ref())
+        {
+            row(
+                format!(
+                    "floatip-etcd: two holders during a partition = 0 ms ({})",
+                    s.name()
+                ),
+                format!(
+                    "max {} ms (whole run: {} ms)",
+                    fmt_ms(st.max),
+                    fmt_ms(
+                        cell(r, Daemon::FloatipEtcd, s, Scenario::Partition)
+                            .map_or(f64::NAN, |c| c.dual_ms.max)
+                    )
+                ),
+                Some(st.max == 0.0),
+            );
+        }
+    }
+    let fast = Setting::TenMs;
+    if let (Some(f), Some(k)) = (
+        idle_pair(r, Daemon::Floatip, fast, cpu),
+        idle_pair(r, Daemon::Keepalived, fast.keepalived_peer(), cpu),
+    ) {
+        row(
+            "10 ms setting: idle CPU per node ≤ keepalived's at 0.1 s (its busier node)".into(),
+            format!("{:.3} / {:.3} % vs {:.3} %", f.0, f.1, k.0.max(k.1)),
+            Some(f.0.max(f.1) <= k.0.max(k.1)),
+        );
+    }
+    if let Some(c) = cell(r, Daemon::Floatip, fast, Scenario::LinkCut) {
+        row(
+            "10 ms setting: link cut outage ≤ 60 ms".into(),
+            format!("{} ms", med_max(&c.outage_ms)),
+            Some(c.outage_ms.max <= 60.0),
+        );
+    }
+    for k in &r.soak {
+        row(
+            format!(
+                "10 ms setting: no false take-over in the {:.0} s flap soak",
+                k.seconds
+            ),
+            format!("{} (`{}`)", k.false_takeovers(), k.command),
+            Some(k.false_takeovers() == 0),
+        );
+    }
     t
 }
 
@@ -333,6 +634,16 @@ pub fn write_docs(r: &Results) {
         .replace("{{TARGETS}}", &targets_table(r))
         .replace("{{FINDINGS}}", FINDINGS)
         .replace("{{TABLES}}", &tables)
+        .replace("{{COMPARISON}}", &comparison_table(r))
+        .replace("{{LOSS}}", &super::soak::LOSS_PERCENT.to_string())
+        .replace(
+            "{{SOAK}}",
+            &if r.soak.is_empty() {
+                "Not run in this bench.\n".to_string()
+            } else {
+                soak_table(r)
+            },
+        )
         .replace("{{IDLE}}", &idle_table(r))
         .replace(
             "{{IDLE_WINDOW}}",
@@ -366,7 +677,7 @@ fn svg(r: &Results) -> String {
         r.reps
     );
     for (i, d) in Daemon::ALL.iter().enumerate() {
-        let x = w - 300.0 + i as f64 * 95.0;
+        let x = w - 420.0 + i as f64 * 100.0;
         let _ = writeln!(
             o,
             r#"<rect x="{x}" y="28" width="10" height="10" fill="{}"/><text x="{}" y="37">{}</text>"#,
@@ -410,7 +721,7 @@ fn svg(r: &Results) -> String {
         let group_w = (w - left - 20.0) / Scenario::ALL.len() as f64;
         for (si, sc) in Scenario::ALL.iter().enumerate() {
             let gx = left + si as f64 * group_w;
-            let bar_w = (group_w - 20.0) / 3.0;
+            let bar_w = (group_w - 20.0) / Daemon::ALL.len() as f64;
             for (di, d) in Daemon::ALL.iter().enumerate() {
                 let Some(c) = cell(r, *d, s, *sc) else {
                     continue;

@@ -1,4 +1,5 @@
-//! Idle cost: RSS and CPU of every daemon, all settled, over one window.
+//! Idle cost: RSS, CPU and frames on the wire of every daemon, all settled,
+//! over one window.
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +98,33 @@ fn tree_sample(pid: u32) -> Vec<(u32, ProcSample)> {
         .collect()
 }
 
+/// Frames received plus sent by `node`'s port on the lab's switch, from the
+/// switch namespace's `/proc/net/dev` (the worker thread lives in that
+/// namespace, so `thread-self` shows its devices).
+fn port_packets(lab: &Lab, node: &str) -> Option<u64> {
+    let port = format!("p-{node}");
+    lab.in_ns("sw", move || {
+        let text = std::fs::read_to_string("/proc/thread-self/net/dev").ok()?;
+        packets_of(&text, &port)
+    })
+}
+
+/// Received plus sent packets of device `dev` in a `/proc/net/dev` text.
+fn packets_of(net_dev: &str, dev: &str) -> Option<u64> {
+    net_dev.lines().find_map(|line| {
+        let (name, counters) = line.split_once(':')?;
+        if name.trim() != dev {
+            return None;
+        }
+        // rx: bytes packets errs drop fifo frame compressed multicast; tx: bytes packets ...
+        let f: Vec<u64> = counters
+            .split_whitespace()
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(f.get(1)? + f.get(9)?)
+    })
+}
+
 fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -127,7 +155,8 @@ pub fn measure_idle(
     let mut problems = Vec::new();
     for &s in settings {
         for &d in daemons {
-            if !s.supports(d) || !tools.has(d) {
+            // floatip-etcd idles like floatip plus an etcd client: it has no row.
+            if !s.supports(d) || !tools.has(d) || d == Daemon::FloatipEtcd {
                 continue;
             }
             let Some(lab) = Lab::new(
@@ -156,6 +185,15 @@ pub fn measure_idle(
         .iter()
         .map(|l| l.procs.iter().map(|(_, p)| tree_sample(p.pid())).collect())
         .collect();
+    let packets_before: Vec<Vec<Option<u64>>> = labs
+        .iter()
+        .map(|l| {
+            l.procs
+                .iter()
+                .map(|(n, _)| port_packets(&l.lab, n))
+                .collect()
+        })
+        .collect();
     let t0 = Instant::now();
     std::thread::sleep(window);
     let secs = t0.elapsed().as_secs_f64();
@@ -171,6 +209,9 @@ pub fn measure_idle(
         }
         for (pi, (node, p)) in l.procs.iter().enumerate() {
             let after = tree_sample(p.pid());
+            let packets = packets_before[li][pi]
+                .zip(port_packets(&l.lab, node))
+                .map(|(b, a)| a.saturating_sub(b) as f64 / secs);
             let mut ticks = 0u64;
             let mut ns = 0u64;
             let mut ns_ok = true;
@@ -202,6 +243,7 @@ pub fn measure_idle(
                 clk_tck: tck,
                 cpu_percent: ticks as f64 / tck as f64 / secs * 100.0,
                 cpu_percent_schedstat: ns_ok.then(|| ns as f64 / 1e9 / secs * 100.0),
+                port_packets_per_s: packets,
             });
         }
     }
@@ -212,4 +254,25 @@ pub fn measure_idle(
     }
     drop(labs);
     (out, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packets_of;
+
+    const NET_DEV: &str = "\
+Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:       0       0    0    0    0     0          0         0        0       0    0    0    0     0       0          0
+  p-n1:    8100      90    0    0    0     0          0         0     3500      35    0    0    0     0       0          0
+ p-n10:       1       2    0    0    0     0          0         0        3       4    0    0    0     0       0          0
+";
+
+    #[test]
+    fn packets_are_received_plus_sent_of_that_device_only() {
+        assert_eq!(packets_of(NET_DEV, "p-n1"), Some(125));
+        assert_eq!(packets_of(NET_DEV, "p-n10"), Some(6));
+        assert_eq!(packets_of(NET_DEV, "p-n2"), None);
+        assert_eq!(packets_of("  p-n1: 1 2 3\n", "p-n1"), None);
+    }
 }

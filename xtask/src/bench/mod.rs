@@ -5,38 +5,47 @@
 //! the daemon on n1 (preferred) and n2, waits for n1 to hold the VIP alone,
 //! starts a [`floatip_lab::Watch`] (a UDP probe to the VIP every 2 ms from the client,
 //! holders sampled every 5 ms), injects the fault and records what the client
-//! saw. Then it measures each daemon's idle RSS and CPU, and writes
-//! `target/bench/results.json`, `docs/benchmarks.md` and
-//! `docs/benchmarks.svg`.
+//! saw. Then it measures each daemon's idle RSS, CPU and frames on the wire,
+//! runs a short flap soak of the 10 ms setting (random frame loss and CPU
+//! hogs), and writes `target/bench/results.json`, `docs/benchmarks.md` and
+//! `docs/benchmarks.svg`. `make bench-soak` (`xtask bench-soak`) runs the
+//! long soak alone and adds it to the results.
 //!
 //! Environment:
 //! - `BENCH_REPS` (default 5): repetitions per cell;
-//! - `BENCH_QUICK=1`: one repetition, a 10 s idle window (a smoke run);
+//! - `BENCH_QUICK=1`: one repetition, a 10 s idle window, a 20 s soak (a smoke run);
 //! - `BENCH_IDLE_SECS` (default 60): the idle window;
-//! - `BENCH_ONLY=<daemon>[,<daemon>]`, `BENCH_SCENARIOS=<s>[,<s>]`,
-//!   `BENCH_SETTINGS=1s|fast`: run a subset (development);
+//! - `BENCH_SOAK_SECS` (default 60; `bench-soak`: 600): the flap soak;
+//! - `BENCH_HOGS` (default 8): CPU hogs during the soak;
+//! - `BENCH_ONLY=<daemon>[,<daemon>]` (floatip, floatip-etcd, keepalived, ucarp),
+//!   `BENCH_SCENARIOS=<s>[,<s>]` (the scenarios, `idle`, `soak`),
+//!   `BENCH_SETTINGS=1s|fast|10ms[,...]`: run a subset (development);
 //! - `BENCH_RENDER_ONLY=1`: re-render the docs from `target/bench/results.json`;
 //! - `FLOATIP_BIN`: the floatip binary (default `target/release/floatip`).
 //!
-//! Needs root, `ip` (iproute2), `nft` (nftables), `keepalived`, `ucarp`.
+//! Needs root, `ip` (iproute2), `nft` (nftables), `keepalived`, `ucarp`,
+//! `etcd` (etcd-server; without it the floatip-etcd rows are skipped).
 mod daemons;
 mod docs;
 mod idle;
 mod model;
 mod scenario;
+mod soak;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use floatip_lab::etcd::etcd_binary;
 use floatip_lab::{find_program, printed};
 
 use daemons::{configs_for_docs, Tools};
-use docs::write_docs;
+use docs::{comparison_table, write_docs};
 use idle::measure_idle;
-use model::{cells, Daemon, Failure, Machine, Results, Scenario, Setting};
+use model::{cells, Daemon, Failure, Machine, Results, Scenario, Setting, Soak};
 use scenario::run_once;
+use soak::run_soak;
 
 /// How many times a run whose start-up was not clean is retried.
 const RUN_ATTEMPTS: usize = 3;
@@ -50,10 +59,9 @@ pub fn run() -> ExitCode {
         write_docs(&results);
         return ExitCode::SUCCESS;
     }
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("bench: needs root (it creates network namespaces): sudo make bench");
+    let Some(tools) = tools("bench") else {
         return ExitCode::FAILURE;
-    }
+    };
     let started = Instant::now();
     let quick = std::env::var("BENCH_QUICK").as_deref() == Ok("1");
     let reps = if quick {
@@ -63,26 +71,17 @@ pub fn run() -> ExitCode {
     };
     let idle_window =
         Duration::from_secs(env_usize("BENCH_IDLE_SECS", if quick { 10 } else { 60 }) as u64);
-    let tools = Tools {
-        floatip: crate::floatip_bin(),
-        keepalived: find_program("keepalived"),
-        ucarp: find_program("ucarp"),
-        ip: find_program("ip").expect("ip (iproute2) is needed"),
-        nft: find_program("nft").expect("nft (nftables) is needed"),
-    };
-    if !tools.floatip.is_file() {
-        eprintln!(
-            "bench: {} not found: run `cargo build --release` first or set FLOATIP_BIN",
-            tools.floatip.display()
-        );
-        return ExitCode::FAILURE;
-    }
+    let soak_length =
+        Duration::from_secs(env_usize("BENCH_SOAK_SECS", if quick { 20 } else { 60 }) as u64);
     for d in Daemon::ALL {
         if !tools.has(d) {
+            let package = match d {
+                Daemon::FloatipEtcd => "etcd-server",
+                _ => d.name(),
+            };
             eprintln!(
-                "bench: {} not installed: its rows are skipped (apt-get install -y {})",
+                "bench: {} cannot run: its rows are skipped (apt-get install -y {package})",
                 d.name(),
-                d.name()
             );
         }
     }
@@ -103,17 +102,26 @@ pub fn run() -> ExitCode {
     for &s in &settings {
         for &sc in &scenarios {
             for &d in &daemons {
-                if s.supports(d) && sc.applies(d) {
+                if s.runs(d, sc) {
                     plan.push((d, s, sc));
                 }
             }
         }
     }
+    let run_idle = selected("BENCH_SCENARIOS", "idle");
+    let run_soak_too = selected("BENCH_SCENARIOS", "soak")
+        && settings.contains(&Setting::TenMs)
+        && daemons.contains(&Daemon::Floatip);
     eprintln!(
-        "bench: {} cells × {reps} reps ({} runs), then a {}s idle window{}",
+        "bench: {} cells × {reps} reps ({} runs), then a {}s idle window and a {}s soak{}",
         plan.len(),
         plan.len() * reps,
-        idle_window.as_secs(),
+        if run_idle { idle_window.as_secs() } else { 0 },
+        if run_soak_too {
+            soak_length.as_secs()
+        } else {
+            0
+        },
         if quick {
             " (BENCH_QUICK=1: a smoke run)"
         } else {
@@ -174,26 +182,35 @@ pub fn run() -> ExitCode {
             }
         }
     }
-    eprintln!(
-        "bench: idle window {}s for every daemon and setting at once",
-        idle_window.as_secs()
-    );
-    let (idle, problems) = measure_idle(&tools, &daemons, &settings, idle_window);
-    for p in &problems {
-        eprintln!("bench: {p}");
+    let mut idle = Vec::new();
+    if run_idle {
+        eprintln!(
+            "bench: idle window {}s for every daemon and setting at once",
+            idle_window.as_secs()
+        );
+        let problems;
+        (idle, problems) = measure_idle(&tools, &daemons, &settings, idle_window);
+        for p in &problems {
+            eprintln!("bench: {p}");
+        }
+    }
+    let command = if quick {
+        "BENCH_QUICK=1 make bench".to_string()
+    } else if reps == 5 {
+        "make bench".into()
+    } else {
+        format!("BENCH_REPS={reps} make bench")
+    };
+    let mut soaks = Vec::new();
+    if run_soak_too {
+        soaks.extend(soak_logged(&tools, soak_length, &command));
     }
     let mut configs = BTreeMap::new();
     for &s in &settings {
         configs.extend(configs_for_docs(s, &tools));
     }
     let results = Results {
-        command: if quick {
-            "BENCH_QUICK=1 make bench".into()
-        } else if reps == 5 {
-            "make bench".into()
-        } else {
-            format!("BENCH_REPS={reps} make bench")
-        },
+        command,
         reps,
         quick,
         started_unix: std::time::SystemTime::now()
@@ -208,17 +225,113 @@ pub fn run() -> ExitCode {
         runs,
         failures,
         idle,
+        soak: soaks,
     };
-    std::fs::create_dir_all(results_path.parent().unwrap()).expect("create target/bench");
-    std::fs::write(
-        &results_path,
-        serde_json::to_string_pretty(&results).expect("serialize"),
-    )
-    .expect("write results.json");
-    eprintln!("bench: wrote {}", results_path.display());
+    save(&results_path, &results);
     write_docs(&results);
+    println!("\n{}", comparison_table(&results));
     eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS
+}
+
+/// `make bench-soak`: the long flap soak alone. It replaces the previous
+/// long soak in `target/bench/results.json` (when a bench has written one)
+/// and re-renders the docs; it always writes `target/bench/soak.json`.
+pub fn run_long_soak() -> ExitCode {
+    let Some(tools) = tools("bench-soak") else {
+        return ExitCode::FAILURE;
+    };
+    let length = Duration::from_secs(env_usize("BENCH_SOAK_SECS", 600) as u64);
+    let command = "make bench-soak";
+    let Some(soak) = soak_logged(&tools, length, command) else {
+        return ExitCode::FAILURE;
+    };
+    let dir = crate::workspace_root().join("target/bench");
+    save(&dir.join("soak.json"), &soak);
+    let results_path = dir.join("results.json");
+    if let Some(mut results) = std::fs::read_to_string(&results_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Results>(&t).ok())
+    {
+        results.soak.retain(|s| s.command != command);
+        results.soak.push(soak.clone());
+        save(&results_path, &results);
+        write_docs(&results);
+    }
+    if soak.false_takeovers() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One soak at the 10 ms setting, its outcome on stderr.
+fn soak_logged(tools: &Tools, length: Duration, command: &str) -> Option<Soak> {
+    let hogs = env_usize("BENCH_HOGS", 8);
+    eprintln!(
+        "bench: flap soak {}s at {}: {} % frame loss, {hogs} CPU hogs",
+        length.as_secs(),
+        Setting::TenMs.title(),
+        soak::LOSS_PERCENT
+    );
+    match run_soak(tools, Setting::TenMs, length, hogs, command) {
+        Ok(s) => {
+            eprintln!(
+                "bench: soak {:.0}s: {} false take-overs (holder changes {}, logged take-overs {}, role changes {}), longest client gap {:.1} ms, holders at the end {:?}",
+                s.seconds,
+                s.false_takeovers(),
+                s.holder_changes,
+                s.takeovers,
+                s.transitions,
+                s.outage_max_ms,
+                s.final_holders
+            );
+            for l in &s.transition_lines {
+                eprintln!("bench:   {l}");
+            }
+            Some(s)
+        }
+        Err(e) => {
+            eprintln!("bench: soak could not run: {e}");
+            None
+        }
+    }
+}
+
+/// Writes `value` as JSON to `path` (under target/bench).
+fn save(path: &Path, value: &impl serde::Serialize) {
+    std::fs::create_dir_all(path.parent().expect("results live in a folder"))
+        .expect("create target/bench");
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(value).expect("serialize"),
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    eprintln!("bench: wrote {}", path.display());
+}
+
+/// The programs the bench runs; `None` (after one line) when it cannot run.
+fn tools(task: &str) -> Option<Tools> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("{task}: needs root (it creates network namespaces): sudo make {task}");
+        return None;
+    }
+    let tools = Tools {
+        floatip: crate::floatip_bin(),
+        keepalived: find_program("keepalived"),
+        ucarp: find_program("ucarp"),
+        etcd: etcd_binary(),
+        ip: find_program("ip").expect("ip (iproute2) is needed"),
+        nft: find_program("nft").expect("nft (nftables) is needed"),
+    };
+    if !tools.floatip.is_file() {
+        eprintln!(
+            "{task}: {} not found: run `cargo build --release` first or set FLOATIP_BIN",
+            tools.floatip.display()
+        );
+        return None;
+    }
+    Some(tools)
 }
 
 fn env_usize(key: &str, default: usize) -> usize {

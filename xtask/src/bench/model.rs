@@ -11,16 +11,26 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Daemon {
+    /// floatip with its LAN election (the default).
     Floatip,
+    /// floatip with `election: etcd`, against a one-member etcd on lab node e1.
+    #[serde(rename = "floatip-etcd")]
+    FloatipEtcd,
     Keepalived,
     Ucarp,
 }
 
 impl Daemon {
-    pub const ALL: [Daemon; 3] = [Daemon::Floatip, Daemon::Keepalived, Daemon::Ucarp];
+    pub const ALL: [Daemon; 4] = [
+        Daemon::Floatip,
+        Daemon::FloatipEtcd,
+        Daemon::Keepalived,
+        Daemon::Ucarp,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Daemon::Floatip => "floatip",
+            Daemon::FloatipEtcd => "floatip-etcd",
             Daemon::Keepalived => "keepalived",
             Daemon::Ucarp => "ucarp",
         }
@@ -28,8 +38,16 @@ impl Daemon {
     pub fn color(self) -> &'static str {
         match self {
             Daemon::Floatip => "#2b8a3e",
+            Daemon::FloatipEtcd => "#8fd19e",
             Daemon::Keepalived => "#1c7ed6",
             Daemon::Ucarp => "#e8590c",
+        }
+    }
+    /// The lab nodes a run of this daemon needs (n1 and n2 run the daemon).
+    pub fn nodes(self) -> &'static [&'static str] {
+        match self {
+            Daemon::FloatipEtcd => &["n1", "n2", "e1"],
+            _ => &["n1", "n2"],
         }
     }
 }
@@ -41,41 +59,79 @@ pub enum Setting {
     OneSec,
     /// 100 ms adverts, 300 ms detection (ucarp cannot: advbase ≥ 1 s).
     Fast,
+    /// floatip's fast setting: a 10 ms heartbeat, 50 ms detection (only
+    /// floatip goes that low; it is compared with keepalived at 0.1 s).
+    #[serde(rename = "10ms")]
+    TenMs,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 2] = [Setting::OneSec, Setting::Fast];
+    pub const ALL: [Setting; 3] = [Setting::OneSec, Setting::Fast, Setting::TenMs];
     pub fn name(self) -> &'static str {
         match self {
             Setting::OneSec => "1s",
             Setting::Fast => "fast",
+            Setting::TenMs => "10ms",
         }
     }
     pub fn title(self) -> &'static str {
         match self {
             Setting::OneSec => "1 s adverts, ~3 s detection",
             Setting::Fast => "100 ms adverts, ~300 ms detection",
+            Setting::TenMs => "10 ms heartbeat, 50 ms detection (floatip only)",
         }
     }
     pub fn interval(self) -> Duration {
         match self {
             Setting::OneSec => ms(1000),
             Setting::Fast => ms(100),
+            Setting::TenMs => ms(10),
         }
     }
     /// The detection budget: floatip's timeout_in_ms, 3 × the advert
     /// interval for VRRP/CARP (plus their skew).
     pub fn detection(self) -> Duration {
-        self.interval() * 3
+        match self {
+            Setting::TenMs => ms(50),
+            _ => self.interval() * 3,
+        }
+    }
+    /// floatip-etcd's lease: the detection budget in whole seconds (etcd
+    /// grants leases in seconds).
+    pub fn lease_ttl(self) -> Duration {
+        Duration::from_secs(self.detection().as_millis().div_ceil(1000).max(1) as u64)
+    }
+    /// How long the partition lasts: twice the detection budget plus 1 s,
+    /// so that every daemon's backup has taken over well before it heals
+    /// (ucarp's and keepalived's skew included), and at least the etcd lease
+    /// plus 1 s (floatip-etcd's n2 takes over once the lease expired).
+    pub fn partition_length(self) -> Duration {
+        (self.detection() * 2 + ms(1000)).max(self.lease_ttl() + ms(1000))
+    }
+    /// The setting keepalived is compared with in the ratios: the same one,
+    /// or for the 10 ms setting keepalived's fastest (0.1 s).
+    pub fn keepalived_peer(self) -> Setting {
+        match self {
+            Setting::TenMs => Setting::Fast,
+            s => s,
+        }
     }
     pub fn keepalived_advert(self) -> &'static str {
         match self {
             Setting::OneSec => "1",
-            Setting::Fast => "0.1",
+            Setting::Fast | Setting::TenMs => "0.1",
         }
     }
     pub fn supports(self, d: Daemon) -> bool {
-        !(self == Setting::Fast && d == Daemon::Ucarp)
+        match self {
+            Setting::OneSec => true,
+            Setting::Fast => d != Daemon::Ucarp,
+            Setting::TenMs => d == Daemon::Floatip,
+        }
+    }
+    /// Whether the bench runs scenario `sc` for `d` at this setting.
+    pub fn runs(self, d: Daemon, sc: Scenario) -> bool {
+        self.supports(d) && sc.applies(d) && (self != Setting::TenMs || sc == Scenario::LinkCut)
     }
 }
 
@@ -121,7 +177,12 @@ impl Scenario {
         }
     }
     pub fn applies(self, d: Daemon) -> bool {
-        self != Scenario::SigkillRelease || d == Daemon::Floatip
+        match d {
+            Daemon::Floatip => true,
+            // The election's own tests cover the rest; the bench compares partitions.
+            Daemon::FloatipEtcd => self == Scenario::Partition,
+            Daemon::Keepalived | Daemon::Ucarp => self != Scenario::SigkillRelease,
+        }
     }
     /// Scenarios with a second phase (the fault is undone).
     pub fn restores(self) -> bool {
@@ -152,6 +213,10 @@ pub struct Run {
     pub outage_restore_ms: Option<f64>,
     /// Sampled time with two holders, from the fault to the end.
     pub dual_ms: f64,
+    /// Sampled time with two holders between the fault and its undoing
+    /// (restore scenarios): for a partition, the time both sides held it.
+    #[serde(default)]
+    pub dual_fault_ms: Option<f64>,
     /// Sampled time with two holders after the fault was undone (restore
     /// scenarios): how long the daemons took to settle the conflict.
     pub dual_restore_ms: Option<f64>,
@@ -195,6 +260,8 @@ pub struct Cell {
     pub outage_ms: Stat,
     pub outage_restore_ms: Option<Stat>,
     pub dual_ms: Stat,
+    #[serde(default)]
+    pub dual_fault_ms: Option<Stat>,
     pub dual_restore_ms: Option<Stat>,
     pub flips_median: f64,
     pub flips_max: usize,
@@ -223,6 +290,42 @@ pub struct Idle {
     pub cpu_percent: f64,
     /// The same from the scheduler's nanosecond accounting (schedstat).
     pub cpu_percent_schedstat: Option<f64>,
+    /// Frames per second through this node's switch port, received plus
+    /// sent (the bridge port's counters).
+    #[serde(default)]
+    pub port_packets_per_s: Option<f64>,
+}
+
+/// A flap soak: a settled pair at the 10 ms setting under random frame loss
+/// on the switch and CPU hogs; any change of holder is a false take-over.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Soak {
+    /// What ran it (`make bench` runs a short one, `make bench-soak` a long one).
+    pub command: String,
+    pub setting: Setting,
+    pub seconds: f64,
+    /// Percent of all forwarded frames the switch dropped at random.
+    pub loss_percent: u32,
+    /// Busy-loop processes running all along.
+    pub hogs: usize,
+    /// Times the holder set changed away from n1 alone (5 ms samples).
+    pub holder_changes: usize,
+    /// Take-overs the daemons logged (`BACKUP -> MASTER`, both nodes).
+    #[serde(default)]
+    pub takeovers: usize,
+    /// Role changes of any kind the daemons logged (both nodes).
+    pub transitions: usize,
+    /// Longest time the client got no answer.
+    pub outage_max_ms: f64,
+    pub final_holders: Vec<String>,
+    /// The first logged transitions, for the report.
+    pub transition_lines: Vec<String>,
+}
+
+impl Soak {
+    pub fn false_takeovers(&self) -> usize {
+        self.holder_changes.max(self.takeovers)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -248,6 +351,8 @@ pub struct Results {
     pub failures: Vec<Failure>,
     pub cells: Vec<Cell>,
     pub idle: Vec<Idle>,
+    #[serde(default)]
+    pub soak: Vec<Soak>,
 }
 
 pub fn msf(d: Duration) -> f64 {
@@ -309,6 +414,13 @@ pub fn cells(runs: &[Run], failures: &[Failure]) -> Vec<Cell> {
                     )
                 }),
                 dual_ms: stat(&rs.iter().map(|r| r.dual_ms).collect::<Vec<_>>()),
+                dual_fault_ms: sc.restores().then(|| {
+                    stat(
+                        &rs.iter()
+                            .filter_map(|r| r.dual_fault_ms)
+                            .collect::<Vec<_>>(),
+                    )
+                }),
                 dual_restore_ms: sc.restores().then(|| {
                     stat(
                         &rs.iter()

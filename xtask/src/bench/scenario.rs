@@ -2,11 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use floatip_lab::etcd::Cluster;
 use floatip_lab::floatip::{flips_after, hold_alone, ms, VIP, WATCH_PORT};
 use floatip_lab::{printed, Lab, Proc};
 use nix::sys::signal::Signal;
 
-use super::daemons::{partition, signal_group, start, Tools};
+use super::daemons::{partition, signal_group, start, Tools, ETCD_NODE};
 use super::model::{msf, Daemon, Run, Scenario, Setting};
 
 pub fn run_once(
@@ -18,9 +19,18 @@ pub fn run_once(
 ) -> Result<Run, String> {
     let lab = Lab::new(
         &format!("bench-{}-{}-{}", d.name(), s.name(), sc.name()),
-        &["n1", "n2"],
+        d.nodes(),
     )
     .ok_or("the lab needs root and iproute2")?;
+    // Cluster::start panics when etcd does not come up: that run is retried.
+    let _etcd = (d == Daemon::FloatipEtcd)
+        .then(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                Cluster::start(&lab, &[ETCD_NODE])
+            }))
+            .map_err(|_| "etcd did not start in the lab".to_string())
+        })
+        .transpose()?;
     let fail = |what: String, procs: &[&Proc]| -> String {
         let logs: Vec<String> = procs
             .iter()
@@ -51,8 +61,13 @@ pub fn run_once(
     }
     std::thread::sleep(ms(200));
     // Long enough for every daemon to detect the fault (keepalived: 3 ×
-    // advert + skew (256 − 100)/256 × advert = 3.61 × advert) and act.
-    let hold = s.detection() + s.interval().max(ms(300)) + ms(200);
+    // advert + skew (256 − 100)/256 × advert = 3.61 × advert) and act; a
+    // partition as long for every daemon at a setting, so that the time both
+    // sides hold the address compares.
+    let hold = match sc {
+        Scenario::Partition => s.partition_length(),
+        _ => s.detection() + s.interval().max(ms(300)) + ms(200),
+    };
     let after_restore = (s.interval() * 3 / 2).max(ms(800));
     let mut release_ms = None;
     watch.mark("fault");
@@ -125,6 +140,11 @@ pub fn run_once(
         outage_fault_ms: outage_fault,
         outage_restore_ms: outage_restore,
         dual_ms: msf(report.dual_holder_after("fault")),
+        dual_fault_ms: sc.restores().then(|| {
+            msf(report
+                .dual_holder_after("fault")
+                .saturating_sub(report.dual_holder_after("restore")))
+        }),
         dual_restore_ms: sc
             .restores()
             .then(|| msf(report.dual_holder_after("restore"))),
