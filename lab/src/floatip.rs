@@ -13,6 +13,8 @@ use crate::{Lab, Proc, Report, Watch};
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 234);
 /// The lab's IPv6 floating address, in the documentation prefix: the IPv4 one's twin.
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x234);
+/// `floating_ip.ip` of an IPv6-only group.
+pub const IPV6_ONLY_IP: &str = "ip: \"2001:db8::234/64\"";
 /// `floating_ip.ip` of a dual-stack group: both floating addresses.
 pub const DUAL_STACK_IP: &str = "ip: [192.0.2.234, \"2001:db8::234/64\"]";
 /// The default heartbeat port.
@@ -99,13 +101,25 @@ pub fn timed_config(t: Timing, extra: &[&str]) -> String {
 /// A lab whose nodes and client also speak IPv6 (see [`Lab::enable_ipv6`]); `None`
 /// where a lab cannot run, a kernel without IPv6 included.
 pub fn dual_stack_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
+    let lab = ipv6_capable_lab(test, nodes)?;
+    lab.enable_ipv6();
+    Some(lab)
+}
+
+/// A lab whose nodes and client speak IPv6 only (see [`Lab::ipv6_only`]); `None` where
+/// a lab cannot run, a kernel without IPv6 included.
+pub fn ipv6_only_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
+    let lab = ipv6_capable_lab(test, nodes)?;
+    lab.ipv6_only();
+    Some(lab)
+}
+
+fn ipv6_capable_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
     if !Path::new("/proc/sys/net/ipv6").exists() {
         crate::cannot_run(test, "the kernel has IPv6 turned off (ipv6.disable=1)");
         return None;
     }
-    let lab = Lab::new(test, nodes)?;
-    lab.enable_ipv6();
-    Some(lab)
+    Lab::new(test, nodes)
 }
 
 /// Which nodes hold the IPv4 and which the IPv6 floating address.

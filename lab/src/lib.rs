@@ -325,6 +325,17 @@ impl Lab {
         }
     }
 
+    /// [`Lab::enable_ipv6`], then takes every IPv4 address off the nodes' and the
+    /// client's eth0: an IPv6-only LAN, 2001:db8::/64 and link-local. The switch and the
+    /// host are untouched.
+    pub fn ipv6_only(&self) {
+        self.enable_ipv6();
+        for node in &self.hosts() {
+            let ns = self.ns(node);
+            self.ip_cmd(&["-n", &ns, "-4", "addr", "flush", "dev", "eth0"]);
+        }
+    }
+
     /// The MAC address of `node`'s eth0, lowercase `aa:bb:cc:dd:ee:ff`.
     pub fn mac(&self, node: &str) -> String {
         self.macs

@@ -72,7 +72,12 @@ fn tell_the_group(config: &Config, host: &SystemHost) {
         config.auth.clone(),
         config.echo.interval,
     );
-    if let Err(e) = send_released(&local, config.echo.port, config.segment.announce_to()) {
+    if let Err(e) = send_released(
+        &local,
+        config.echo.port,
+        config.segment.announce_to(),
+        &config.interface,
+    ) {
         log::warn!("could not tell the group about the release: {e}");
     }
 }

@@ -175,6 +175,49 @@ fn over_ipv4(
     })
 }
 
+/// Every floating address is IPv6: the node's own IPv6 address on the first one's prefix
+/// identifies it, the heartbeat dials that first one, announces go to the IPv6 group.
+fn over_ipv6(raw: &RawSection, iface: &Interface, key_err: KeyErr<'_>) -> Result<Lan, ConfigError> {
+    if let Some(mask) = raw.netmask {
+        return Err(key_err(
+            "netmask",
+            format!("{mask} applies to IPv4 addresses only and floating_ip.ip has none; write an IPv6 prefix as 2001:db8::234/64"),
+        ));
+    }
+    let addresses: Vec<Floating> = raw
+        .ip
+        .iter()
+        .filter_map(|(ip, prefix)| match ip {
+            IpAddr::V6(v6) => Some(Floating::V6(*v6, prefix.unwrap_or(DEFAULT_IPV6_PREFIX))),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    let Some(Floating::V6(vip, _)) = addresses.first().copied() else {
+        return Err(key_err(
+            "ip",
+            format!("{} has no IPv6 address", list(&raw.ip)),
+        ));
+    };
+    for address in &addresses {
+        if let Floating::V6(ip, _) = address {
+            on_prefix6(*ip, iface, &addresses).map_err(|why| key_err("ip", why))?;
+        }
+    }
+    let own = own6(iface, &addresses);
+    // on_prefix6 found one on vip's prefix.
+    let node = own
+        .iter()
+        .find(|(a, p)| same_prefix(vip, *a, *p))
+        .map_or(vip, |(a, _)| *a);
+    Ok(Lan {
+        node_addr: IpAddr::V6(node),
+        vip: IpAddr::V6(vip),
+        segment: Segment::V6 { prefixes: own },
+        netmask: Netmask::default(),
+        addresses,
+    })
+}
+
 /// The interface's own IPv6 addresses beyond link-local, copies of `floating` excluded.
 fn own6(iface: &Interface, floating: &[Floating]) -> Vec<(Ipv6Addr, u8)> {
     let is_floating = |a: &Ipv6Addr| floating.iter().any(|f| f.ip() == IpAddr::V6(*a));
@@ -226,22 +269,22 @@ pub fn resolve(
         }
     };
 
-    if !raw.ip.is_empty() && raw.ip.iter().all(|(ip, _)| ip.is_ipv6()) {
-        if let Some(mask) = raw.netmask {
-            return Err(key_err(
-                "netmask",
-                format!("{mask} applies to IPv4 addresses only and floating_ip.ip has none; write an IPv6 prefix as 2001:db8::234/64"),
-            ));
-        }
+    // The heartbeat runs over IPv6 when every floating address is IPv6, else over IPv4.
+    let ipv6_only = !raw.ip.is_empty() && raw.ip.iter().all(|(ip, _)| ip.is_ipv6());
+    if raw.ip.is_empty() && iface.addrs.is_empty() && !own6(iface, &[]).is_empty() {
         return Err(key_err(
             "ip",
             format!(
-                "{} has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
-                list(&raw.ip)
+                "{} has only IPv6 addresses and the default x.y.z.{DEFAULT_VIP_LAST_OCTET} is IPv4; set floating_ip.ip to an address on its prefix, e.g. 2001:db8::{DEFAULT_VIP_LAST_OCTET}/64",
+                iface.name
             ),
         ));
     }
-    let lan = over_ipv4(raw, iface, &key_err, &mut auto)?;
+    let lan = if ipv6_only {
+        over_ipv6(raw, iface, &key_err)?
+    } else {
+        over_ipv4(raw, iface, &key_err, &mut auto)?
+    };
     let Lan {
         node_addr,
         vip,
@@ -623,7 +666,7 @@ mod tests {
             (
                 "  ip: 2001:db8:4::234\n",
                 "floating_ip.ip",
-                "2001:db8:4::234 has no IPv4 address; the heartbeat dials the first IPv4 address of the list",
+                "2001:db8:4::234 is outside eth0's IPv6 prefixes 2001:db8:3::/64",
             ),
             (
                 "  ip: [192.168.3.234, 2001:db8:4::234]\n",
@@ -652,6 +695,72 @@ mod tests {
             assert!(!msg.contains('\n'), "{msg}");
             assert_eq!(key_of(err), key, "{tail:?}");
         }
+    }
+
+    fn ipv6_only_host() -> Vec<Interface> {
+        let mut eth0 = iface("eth0", &[]);
+        eth0.addrs6 = vec![
+            ("fe80::1".parse().unwrap(), 64),
+            ("2001:db8:3::234".parse().unwrap(), 64),
+            ("2001:db8:3::35".parse().unwrap(), 64),
+        ];
+        vec![iface("lo", &[("127.0.0.1", "255.0.0.0")]), eth0]
+    }
+
+    fn on_ipv6_only_host(yaml_tail: &str) -> Result<Config, ConfigError> {
+        let raw = RawSection::parse(
+            &format!("floating_ip:\n  enabled: true\n{yaml_tail}"),
+            "/etc/floatip/gateway.yml",
+        )?;
+        match resolve(
+            &raw,
+            Path::new("/etc/floatip/gateway.yml"),
+            &ipv6_only_host(),
+        )? {
+            Loaded::Enabled(c) => Ok(*c),
+            Loaded::Disabled => panic!("disabled"),
+        }
+    }
+
+    #[test]
+    fn an_ipv6_only_group_runs_its_heartbeat_over_ipv6() {
+        let c = on_ipv6_only_host("  ip: [2001:db8:3::234, 2001:db8:3::235/64]\n").unwrap();
+        assert_eq!(c.interface, "eth0");
+        // The stale copy of the floating address is not the node's own address.
+        assert_eq!(c.node_addr, "2001:db8:3::35".parse::<IpAddr>().unwrap());
+        assert_eq!(c.vip, "2001:db8:3::234".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            c.segment,
+            Segment::V6 {
+                prefixes: vec![("2001:db8:3::35".parse().unwrap(), 64)]
+            }
+        );
+        assert!(c.segment.announce_to().is_multicast());
+        // With IPv4 on the interface too, an IPv6-only list still runs over IPv6.
+        let c = enabled("  ip: 2001:db8:3::234\n").unwrap();
+        assert_eq!(c.node_addr, "2001:db8:3::35".parse::<IpAddr>().unwrap());
+        // A dual-stack list keeps the IPv4 heartbeat.
+        let c = enabled("  ip: [2001:db8:3::234, 192.168.3.234]\n").unwrap();
+        assert_eq!(c.vip, Ipv4Addr::new(192, 168, 3, 234));
+    }
+
+    #[test]
+    fn an_ipv6_only_interface_needs_the_ip_key() {
+        let err = on_ipv6_only_host("").unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(
+            msg,
+            "/etc/floatip/gateway.yml: floating_ip.ip: eth0 has only IPv6 addresses and the default x.y.z.234 is IPv4; set floating_ip.ip to an address on its prefix, e.g. 2001:db8::234/64"
+        );
+        assert_eq!(key_of(err), "floating_ip.ip");
+        let err = on_ipv6_only_host("  ip: 192.0.2.234\n").unwrap_err();
+        assert_eq!(key_of(err), "floating_ip.interface");
+        let err = on_ipv6_only_host("  ip: 2001:db8:4::234\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("outside eth0's IPv6 prefixes 2001:db8:3::/64"),
+            "{err}"
+        );
     }
 
     #[test]

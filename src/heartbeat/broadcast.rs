@@ -171,11 +171,15 @@ fn to_event(bytes: &[u8], from: SocketAddr, lan: &Segment, local: &Local) -> Opt
 }
 
 /// Tells the group that `local` removed a stale copy of the address (no daemon needed);
-/// `to` is the segment's broadcast address or IPv6 group.
-pub fn send_released(local: &Local, port: u16, to: IpAddr) -> std::io::Result<()> {
+/// `to` is the segment's broadcast address or IPv6 group, reached through `interface`.
+pub fn send_released(local: &Local, port: u16, to: IpAddr, interface: &str) -> std::io::Result<()> {
     let socket = UdpSocket::bind((local.node, 0))?;
-    if to.is_ipv4() {
-        socket.set_broadcast(true)?;
+    match to {
+        IpAddr::V4(_) => socket.set_broadcast(true)?,
+        IpAddr::V6(_) => {
+            let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+            socket2::SockRef::from(&socket).set_multicast_if_v6(index)?;
+        }
     }
     let (_, bytes) = local.seal(Kind::Released, None, None);
     socket.send_to(&bytes, (to, port))?;

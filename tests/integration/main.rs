@@ -29,6 +29,7 @@ mod etcd_election;
 mod etcd_failover;
 mod failover;
 mod hostile_input;
+mod ipv6_only;
 mod live_ops;
 mod local_trust;
 mod one_holder;
