@@ -293,9 +293,12 @@ fn cases(dir: &Path) -> Vec<Case> {
             &["floating_ip.ip", "eth0 has no IPv6 address of its own"],
         ),
         case(
-            "no IPv4 address to dial",
+            "IPv6-only group where the interface has no IPv6 prefix",
             &on("  ip: 2001:db8::234\n"),
-            &["floating_ip.ip", "has no IPv4 address"],
+            &[
+                "floating_ip.ip",
+                "2001:db8::234: eth0 has no IPv6 address of its own",
+            ],
         ),
         case(
             "netmask not contiguous",
