@@ -584,33 +584,15 @@ mod tests {
 
     #[test]
     fn family_and_length_must_agree() {
-        let mut v4_saying_v6 = encode(&sample());
-        v4_saying_v6[11] = FAMILY_IPV6;
-        assert_eq!(
-            decode(&v4_saying_v6),
-            Err(WireError::BadFamily {
-                family: 6,
-                declared: 48
-            })
-        );
-        let mut v6_saying_v4 = encode(&sample6());
-        v6_saying_v4[11] = FAMILY_IPV4;
-        assert_eq!(
-            decode(&v6_saying_v4),
-            Err(WireError::BadFamily {
-                family: 0,
-                declared: 96
-            })
-        );
-        let mut unknown = encode(&sample6());
-        unknown[11] = 4;
-        assert_eq!(
-            decode(&unknown),
-            Err(WireError::BadFamily {
-                family: 4,
-                declared: 96
-            })
-        );
+        for (m, family, declared) in [
+            (sample(), FAMILY_IPV6, 48),
+            (sample6(), FAMILY_IPV4, 96),
+            (sample6(), 4, 96),
+        ] {
+            let mut b = encode(&m);
+            b[11] = family;
+            assert_eq!(decode(&b), Err(WireError::BadFamily { family, declared }));
+        }
     }
 
     #[test]

@@ -122,6 +122,59 @@ fn ipv6_capable_lab(test: &str, nodes: &[&str]) -> Option<Lab> {
     Lab::new(test, nodes)
 }
 
+/// The other node of a pair n1, n2.
+pub fn other(node: &str) -> &'static str {
+    if node == "n1" {
+        "n2"
+    } else {
+        "n1"
+    }
+}
+
+/// How a failover test moves the address off its holder.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// A planned stop.
+    Sigterm,
+    /// A crash, then `floatip release` (what systemd's `ExecStopPost` runs).
+    KillAndRelease,
+    /// The holder's switch port goes down.
+    LinkCut,
+}
+
+impl Fault {
+    /// The outage a test allows: a hand-over's, or for a cut the detection time's.
+    pub fn bound(self, t: Timing) -> Duration {
+        match self {
+            Fault::Sigterm | Fault::KillAndRelease => t.handover_bound(),
+            Fault::LinkCut => t.outage_bound(),
+        }
+    }
+
+    /// Inflicts the fault on `node`, whose daemon is `daemon` run with `cfg`; returns once
+    /// the signal is sent, `release` has returned, or the port is down.
+    pub fn inflict(self, lab: &Lab, bin: &str, node: &str, daemon: &Proc, cfg: &Path) {
+        match self {
+            Fault::Sigterm => {
+                daemon.stop();
+            }
+            Fault::KillAndRelease => {
+                daemon.kill9();
+                release(lab, bin, node, cfg);
+            }
+            Fault::LinkCut => lab.link(node, false),
+        }
+    }
+
+    /// Brings `node` back: a new daemon in `daemon`'s place, or its port up again.
+    pub fn undo(self, lab: &Lab, bin: &str, node: &str, daemon: &mut Proc, cfg: &Path) {
+        match self {
+            Fault::Sigterm | Fault::KillAndRelease => *daemon = start(lab, bin, node, cfg),
+            Fault::LinkCut => lab.link(node, true),
+        }
+    }
+}
+
 /// Which nodes hold the IPv4 and which the IPv6 floating address.
 pub fn dual_holders(lab: &Lab) -> (Vec<String>, Vec<String>) {
     (lab.holders(VIP), lab.holders(VIP6))
@@ -553,6 +606,16 @@ impl Table {
     }
 
     /// [`Table::finish`] quoting the watch's summary and the transitions of `procs`.
+    /// [`Table::finish`] with each round's summary and the daemons' transitions.
+    pub fn finish_rounds(&self, summaries: &[String], procs: &[(String, Proc)]) {
+        let logs: Vec<(&str, &Proc)> = procs.iter().map(|(n, p)| (n.as_str(), p)).collect();
+        self.finish(&format!(
+            "{}\n{}",
+            summaries.join("\n"),
+            transition_logs(&logs)
+        ));
+    }
+
     pub fn finish_with_transitions(&self, report: &Report, procs: &[(&str, &Proc)]) {
         self.finish(&format!("{}\n{}", report.summary(), transition_logs(procs)));
     }

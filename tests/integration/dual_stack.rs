@@ -15,14 +15,6 @@ use floatip_lab::{Lab, Proc};
 /// Hand-overs per scenario: each is measured, the median goes in the report.
 const ROUNDS: usize = 3;
 
-fn other(node: &str) -> &'static str {
-    if node == "n1" {
-        "n2"
-    } else {
-        "n1"
-    }
-}
-
 /// A fast dual-stack group of n1 and n2 with its config and daemons, and the node
 /// holding both addresses once the backup follows it.
 struct Pair {
@@ -55,14 +47,6 @@ fn median(mut figures: Vec<Duration>) -> Duration {
     figures[figures.len() / 2]
 }
 
-/// How a round moves the addresses off the holder.
-#[derive(Clone, Copy)]
-enum Fault {
-    Sigterm,
-    KillAndRelease,
-    LinkCut,
-}
-
 /// Moves both addresses off the holder `ROUNDS` times by `fault` (restarting or
 /// reconnecting the node after each round) with an IPv6 client watching: each round both
 /// addresses end on the other node together, the client's neighbour entry follows
@@ -78,10 +62,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         return;
     };
     let t = Timing::FAST;
-    let bound = match fault {
-        Fault::Sigterm | Fault::KillAndRelease => t.handover_bound(),
-        Fault::LinkCut => t.outage_bound(),
-    };
+    let bound = fault.bound(t);
     let mut table = Table::new(name);
     let (mut outages, mut outages4) = (vec![], vec![]);
     let (mut first_answers, mut follows) = (vec![], vec![]);
@@ -95,19 +76,12 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         watch.mark("fault");
         let mut at = Instant::now();
         let i = procs.iter().position(|(n, _)| *n == holder).unwrap();
-        match fault {
-            Fault::Sigterm => {
-                procs[i].1.stop();
-            }
-            Fault::KillAndRelease => {
-                procs[i].1.kill9();
-                // The dead node's kernel answers until `release` ends (the start of a
-                // process, hundreds of ms on a loaded machine): the move counts from then.
-                release(&lab, BIN, &holder, &cfg);
-                at = Instant::now();
-                watch.mark("released");
-            }
-            Fault::LinkCut => lab.link(&holder, false),
+        fault.inflict(&lab, BIN, &holder, &procs[i].1, &cfg);
+        if let Fault::KillAndRelease = fault {
+            // The dead node's kernel answers until `release` ends (the start of a
+            // process, hundreds of ms on a loaded machine): the move counts from then.
+            at = Instant::now();
+            watch.mark("released");
         }
         // Each read of the client's entry runs `ip neigh`, a few ms: the first answer
         // from the new holder bounds the move more tightly (the client sent it there).
@@ -191,12 +165,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         );
         summaries.push(report.summary());
         // The old holder comes back as a backup: the next round moves the addresses back.
-        match fault {
-            Fault::Sigterm | Fault::KillAndRelease => {
-                procs[i].1 = start(&lab, BIN, &holder, &cfg);
-            }
-            Fault::LinkCut => lab.link(&holder, true),
-        }
+        fault.undo(&lab, BIN, &holder, &mut procs[i].1, &cfg);
         let steady = hold_steady(&lab, t.timeout, ms(5000), |h| h == [next]);
         table.check(
             &format!("round {round}: {holder} came back as a backup"),
@@ -213,12 +182,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         median(follows).as_millis(),
         median(first_answers).as_millis()
     );
-    let logs: Vec<(&str, &Proc)> = procs.iter().map(|(n, p)| (n.as_str(), p)).collect();
-    table.finish(&format!(
-        "{}\n{}",
-        summaries.join("\n"),
-        transition_logs(&logs)
-    ));
+    table.finish_rounds(&summaries, &procs);
 }
 
 /// A planned stop hands both addresses over: the IPv6 client waits milliseconds.

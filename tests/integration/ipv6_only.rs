@@ -62,14 +62,6 @@ fn held_alone(lab: &Lab, node: &str, stable: Duration, timeout: Duration) -> boo
     })
 }
 
-fn other(node: &str) -> &'static str {
-    if node == "n1" {
-        "n2"
-    } else {
-        "n1"
-    }
-}
-
 /// The group elects one holder and keeps it: the backup follows it over a TCP connection
 /// to the floating address, the holder hears the backup's announces on the IPv6 group,
 /// and each node names itself by its own IPv6 address; no node has an IPv4 address to
@@ -167,14 +159,6 @@ fn one_holder_is_elected_over_ipv6() {
     table.finish(&transition_logs(&logs));
 }
 
-/// How a round moves the address off the holder.
-#[derive(Clone, Copy)]
-enum Fault {
-    Sigterm,
-    KillAndRelease,
-    LinkCut,
-}
-
 /// Moves the address off the holder `ROUNDS` times by `fault` (restarting or reconnecting
 /// the node after each round) with an IPv6 client watching: each round the address ends
 /// on the other node alone, the client is answered by it, and its outage stays within
@@ -189,10 +173,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         return;
     };
     let t = Timing::FAST;
-    let bound = match fault {
-        Fault::Sigterm | Fault::KillAndRelease => t.handover_bound(),
-        Fault::LinkCut => t.outage_bound(),
-    };
+    let bound = fault.bound(t);
     std::thread::sleep(t.interval * 3);
     let mut table = Table::new(name);
     let (mut outages, mut summaries) = (vec![], vec![]);
@@ -206,16 +187,8 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         std::thread::sleep(ms(50));
         watch.mark("fault");
         let i = procs.iter().position(|(n, _)| *n == holder).unwrap();
-        match fault {
-            Fault::Sigterm => {
-                procs[i].1.stop();
-            }
-            Fault::KillAndRelease => {
-                procs[i].1.kill9();
-                release(&lab, BIN, &holder, &cfg(&lab, &holder));
-            }
-            Fault::LinkCut => lab.link(&holder, false),
-        }
+        let cfg = cfg(&lab, &holder);
+        fault.inflict(&lab, BIN, &holder, &procs[i].1, &cfg);
         let moved = lab.wait_until(bound + ms(2000), ms(2), || lab.holders(VIP6) == [next]);
         let answered = watch.wait_answer_from(next, Duration::from_secs(2));
         std::thread::sleep(ms(100));
@@ -247,12 +220,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         outages.push(outage);
         summaries.push(report.summary());
         // The old holder comes back as a backup: the next round moves the address back.
-        match fault {
-            Fault::Sigterm | Fault::KillAndRelease => {
-                procs[i].1 = start(&lab, BIN, &holder, &cfg(&lab, &holder));
-            }
-            Fault::LinkCut => lab.link(&holder, true),
-        }
+        fault.undo(&lab, BIN, &holder, &mut procs[i].1, &cfg);
         table.check(
             &format!("round {round}: {holder} came back as a backup"),
             held_alone(&lab, next, t.timeout, ms(5000)),
@@ -266,12 +234,7 @@ fn rounds(test: &str, fault: Fault, name: &str) {
         "SCENARIO {name}_median outage={}ms",
         outages[outages.len() / 2].as_millis()
     );
-    let logs: Vec<(&str, &Proc)> = procs.iter().map(|(n, p)| (n.as_str(), p)).collect();
-    table.finish(&format!(
-        "{}\n{}",
-        summaries.join("\n"),
-        transition_logs(&logs)
-    ));
+    table.finish_rounds(&summaries, &procs);
 }
 
 /// A planned stop hands the address over at once: the resignation goes to the IPv6 group.
