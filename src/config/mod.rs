@@ -206,11 +206,13 @@ impl Config {
             self.address_list(),
             auto("ip")
         );
-        s += &format!(
-            "netmask:                {}{}\n",
-            self.netmask,
-            auto("netmask")
-        );
+        if self.addresses.iter().any(|a| matches!(a, Floating::V4(..))) {
+            s += &format!(
+                "netmask:                {}{}\n",
+                self.netmask,
+                auto("netmask")
+            );
+        }
         s += &format!("priority:               {}\n", self.priority);
         s += &format!("preempt:                {}\n", self.preempt);
         s += &format!("preempt_delay_in_ms:    {}\n", ms(self.preempt_delay));

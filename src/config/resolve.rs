@@ -736,6 +736,12 @@ mod tests {
             }
         );
         assert!(c.segment.announce_to().is_multicast());
+        let check = c.describe();
+        assert!(
+            check.contains("node address:           2001:db8:3::35\n"),
+            "{check}"
+        );
+        assert!(!check.contains("netmask:"), "{check}");
         // With IPv4 on the interface too, an IPv6-only list still runs over IPv6.
         let c = enabled("  ip: 2001:db8:3::234\n").unwrap();
         assert_eq!(c.node_addr, "2001:db8:3::35".parse::<IpAddr>().unwrap());

@@ -106,6 +106,8 @@ fn one_holder_is_elected_over_ipv6() {
             })
             .unwrap_or_default()
     };
+    let checked = lab.run(backup, &[BIN, "check", "-c", path_str(&cfg(lab, backup))]);
+    let check = floatip_lab::printed(&checked);
     let mut table = Table::new("IPv6-only election");
     table.check(
         "no IPv4 address on the LAN",
@@ -145,6 +147,12 @@ fn one_holder_is_elected_over_ipv6() {
             serde_json::json!(VIP6.to_string()),
             serde_json::json!("MASTER"),
         ),
+    );
+    table.check(
+        &format!("check on {backup} names its IPv6 address"),
+        checked.status.success()
+            && check.contains(&format!("node address:           {}\n", lab.ip6(backup))),
+        check.clone(),
     );
     for node in ["n1", "n2"] {
         table.check(
