@@ -44,8 +44,7 @@ impl Broadcaster {
                 s.try_clone()?.into()
             }
             IpAddr::V6(node) => {
-                let index =
-                    nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+                let index = super::interface_index(interface)?;
                 s.join_multicast_v6(&ANNOUNCE_GROUP6, index)?;
                 let sender =
                     socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)?;
@@ -177,7 +176,7 @@ pub fn send_released(local: &Local, port: u16, to: IpAddr, interface: &str) -> s
     match to {
         IpAddr::V4(_) => socket.set_broadcast(true)?,
         IpAddr::V6(_) => {
-            let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+            let index = super::interface_index(interface)?;
             socket2::SockRef::from(&socket).set_multicast_if_v6(index)?;
         }
     }

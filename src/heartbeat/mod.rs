@@ -96,8 +96,7 @@ fn bind_on_interface(
     port: u16,
     interface: &str,
 ) -> std::io::Result<socket2::Socket> {
-    let index = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
-    let index = std::num::NonZeroU32::new(index);
+    let index = std::num::NonZeroU32::new(interface_index(interface)?);
     let unspecified = match family {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -117,6 +116,10 @@ fn bind_on_interface(
     }
     s.bind(&SocketAddr::from((unspecified, port)).into())?;
     Ok(s)
+}
+
+fn interface_index(interface: &str) -> std::io::Result<u32> {
+    nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)
 }
 
 /// Wall-clock milliseconds since the Unix epoch (0 if the clock is before 1970).
