@@ -23,9 +23,10 @@ use super::{Claim, Command, Event, LostReason, Settings, RANK_STEP};
 /// A sleep that never ends, for select branches that are switched off.
 const NEVER: Duration = Duration::from_secs(86_400);
 
-/// After a keep-alive stream failed, the next is opened at once, then after 20, 40, 80 ms,
-/// then every 160 ms until one is acknowledged or the deadline passes: a leader change
-/// leaves little of the TTL, a keep-alive period is too long to wait.
+/// After a keep-alive stream failed, the next is opened at once, then 20, 40, 80 ms, then
+/// every 160 ms after the start of the previous attempt (at once after a slow one) until one
+/// is acknowledged or the deadline passes: a leader change leaves little of the TTL, a
+/// keep-alive period is too long to wait.
 const RETRY_FIRST: Duration = Duration::from_millis(20);
 const RETRY_MAX: Duration = Duration::from_millis(160);
 
@@ -320,9 +321,10 @@ impl Campaign {
         self.reopen_step = Duration::ZERO;
     }
 
-    /// The keep-alive stream failed (or could not be opened): its outstanding keep-alives
-    /// renew nothing, and the next stream opens on the next endpoint, soon.
-    fn keep_alive_failed(&mut self, why: &str) {
+    /// The keep-alive stream failed (or an attempt to open one, `started` then): its
+    /// outstanding keep-alives renew nothing, and the next stream opens on the next
+    /// endpoint, soon.
+    fn keep_alive_failed(&mut self, why: &str, started: Instant) {
         let Some(lease) = self.lease.as_mut() else {
             return;
         };
@@ -330,14 +332,15 @@ impl Campaign {
         lease.clock.stream_lost();
         let since = lease.clock.since_renewal(Stamp::now());
         self.endpoints.next();
+        let at = started + self.reopen_step;
         log::debug!(
             "etcd: keep-alive on {}: {why}; reopening on {} in {} ms ({} ms since the last renewal was sent)",
             endpoint.as_deref().unwrap_or("a new stream"),
             self.endpoints.current(&self.s.etcd),
-            self.reopen_step.as_millis(),
+            at.saturating_duration_since(Instant::now()).as_millis(),
             since.as_millis(),
         );
-        self.reopen_at = Some(Instant::now() + self.reopen_step);
+        self.reopen_at = Some(at);
         self.reopen_step = (self.reopen_step * 2).clamp(RETRY_FIRST, RETRY_MAX);
     }
 
@@ -358,18 +361,19 @@ impl Campaign {
             match waiting {
                 Some(waited) if waited >= self.s.etcd.keepalive => {
                     let why = format!("no answer for {} ms", waited.as_millis());
-                    self.keep_alive_failed(&why);
+                    self.keep_alive_failed(&why, Instant::now());
                 }
                 _ => {
                     lease.clock.sent(sent);
                     if let Err(why) = k.keeper.keep_alive().await {
-                        self.keep_alive_failed(&why.to_string());
+                        self.keep_alive_failed(&why.to_string(), Instant::now());
                     }
                 }
             }
             return;
         }
         let id = lease.clock.id;
+        let started = Instant::now();
         let endpoint = self.endpoints.current(&self.s.etcd).to_string();
         let opened = match self.endpoints.client(&self.s.etcd, budget).await {
             Ok(mut client) => {
@@ -398,7 +402,7 @@ impl Campaign {
                 self.lose(LostReason::LeaseGone);
             }
             Err(why) => {
-                self.keep_alive_failed(&format!("cannot open a stream: {why}"));
+                self.keep_alive_failed(&format!("cannot open a stream: {why}"), started);
                 self.unreachable(format!("lease keep-alive on {endpoint}: {why}"));
             }
         }
@@ -423,8 +427,8 @@ impl Campaign {
                 );
                 self.renewed();
             }
-            Ok(None) => self.keep_alive_failed("the stream ended"),
-            Err(why) => self.keep_alive_failed(&why.to_string()),
+            Ok(None) => self.keep_alive_failed("the stream ended", Instant::now()),
+            Err(why) => self.keep_alive_failed(&why.to_string(), Instant::now()),
         }
     }
 
