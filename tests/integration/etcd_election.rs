@@ -16,8 +16,18 @@ use floatip_lab::etcd::{lab_or_skip, Cluster};
 use floatip_lab::Lab;
 
 const TTL: Duration = Duration::from_secs(2);
-/// The default keep-alive period, a third of the TTL.
-const KEEPALIVE: Duration = Duration::from_millis(666);
+/// A lease's TTL and keep-alive period.
+#[derive(Debug, Clone, Copy)]
+struct Renewal {
+    ttl: Duration,
+    keepalive: Duration,
+}
+
+/// The default period: a third of the TTL.
+const RENEWAL: Renewal = Renewal {
+    ttl: TTL,
+    keepalive: Duration::from_millis(666),
+};
 const KEY: &str = "/floatip/192.0.2.234";
 
 /// A campaigner running in a lab node's namespace, with every event it reported.
@@ -30,7 +40,7 @@ struct Node {
 }
 
 impl Node {
-    fn config(cluster: &Cluster, keepalive: Duration) -> Etcd {
+    fn config(cluster: &Cluster, renewal: Renewal) -> Etcd {
         Etcd {
             endpoints: cluster
                 .endpoints()
@@ -38,19 +48,19 @@ impl Node {
                 .map(|e| e.parse().expect("a lab endpoint"))
                 .collect(),
             key: KEY.into(),
-            lease_ttl: TTL,
-            keepalive,
+            lease_ttl: renewal.ttl,
+            keepalive: renewal.keepalive,
             tls: None,
             user: None,
         }
     }
 
     fn start(lab: &Lab, name: &str, cluster: &Cluster) -> Node {
-        Node::start_with(lab, name, cluster, KEEPALIVE, Duration::ZERO)
+        Node::start_with(lab, name, cluster, RENEWAL, Duration::ZERO)
     }
 
     fn start_freezing(lab: &Lab, name: &str, cluster: &Cluster, freeze: Duration) -> Node {
-        Node::start_with(lab, name, cluster, KEEPALIVE, freeze)
+        Node::start_with(lab, name, cluster, RENEWAL, freeze)
     }
 
     /// A campaigner whose thread stalls for `freeze` when first elected: no keep-alive
@@ -59,7 +69,7 @@ impl Node {
         lab: &Lab,
         name: &str,
         cluster: &Cluster,
-        keepalive: Duration,
+        renewal: Renewal,
         freeze: Duration,
     ) -> Node {
         // The campaign's debug log (`RUST_LOG=floatip=debug`) shows up with a failure's output.
@@ -68,7 +78,7 @@ impl Node {
             .format_timestamp_millis()
             .try_init();
         let settings = Settings {
-            etcd: Node::config(cluster, keepalive),
+            etcd: Node::config(cluster, renewal),
             node: lab.ip(name),
         };
         let (tx, events) = channel();
@@ -191,12 +201,12 @@ fn logs(nodes: &[&mut Node]) -> String {
 
 /// Starts two campaigners and waits for the first holder: (holder, other).
 fn elect_one(lab: &Lab, cluster: &Cluster) -> (Node, Node) {
-    elect_one_renewing_every(lab, cluster, KEEPALIVE)
+    elect_one_renewing(lab, cluster, RENEWAL)
 }
 
-fn elect_one_renewing_every(lab: &Lab, cluster: &Cluster, keepalive: Duration) -> (Node, Node) {
-    let mut a = Node::start_with(lab, "n1", cluster, keepalive, Duration::ZERO);
-    let mut b = Node::start_with(lab, "n2", cluster, keepalive, Duration::ZERO);
+fn elect_one_renewing(lab: &Lab, cluster: &Cluster, renewal: Renewal) -> (Node, Node) {
+    let mut a = Node::start_with(lab, "n1", cluster, renewal, Duration::ZERO);
+    let mut b = Node::start_with(lab, "n2", cluster, renewal, Duration::ZERO);
     let t0 = Instant::now();
     let one = wait(&mut [&mut a, &mut b], 10 * TTL, |n| {
         n.iter().any(|n| n.elected_since(t0).is_some())
@@ -461,11 +471,15 @@ fn losing_one_of_three_members_changes_no_holder() {
     };
     let mut cluster = Cluster::start(&lab, &["e1", "e2", "e3"]);
     // No keep-alive is acknowledged from the leader's death until etcd has elected another
-    // (its election timeout, 500-1000 ms in the lab, plus a vote: 0.5-1.2 s measured on a
-    // loaded 2-core machine). The holder rides it out only if it falls within its last
-    // renewal + TTL - margin, i.e. within 2000 - 200 - 666 = 1134 ms of a death just before
-    // a keep-alive at the default period; at TTL/6 it has 1467 ms.
-    let (mut h, mut o) = elect_one_renewing_every(&lab, &cluster, TTL / 6);
+    // (its election timeout, 500-1000 ms in the lab, plus a vote: 0.5-1.5 s measured on a
+    // loaded 2-core machine). The holder rides it out only if that ends before its last
+    // renewal + TTL - margin: a death just before a keep-alive leaves 2000 - 200 - 666 =
+    // 1134 ms at a 2 s TTL and the default period, 3000 - 300 - 500 = 2200 ms here.
+    let renewal = Renewal {
+        ttl: Duration::from_secs(3),
+        keepalive: Duration::from_millis(500),
+    };
+    let (mut h, mut o) = elect_one_renewing(&lab, &cluster, renewal);
     let leader = cluster.leader().expect("a leader");
     // A follower other than e1: the campaigns' streams stay there for the leader's death.
     let follower = if leader == 1 { 2 } else { 1 };
@@ -481,7 +495,7 @@ fn losing_one_of_three_members_changes_no_holder() {
     assert!(cluster.make_leader(0), "etcd moves its leadership to e1");
     log::info!("killing the etcd leader {}", cluster.members[0].ip);
     cluster.kill(0);
-    let mut closest = TTL;
+    let mut closest = renewal.ttl;
     wait(&mut [&mut h, &mut o], 2 * TTL, |n| {
         closest = n[0]
             .election
@@ -515,7 +529,7 @@ fn release_after_a_crash_frees_only_our_own_claim() {
         return;
     };
     let cluster = Cluster::start(&lab, &["e1"]);
-    let etcd = Node::config(&cluster, KEEPALIVE);
+    let etcd = Node::config(&cluster, RENEWAL);
     let n1 = lab.ip("n1");
     // A crashed n1 left its claim under a lease nobody revokes.
     let endpoints = cluster.endpoints();
