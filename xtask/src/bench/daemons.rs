@@ -431,3 +431,38 @@ pub fn signal_group(p: &Proc, sig: Signal) {
     // The process leads its own group and is not reaped while we hold it.
     let _ = killpg(Pid::from_raw(p.pid() as i32), sig);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_group_puts_both_addresses_in_each_config() {
+        let f = Floating::DualStack;
+        let floatip = floatip_config(Setting::Fast, f, "n1", "/s", None);
+        assert!(
+            floatip.contains(&format!("  {DUAL_STACK_IP}\n")),
+            "{floatip}"
+        );
+        let keepalived = keepalived_config(Setting::Fast, f, "n1");
+        assert!(
+            keepalived.contains(&format!(
+                "    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n    virtual_ipaddress_excluded {{\n        {VIP6}/64 dev eth0\n    }}\n"
+            )),
+            "{keepalived}"
+        );
+        assert!(!f.supports(Daemon::Ucarp));
+    }
+
+    #[test]
+    fn an_ipv4_group_keeps_the_zero_config_address() {
+        let floatip = floatip_config(Setting::OneSec, Floating::V4, "n1", "/s", None);
+        assert!(!floatip.contains("\n  ip:"), "{floatip}");
+        let keepalived = keepalived_config(Setting::OneSec, Floating::V4, "n1");
+        assert!(!keepalived.contains(&VIP6.to_string()), "{keepalived}");
+        assert!(
+            keepalived.contains(&format!("{VIP}/24 dev eth0")),
+            "{keepalived}"
+        );
+    }
+}

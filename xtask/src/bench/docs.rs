@@ -586,6 +586,39 @@ fn targets_table(r: &Results) -> String {
             );
         }
     }
+    for f in ipv6::GROUPS {
+        for s in Setting::ALL {
+            let at = |sc| (f, Daemon::Floatip, s, sc);
+            if let Some(st) = ipv6_stat(r, at(Scenario::Sigterm), outage6) {
+                row(
+                    format!(
+                        "{}: SIGTERM, IPv6 client outage ≤ 10 ms ({})",
+                        f.name(),
+                        s.name()
+                    ),
+                    format!("{} ms", med_max(&st)),
+                    Some(st.max <= 10.0),
+                );
+            }
+            let followed: Vec<f64> = ipv6::faults(Daemon::Floatip)
+                .into_iter()
+                .filter_map(|sc| ipv6_stat(r, at(sc), |x| x.followed6_ms))
+                .map(|st| st.max)
+                .collect();
+            if !followed.is_empty() {
+                let worst = followed.iter().copied().fold(0.0, f64::max);
+                row(
+                    format!(
+                        "{}: the IPv6 client follows the new holder within 20 ms, no flush ({}, every fault)",
+                        f.name(),
+                        s.name()
+                    ),
+                    format!("worst {} ms", fmt_ms(worst)),
+                    Some(worst <= 20.0),
+                );
+            }
+        }
+    }
     let idle: Vec<&Idle> = r
         .idle
         .iter()
