@@ -113,6 +113,10 @@ impl<H: Host> Executor<H> {
                 self.publish_view(machine);
                 self.group.send(Kind::Announce, None);
             }
+            Action::AnnounceTo(node) => {
+                self.publish_view(machine);
+                self.group.announce_to(node);
+            }
             Action::Resign { successor } => {
                 self.publish_view(machine);
                 // Twice: a lost datagram would cost the group a whole detection time.

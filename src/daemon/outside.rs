@@ -20,6 +20,8 @@ pub trait Group {
     /// What every message says about us from now on.
     fn set_view(&self, view: LocalView);
     fn send(&self, kind: Kind, successor: Option<Ipv4Addr>);
+    /// Our announce to `node` alone.
+    fn announce_to(&self, node: Ipv4Addr);
     fn set_probing(&self, on: bool);
     /// Asks `node` whether it is a master; an answer comes back as an event.
     fn confirm_master(&self, node: Ipv4Addr);
@@ -49,6 +51,9 @@ impl Group for Heartbeats {
     }
     fn send(&self, kind: Kind, successor: Option<Ipv4Addr>) {
         self.broadcaster.send(kind, successor);
+    }
+    fn announce_to(&self, node: Ipv4Addr) {
+        self.broadcaster.announce_to(node);
     }
     fn set_probing(&self, on: bool) {
         self.prober.set_enabled(on);

@@ -30,6 +30,9 @@ impl Group for FakeGroup {
             .borrow_mut()
             .push(format!("send {kind:?} {successor:?}"));
     }
+    fn announce_to(&self, node: Ipv4Addr) {
+        self.0.borrow_mut().push(format!("announce to {node}"));
+    }
     fn set_probing(&self, on: bool) {
         self.0.borrow_mut().push(format!("probing {on}"));
     }

@@ -53,6 +53,15 @@ impl Broadcaster {
         }
     }
 
+    /// Our announce to `node` alone, on the same port (its receiver hears unicast too).
+    pub fn announce_to(&self, node: Ipv4Addr) {
+        let (_, bytes) = self.local.seal(Kind::Announce, None, None);
+        // Unreachable is what we expect while the path is down: the next try follows.
+        if let Err(e) = self.socket.send_to(&bytes, (node, self.target.port())) {
+            debug!("announce to {node}: {e}");
+        }
+    }
+
     /// Receives forever on a clone of the socket, turning messages for our group into events.
     /// The loop's input queue is bounded: when it is full the message is dropped (and
     /// counted), never waited for, so this thread keeps draining the socket.

@@ -118,7 +118,7 @@ impl Local {
             .as_ref()
             .map_or(crate::auth::DEFAULT_MAX_SKEW, |a| a.max_skew);
         let shield = Shield {
-            datagrams: RateLimit::for_interval(interval, 40),
+            datagrams: RateLimit::for_datagrams(interval, 40),
             connects: RateLimit::for_interval(interval, 10),
             open: ConnectionCap::new(
                 CONNECTIONS_PER_SOURCE,

@@ -43,7 +43,7 @@ use crate::vocabulary::{
     Action, BootId, Event, Health, Heard, Lease, Loss, Peer, Priority, ProbeOutcome, Reason, Role,
     Verdict,
 };
-use role::{Cause, Master, RoleState, Takeover, Verification, Watch};
+use role::{Cause, Master, RoleState, Suspect, Takeover, Verification, Watch};
 pub use role::{Fault, Holder};
 pub use timing::Timing;
 
@@ -105,6 +105,16 @@ pub struct Machine {
     lease_gated: bool,
     /// The lease the external election granted us, while it does.
     lease: Option<Lease>,
+}
+
+/// The node a message from the group came from.
+fn sender(event: &Event) -> Option<Ipv4Addr> {
+    match event {
+        Event::Echo(p) | Event::Announce(p) | Event::MasterConfirmed(p) => Some(p.node),
+        Event::Resign { from, .. } => Some(from.node),
+        Event::Released(node) => Some(*node),
+        _ => None,
+    }
 }
 
 /// Why `floatip handover` cannot hand the address over now.
@@ -277,6 +287,7 @@ impl Machine {
             RoleState::Master(m) => {
                 consider(m.garp_followup);
                 consider(m.next_refresh);
+                consider(m.suspect.map(|s| s.next.min(s.until)));
             }
             RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } => {
                 consider(
@@ -309,6 +320,9 @@ impl Machine {
         self.last_event = now;
         if gap >= self.timing.stall_threshold() {
             self.on_stall(now, gap, &mut out);
+        }
+        if let Some(node) = sender(&event) {
+            self.heard_from(node);
         }
         match event {
             Event::Tick => {}
@@ -377,12 +391,39 @@ impl Machine {
     }
 
     fn take_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
-        self.fault_seen = match self.holder() {
+        let holder = self.holder();
+        self.fault_seen = match holder {
             Holder::Lost { at, .. } => Some(at),
             _ => None,
         };
-        let master = RoleState::Master(Master::fresh(now, &self.timing));
-        self.go(now, master, reason, out);
+        let mut master = Master::fresh(now, &self.timing);
+        // A holder that only fell silent may be cut off from us, not gone.
+        if let Holder::Lost {
+            peer: Some(p),
+            loss: Loss::Silence,
+            ..
+        } = holder
+        {
+            // Under a lease nobody else may hold: there is nothing to suspect.
+            if self.timing.probes_suspects() && !self.lease_gated {
+                master.suspect = Some(Suspect {
+                    node: p.node,
+                    next: now,
+                    until: now + Timing::SUSPECT_FOR,
+                });
+            }
+        }
+        self.go(now, RoleState::Master(master), reason, out);
+    }
+
+    /// Anything from a suspected second master means the path to it works again: from
+    /// here the two-master rules (and the periodic announces) settle who keeps the address.
+    fn heard_from(&mut self, node: Ipv4Addr) {
+        if let RoleState::Master(m) = &mut self.state {
+            if m.suspect.is_some_and(|s| s.node == node) {
+                m.suspect = None;
+            }
+        }
     }
 
     /// Leaving a fault: BACKUP, or FAULT for the service checks if they still fail.
@@ -1022,6 +1063,24 @@ impl Machine {
                         m.next_refresh = Some(now + every);
                         out.push(Action::SendGarp);
                     }
+                }
+                match m.suspect {
+                    Some(s) if now >= s.until => {
+                        m.suspect = None;
+                        out.push(Action::Note(format!(
+                            "{} silent for {} s since we took over; no longer telling it we hold",
+                            s.node,
+                            Timing::SUSPECT_FOR.as_secs()
+                        )));
+                    }
+                    Some(s) if now >= s.next => {
+                        m.suspect = Some(Suspect {
+                            next: now + Timing::SUSPECT_PROBE,
+                            ..s
+                        });
+                        out.push(Action::AnnounceTo(s.node));
+                    }
+                    _ => {}
                 }
             }
         }

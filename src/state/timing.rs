@@ -24,6 +24,17 @@ impl Timing {
     /// (by preemption) for this long; it still takes over if nobody holds it.
     pub const HANDOVER_HOLD_OFF: Duration = Duration::from_secs(300);
 
+    /// How often a master tells a holder it took over from silently that it holds now,
+    /// and for how long at most (a dead holder never answers).
+    pub const SUSPECT_PROBE: Duration = Duration::from_millis(20);
+    pub const SUSPECT_FOR: Duration = Duration::from_secs(300);
+
+    /// Whether a suspected second master needs probes of its own: the periodic announce
+    /// already reaches it as often at short intervals.
+    pub fn probes_suspects(&self) -> bool {
+        Self::SUSPECT_PROBE < self.interval
+    }
+
     /// Long enough to hear every live node's announce once before acting.
     pub fn startup_wait(&self) -> Duration {
         self.interval * 3 / 2

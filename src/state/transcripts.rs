@@ -210,6 +210,7 @@ fn render(a: &Action) -> String {
         Action::ProbeHandedOver => "probe address briefly (handed over)".into(),
         Action::SendGarp => "gratuitous ARP".into(),
         Action::Announce => "announce".into(),
+        Action::AnnounceTo(n) => format!("announce to {n}"),
         Action::Resign { successor: None } => "resign".into(),
         Action::Resign { successor: Some(s) } => format!("resign, successor {s}"),
         Action::ConfirmMaster(n) => format!("ask {n} to confirm it is master"),

@@ -14,6 +14,9 @@ pub enum Action {
     SendGarp,
     /// Broadcast our identity and role now.
     Announce,
+    /// Send our announce to this node alone: a master that may hold the address too and
+    /// that we cannot hear (its answer, once the path is back, settles who keeps it).
+    AnnounceTo(Ipv4Addr),
     /// Broadcast that we removed the address, naming who should take it.
     Resign {
         successor: Option<Ipv4Addr>,
