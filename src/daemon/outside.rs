@@ -12,7 +12,7 @@ use sd_notify::NotifyState;
 use super::input::Input;
 use crate::auth::Auth;
 use crate::heartbeat::{confirm_master, Broadcaster, Local, LocalView, Prober};
-use crate::vocabulary::Histogram;
+use crate::vocabulary::{BootId, Histogram};
 use crate::wire::Kind;
 
 /// The group: what the heartbeat threads say about us, send and follow.
@@ -23,6 +23,10 @@ pub trait Group {
     /// Our announce to `node` alone.
     fn announce_to(&self, node: Ipv4Addr);
     fn set_probing(&self, on: bool);
+    /// We gave the address up: the backups that followed us need not stay connected.
+    fn let_followers_go(&self);
+    /// The holder the machine follows now (node and boot), if it knows one.
+    fn follow(&self, holder: Option<(Ipv4Addr, BootId)>);
     /// Asks `node` whether it is a master; an answer comes back as an event.
     fn confirm_master(&self, node: Ipv4Addr);
     /// Messages rejected, and of those the ones that failed authentication.
@@ -57,6 +61,12 @@ impl Group for Heartbeats {
     }
     fn set_probing(&self, on: bool) {
         self.prober.set_enabled(on);
+    }
+    fn follow(&self, holder: Option<(Ipv4Addr, BootId)>) {
+        self.prober.follow(holder);
+    }
+    fn let_followers_go(&self) {
+        self.local.let_followers_go();
     }
     fn confirm_master(&self, node: Ipv4Addr) {
         confirm_master(

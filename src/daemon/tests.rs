@@ -36,6 +36,8 @@ impl Group for FakeGroup {
     fn set_probing(&self, on: bool) {
         self.0.borrow_mut().push(format!("probing {on}"));
     }
+    fn follow(&self, _: Option<(Ipv4Addr, crate::vocabulary::BootId)>) {}
+    fn let_followers_go(&self) {}
     fn confirm_master(&self, node: Ipv4Addr) {
         self.0.borrow_mut().push(format!("confirm {node}"));
     }
@@ -111,6 +113,7 @@ impl Rig {
             election: Box::new(crate::election::Lan),
             campaigning: false,
             election_status: Default::default(),
+            interface_watched: false,
         };
         assert_eq!(daemon.apply(t0, first), Ok(false));
         Rig {

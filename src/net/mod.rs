@@ -7,6 +7,7 @@ pub mod arp;
 pub mod fake;
 pub mod host;
 pub mod interfaces;
+pub mod link_watch;
 pub mod ping;
 pub mod tools;
 

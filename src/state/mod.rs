@@ -70,6 +70,9 @@ pub struct Seen {
     pub at: Instant,
 }
 
+/// What an announce says about us: role, priority and whether we ask to preempt.
+type Said = (Role, Priority, bool);
+
 /// What the machine counts, for `floatip status` (there, beside the heartbeat threads' counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
@@ -89,6 +92,8 @@ pub struct Machine {
     peers: BTreeMap<Ipv4Addr, Seen>,
     last_event: Instant,
     next_announce: Instant,
+    /// What our last announce said: a change is announced at once.
+    said: Said,
     stopped: bool,
     counters: Counters,
     /// The last resignation heard: resignations are sent twice.
@@ -147,7 +152,8 @@ impl Machine {
             reason: Reason::Starting,
             peers: BTreeMap::new(),
             last_event: now,
-            next_announce: now + timing.interval,
+            next_announce: now + timing.announce_period(Role::Backup),
+            said: (Role::Backup, me.priority, false),
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
@@ -387,7 +393,18 @@ impl Machine {
             reason,
         });
         out.push(Action::Announce);
-        self.next_announce = now + self.timing.interval;
+        self.announced(now);
+    }
+
+    /// What we say now.
+    fn saying(&self, now: Instant) -> Said {
+        (self.role(), self.priority(), self.preempt_requesting(now))
+    }
+
+    /// An announce went out now.
+    fn announced(&mut self, now: Instant) {
+        self.said = self.saying(now);
+        self.next_announce = now + self.timing.announce_period(self.role());
     }
 
     fn take_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
@@ -491,9 +508,10 @@ impl Machine {
                 }
             }
         }
-        // Peer sightings from before the stall are stale.
-        self.peers
-            .retain(|_, s| now.saturating_duration_since(s.at) < interval);
+        // A master seen before the stall may be gone; members that speak rarely stay.
+        self.peers.retain(|_, s| {
+            s.peer.role != Role::Master || now.saturating_duration_since(s.at) < interval
+        });
     }
 
     fn on_holder_heard(&mut self, now: Instant, peer: Peer, heard: Heard, out: &mut Vec<Action>) {
@@ -596,7 +614,7 @@ impl Machine {
         let mine = (self.priority(), self.me.node);
         self.peers
             .values()
-            .filter(|s| now.saturating_duration_since(s.at) < self.timing.timeout)
+            .filter(|s| now.saturating_duration_since(s.at) < self.timing.member_ttl())
             // A FAULT peer may be waiting out the same conflict we are: it still competes.
             .filter(|s| s.peer.role != Role::Master && Some(s.peer.node) != excluding)
             .filter(|s| s.peer.rank_key() > mine)
@@ -616,7 +634,7 @@ impl Machine {
         self.peers
             .values()
             .filter(move |s| {
-                now.saturating_duration_since(s.at) < self.timing.timeout
+                now.saturating_duration_since(s.at) < self.timing.member_ttl()
                     && s.peer.role == Role::Backup
             })
             .map(|s| s.peer)
@@ -637,7 +655,17 @@ impl Machine {
             )));
             return;
         }
+        let newcomer = self
+            .peers
+            .get(&peer.node)
+            .map_or(true, |s| s.peer.boot != peer.boot);
         self.peers.insert(peer.node, Seen { peer, at: now });
+        // It has not heard us (we speak rarely): tell it who we are. The master's own
+        // announce is never more than an interval away.
+        if newcomer && self.role() != Role::Master {
+            out.push(Action::Announce);
+            self.announced(now);
+        }
         match peer.role {
             Role::Master => self.on_holder_heard(now, peer, Heard::Announce, out),
             Role::Backup if self.state.settled_master() && !self.lease_gated => {
@@ -1035,8 +1063,9 @@ impl Machine {
     }
 
     fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let timing = self.timing;
         self.peers
-            .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.timeout);
+            .retain(|_, s| now.saturating_duration_since(s.at) < timing.memory(s.peer.role));
         if let RoleState::Backup {
             watch:
                 Watch {
@@ -1085,8 +1114,9 @@ impl Machine {
             }
         }
         let verifying = matches!(&self.state, RoleState::Master(m) if m.verification.is_some());
-        if now >= self.next_announce && !verifying {
-            self.next_announce = now + self.timing.interval;
+        let due = now >= self.next_announce || self.saying(now) != self.said;
+        if due && !verifying {
+            self.announced(now);
             out.push(Action::Announce);
         }
     }

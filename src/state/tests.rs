@@ -837,12 +837,49 @@ fn deadline_never_exceeds_an_interval() {
 }
 
 #[test]
-fn peers_expire_after_the_timeout() {
+fn masters_expire_after_the_timeout_members_after_missing_two_refreshes() {
     let mut r = Rig::new();
     r.at(10, Event::Announce(peer(N12, 100, Role::Backup)));
-    assert_eq!(r.m.peers().count(), 1);
+    r.at(10, Event::Announce(peer(N13, 100, Role::Master)));
+    assert_eq!(r.m.peers().count(), 2);
     r.run_to(400);
+    let left: Vec<_> = r.m.peers().map(|s| s.peer.node).collect();
+    assert_eq!(
+        left,
+        [N12],
+        "the master is forgotten, the quiet backup is not"
+    );
+    let ttl = r.m.timing().member_ttl().as_millis() as u64;
+    r.run_to(10 + ttl + 50);
     assert_eq!(r.m.peers().count(), 0);
+}
+
+#[test]
+fn a_backup_speaks_only_on_news_or_rarely() {
+    let mut r = Rig::following(20);
+    let announces = |a: &[Action]| a.iter().filter(|a| **a == Action::Announce).count();
+    // The holder's announces keep it followed; we tell it who we are once.
+    assert_eq!(
+        announces(&r.hear(100, 2000, peer(N12, 100, Role::Master))),
+        1
+    );
+    assert_eq!(r.m.role(), Role::Backup);
+    // A member we did not know: it has not heard us, so we tell it, once.
+    assert_eq!(
+        announces(&r.at(2010, Event::Announce(peer(N13, 50, Role::Backup)))),
+        1
+    );
+    assert_eq!(
+        announces(&r.at(2020, Event::Announce(peer(N13, 50, Role::Backup)))),
+        0
+    );
+    // Our priority changed (a failing weighted check): said at once.
+    assert_eq!(announces(&r.at(2030, penalty(30))), 1);
+    assert_eq!(announces(&r.at(2040, Event::Tick)), 0);
+    // And the refresh.
+    let refresh = Timing::MEMBER_REFRESH.as_millis() as u64;
+    let a = r.hear(2100, 2030 + refresh + 100, peer(N12, 100, Role::Master));
+    assert_eq!(announces(&a), 1, "one refresh in {refresh} ms");
 }
 
 // ---- service checks ---------------------------------------------------------------

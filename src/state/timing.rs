@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::vocabulary::Role;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// Heartbeat and announce period.
@@ -23,6 +25,33 @@ impl Timing {
     /// After `floatip handover` a node does not take the address back from a live holder
     /// (by preemption) for this long; it still takes over if nobody holds it.
     pub const HANDOVER_HOLD_OFF: Duration = Duration::from_secs(300);
+
+    /// A node that does not hold the address speaks when what it says changes, when it
+    /// hears a member it did not know, and otherwise this rarely, so members that came
+    /// later (or forgot it) still learn it; the holder's announce serves as the heartbeat.
+    pub const MEMBER_REFRESH: Duration = Duration::from_secs(30);
+
+    /// How often a node in `role` announces itself when nothing changes.
+    pub fn announce_period(&self, role: Role) -> Duration {
+        match role {
+            Role::Master => self.interval,
+            Role::Backup | Role::Fault => Self::MEMBER_REFRESH.max(self.interval),
+        }
+    }
+
+    /// How long a member not holding the address is remembered without news: two
+    /// refreshes may be lost.
+    pub fn member_ttl(&self) -> Duration {
+        Self::MEMBER_REFRESH.max(self.interval) * 2 + self.timeout
+    }
+
+    /// How long a peer in `role` is remembered: a master announces every interval.
+    pub fn memory(&self, role: Role) -> Duration {
+        match role {
+            Role::Master => self.timeout,
+            Role::Backup | Role::Fault => self.member_ttl(),
+        }
+    }
 
     /// How often a master tells a holder it took over from silently that it holds now,
     /// and for how long at most (a dead holder never answers).
