@@ -124,6 +124,7 @@ impl<H: Host> Executor<H> {
                 self.group.send(Kind::Resign, successor);
             }
             Action::SetProbing(on) => self.group.set_probing(on),
+            Action::AskHolder => self.group.ask_holder(),
             Action::ConfirmMaster(node) => self.group.confirm_master(node),
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");

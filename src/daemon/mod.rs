@@ -4,7 +4,6 @@
 
 mod executor;
 mod input;
-mod memory;
 mod outside;
 mod signals;
 #[cfg(test)]
@@ -234,7 +233,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let _status = start_status_server(&daemon.config, status_requests);
     start_metrics_server(&daemon.config, scrapes)?;
     daemon.exec.notify_ready(&daemon.machine, &daemon.config);
-    memory::drop_startup_code();
     daemon.run_loop(rx);
     // The address is gone: dropping the election revokes its lease, and backups watching
     // the key take over at once.

@@ -23,6 +23,8 @@ pub trait Group {
     /// Our announce to `node` alone.
     fn announce_to(&self, node: Ipv4Addr);
     fn set_probing(&self, on: bool);
+    /// Asks the holder over the prober's open connection whether it is alive.
+    fn ask_holder(&self);
     /// We gave the address up: the backups that followed us need not stay connected.
     fn let_followers_go(&self);
     /// The holder the machine follows now (node and boot), if it knows one.
@@ -67,6 +69,9 @@ impl Group for Heartbeats {
     }
     fn let_followers_go(&self) {
         self.local.let_followers_go();
+    }
+    fn ask_holder(&self) {
+        self.prober.ask();
     }
     fn confirm_master(&self, node: Ipv4Addr) {
         confirm_master(

@@ -38,6 +38,9 @@ impl Group for FakeGroup {
     }
     fn follow(&self, _: Option<(Ipv4Addr, crate::vocabulary::BootId)>) {}
     fn let_followers_go(&self) {}
+    fn ask_holder(&self) {
+        self.0.borrow_mut().push("ask holder".into());
+    }
     fn confirm_master(&self, node: Ipv4Addr) {
         self.0.borrow_mut().push(format!("confirm {node}"));
     }

@@ -3,7 +3,7 @@
 //! that it is alive; the connection tells the moment its process dies (the kernel closes
 //! it). It never decides anything itself: silence is measured by the state machine's clock.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -20,6 +20,7 @@ type Answerer = (Ipv4Addr, BootId);
 
 pub struct Prober {
     control: Arc<Control>,
+    local: Arc<Local>,
     thread: Option<std::thread::Thread>,
 }
 
@@ -32,6 +33,8 @@ struct Control {
     session: Mutex<Option<Session>>,
     /// The session was ended from here, not by the holder.
     ended_here: AtomicBool,
+    /// The heartbeat sent on the open session by [`Prober::ask`], awaiting its echo.
+    asked: Mutex<Option<Challenge>>,
 }
 
 /// An open, silent connection to the holder that answered it.
@@ -77,6 +80,7 @@ impl Prober {
     ) -> Prober {
         let control = Arc::new(Control::default());
         let shared = control.clone();
+        let prober_local = local.clone();
         let target = SocketAddr::from((local.vip, port));
         let spawned = std::thread::Builder::new()
             .name("fip-prober".into())
@@ -103,7 +107,26 @@ impl Prober {
                 None
             }
         };
-        Prober { control, thread }
+        Prober {
+            control,
+            local: prober_local,
+            thread,
+        }
+    }
+
+    /// Sends one heartbeat on the open session (the holder's announces are late); the
+    /// prober thread reads the echo and reports it as [`Event::Echo`]. Nothing without
+    /// a session: then the dial in progress answers the same question.
+    pub fn ask(&self) {
+        let session = self.control.session();
+        let Some(s) = &*session else { return };
+        let (sent, bytes) = self.local.seal(Kind::Heartbeat, None, None);
+        *self.control.asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Challenge {
+            boot: sent.boot,
+            seq: sent.seq,
+        });
+        // A failed write ends the session by itself: its reader sees the error.
+        let _ = (&s.stream).write_all(&bytes);
     }
 
     pub fn set_enabled(&self, on: bool) {
@@ -200,12 +223,20 @@ fn follow<T: From<Event>>(
             return None;
         }
     };
-    wait_for_close(stream, holder, control)
+    wait_for_close(stream, holder, local, interval, control, events)
 }
 
 /// Keeps the answered session open and silent until the holder closes it (its daemon
-/// crashed or stopped: `Some(how)`) or the daemon ends it from here (`None`).
-fn wait_for_close(mut stream: TcpStream, holder: Answerer, control: &Control) -> Option<Loss> {
+/// crashed or stopped: `Some(how)`) or the daemon ends it from here (`None`). Echoes to
+/// heartbeats sent by [`Prober::ask`] are reported on the way.
+fn wait_for_close<T: From<Event>>(
+    mut stream: TcpStream,
+    holder: Answerer,
+    local: &Local,
+    interval: Duration,
+    control: &Control,
+    events: &SyncSender<T>,
+) -> Option<Loss> {
     let Ok(handle) = stream.try_clone() else {
         return None;
     };
@@ -221,23 +252,51 @@ fn wait_for_close(mut stream: TcpStream, holder: Answerer, control: &Control) ->
     if control.unwanted(holder) {
         control.end_session(|_| true);
     }
-    let mut byte = [0u8; 1];
-    let waited = stream.set_read_timeout(None).and_then(|()| loop {
-        match stream.read(&mut byte) {
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            other => break other,
+    let ended = loop {
+        let mut byte = [0u8; 1];
+        let waited = stream.set_read_timeout(None).and_then(|()| loop {
+            match stream.peek(&mut byte) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        });
+        if control.ended_here.load(Ordering::Relaxed) {
+            break None;
         }
-    });
+        match waited {
+            Ok(0) => break Some(Loss::Closed),
+            Ok(_) => {}
+            Err(e) => break classify(&e),
+        }
+        let asked = control
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match read_message(&mut stream, local, Instant::now() + interval) {
+            Ok(d)
+                if asked.is_some()
+                    && d.message.kind == Kind::Echo
+                    && d.message.vip == local.vip
+                    && (d.message.node, d.message.boot) == holder
+                    && d.stamp.map_or(true, |s| s.reply_to == asked)
+                    && local.check_clock(&d).is_ok() =>
+            {
+                if events
+                    .send(Event::Echo(peer_of(&d.message)).into())
+                    .is_err()
+                {
+                    break None;
+                }
+            }
+            // Data nobody asked for, or an echo that came too late: a fresh session
+            // sorts it out.
+            _ => break None,
+        }
+    };
     *control.session() = None;
-    if control.ended_here.swap(false, Ordering::Relaxed) {
-        return None;
-    }
-    match waited {
-        Ok(0) => Some(Loss::Closed),
-        // Data nobody asked for: a fresh session sorts it out.
-        Ok(_) => None,
-        Err(e) => classify(&e),
-    }
+    control.ended_here.store(false, Ordering::Relaxed);
+    ended
 }
 
 fn classify(e: &std::io::Error) -> Option<Loss> {

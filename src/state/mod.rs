@@ -100,6 +100,8 @@ pub struct Machine {
     last_resign: Option<Resignation>,
     /// When the holder we followed last said it released the address (after a crash).
     holder_released: Option<Instant>,
+    /// The last sighting of the holder we asked about (its announces were late).
+    asked_after: Option<Instant>,
     health: Health,
     /// No preemption before this: the operator just handed the address away.
     hold_off_until: Option<Instant>,
@@ -158,6 +160,7 @@ impl Machine {
             counters: Counters::default(),
             last_resign: None,
             holder_released: None,
+            asked_after: None,
             health: Health::healthy(),
             hold_off_until: None,
             fault_seen: None,
@@ -304,6 +307,9 @@ impl Machine {
                 );
                 if let Holder::Alive { last, .. } = watch.holder {
                     consider(Some(last + self.timing.timeout));
+                    if self.asked_after != Some(last) {
+                        consider(Some(last + self.timing.ask_after()));
+                    }
                 }
             }
         }
@@ -1077,6 +1083,11 @@ impl Machine {
         {
             if now >= last + self.timing.timeout {
                 self.lose_holder(now, Some(peer), Loss::Silence, out);
+            } else if now >= last + self.timing.ask_after() && self.asked_after != Some(last) {
+                // A late announce is not yet a dead holder: ask it on another path, its
+                // open connection (answered by another thread of the holder's daemon).
+                self.asked_after = Some(last);
+                out.push(Action::AskHolder);
             }
         }
         self.on_takeover_timer(now, out);

@@ -349,6 +349,26 @@ fn a_holder_that_closed_its_connection_is_not_told() {
 }
 
 #[test]
+fn a_late_holder_is_asked_over_its_connection_once_before_it_counts_as_silent() {
+    let asked = |a: &[Action]| a.iter().filter(|a| **a == Action::AskHolder).count();
+    let mut r = Rig::following(20);
+    assert_eq!(asked(&r.run_to(150)), 0, "half the timeout has not passed");
+    assert_eq!(asked(&r.run_to(250)), 1);
+    // Its echo: alive; the silence counts from here.
+    r.at(260, Event::Echo(peer(N12, 100, Role::Master)));
+    let a = r.run_to(400);
+    assert_eq!(asked(&a), 0);
+    assert!(!a.contains(&Action::ProbeAddress));
+    assert_eq!(asked(&r.run_to(450)), 1);
+    let a = r.run_to(600);
+    assert_eq!(asked(&a), 0, "once per silence");
+    assert!(
+        a.contains(&Action::ProbeAddress),
+        "no answer: silent after all"
+    );
+}
+
+#[test]
 fn silent_holder_but_a_stranger_answers_is_a_conflict() {
     let mut r = Rig::following(20);
     r.run_to(320);

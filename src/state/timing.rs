@@ -31,6 +31,12 @@ impl Timing {
     /// later (or forgot it) still learn it; the holder's announce serves as the heartbeat.
     pub const MEMBER_REFRESH: Duration = Duration::from_secs(30);
 
+    /// Holder silence after which a backup asks the holder directly, over its open
+    /// connection, whether it is alive: half the detection time.
+    pub fn ask_after(&self) -> Duration {
+        self.timeout / 2
+    }
+
     /// How often a node in `role` announces itself when nothing changes.
     pub fn announce_period(&self, role: Role) -> Duration {
         match role {

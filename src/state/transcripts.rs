@@ -214,6 +214,7 @@ fn render(a: &Action) -> String {
         Action::Resign { successor: None } => "resign".into(),
         Action::Resign { successor: Some(s) } => format!("resign, successor {s}"),
         Action::ConfirmMaster(n) => format!("ask {n} to confirm it is master"),
+        Action::AskHolder => "ask the holder over its connection".into(),
         Action::SetProbing(on) => format!("probing {}", if *on { "on" } else { "off" }),
         Action::Transition { from, to, reason } => format!("{from} -> {to}: {reason}"),
         Action::Note(text) => format!("note: {text}"),

@@ -27,6 +27,7 @@ mod chaos;
 mod etcd_election;
 mod etcd_failover;
 mod failover;
+mod fast_setting;
 mod heal;
 mod hostile_input;
 mod live_ops;
