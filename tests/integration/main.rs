@@ -28,6 +28,8 @@ mod dual_stack;
 mod etcd_election;
 mod etcd_failover;
 mod failover;
+mod fast_setting;
+mod heal;
 mod hostile_input;
 mod live_ops;
 mod local_trust;
