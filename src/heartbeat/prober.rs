@@ -309,6 +309,26 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
     }
 }
 
+/// Longest single connection attempt of [`dial_until`]: a SYN lost to a path that is just
+/// healing is retransmitted by the kernel only after a second; a new attempt is not.
+const REDIAL: Duration = Duration::from_millis(20);
+
+/// Connects to `target`, dialling again every [`REDIAL`] until `deadline`.
+fn dial_until(target: SocketAddr, deadline: Instant) -> Option<TcpStream> {
+    loop {
+        let started = Instant::now();
+        let left = deadline.checked_duration_since(started)?;
+        if left.is_zero() {
+            return None;
+        }
+        if let Ok(stream) = TcpStream::connect_timeout(&target, left.min(REDIAL)) {
+            return Some(stream);
+        }
+        // A refusal comes at once: wait out the attempt rather than spin.
+        std::thread::sleep((started + REDIAL).saturating_duration_since(Instant::now()));
+    }
+}
+
 /// Asks `node` itself, by one heartbeat exchange on its own short thread, what it is; its
 /// echo comes back as [`Event::MasterConfirmed`]. A claim forged in an unauthenticated
 /// announce (from an address nobody has, or in a real node's name) gets no such echo.
@@ -324,7 +344,8 @@ pub fn confirm_master<T: From<Event> + Send + 'static>(
         .spawn(move || {
             let deadline = Instant::now() + timeout;
             let target = SocketAddr::from((node, port));
-            let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else {
+            let Some(mut stream) = dial_until(target, deadline) else {
+                log::debug!("{node} could not be reached to confirm its claim to be master");
                 return;
             };
             let _ = stream.set_nodelay(true);
