@@ -1,8 +1,10 @@
 # `make bench`: floatip against keepalived and ucarp in network namespaces
 # (xtask/src/bench/, run as `cargo run --release -p xtask -- bench`). Writes
 # target/bench/results.json, docs/benchmarks.md and docs/benchmarks.svg.
-# Needs root. About 20 minutes; a 1-repetition smoke run:
-# `BENCH_QUICK=1 make bench`; more or fewer repetitions: `BENCH_REPS=10 make bench`.
+# Needs root. About 25 minutes; a 1-repetition smoke run:
+# `BENCH_QUICK=1 make bench`; more or fewer repetitions: `BENCH_REPS=10 make bench`;
+# the IPv6 rows (a dual-stack pair against keepalived) alone, about 6 minutes:
+# `BENCH_SCENARIOS=ipv6 make bench`.
 # `make bench-soak`: the 10-minute flap soak of the 10 ms setting (5 % random
 # frame loss on the switch, CPU hogs) alone; it adds its row to the results.
 CARGO ?= cargo

@@ -150,6 +150,28 @@ impl<'a> Cluster<'a> {
         ids.leader_index
     }
 
+    /// Hands the leadership to member `to` (etcd's move-leader, asked of the current
+    /// leader); true once `to` leads.
+    pub fn make_leader(&self, to: usize) -> bool {
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        if leader == to {
+            return true;
+        }
+        let from = format!("http://{}:2379", self.members[leader].ip);
+        let target = format!("http://{}:2379", self.members[to].ip);
+        let node = self.members[leader].name.clone();
+        let moved = self.lab.in_ns(&node, move || {
+            one_request(async move {
+                let status = connect(&target).await?.status().await.ok()?;
+                let id = status.header()?.member_id();
+                connect(&from).await?.move_leader(id).await.ok()
+            })
+        });
+        moved.is_some() && self.leader() == Some(to)
+    }
+
     /// The ids of the leases etcd keeps; empty when etcd does not answer.
     pub fn leases(&self) -> Vec<i64> {
         self.ask(|mut client| async move {

@@ -12,7 +12,7 @@ use crate::heartbeat::LocalView;
 use crate::metrics::Sample;
 use crate::net::{arp, Host};
 use crate::notify::Notifier;
-use crate::state::Machine;
+use crate::state::{Holder, Machine};
 use crate::status::{CheckStatus, Snapshot};
 use crate::vocabulary::{Action, Event, Histogram, ProbeOutcome, Role};
 use crate::wire::Kind;
@@ -120,6 +120,10 @@ impl<H: Host> Executor<H> {
                 self.publish_view(machine);
                 self.group.send(Kind::Announce, None);
             }
+            Action::AnnounceTo(node) => {
+                self.publish_view(machine);
+                self.group.announce_to(node);
+            }
             Action::Resign { successor } => {
                 self.publish_view(machine);
                 // Twice: a lost datagram would cost the group a whole detection time.
@@ -127,9 +131,14 @@ impl<H: Host> Executor<H> {
                 self.group.send(Kind::Resign, successor);
             }
             Action::SetProbing(on) => self.group.set_probing(on),
+            Action::AskHolder => self.group.ask_holder(),
             Action::ConfirmMaster(node) => self.group.confirm_master(node),
             Action::Transition { from, to, reason } => {
                 info!("{from} -> {to}: {reason}");
+                if from == Role::Master {
+                    // After the resignation: the backups hear it before their connection ends.
+                    self.group.let_followers_go();
+                }
                 *self.transitions.entry((from, to)).or_default() += 1;
                 if let (Role::Master, Some(seen)) = (to, machine.fault_seen()) {
                     // The address was added just before this transition's line.
@@ -173,9 +182,14 @@ impl<H: Host> Executor<H> {
         });
     }
 
-    /// Keeps the heartbeat threads' view and systemd's STATUS= current.
+    /// Keeps the heartbeat threads' view, the holder they follow and systemd's STATUS=
+    /// current.
     pub fn publish(&mut self, machine: &Machine, config: &Config) {
         self.publish_view(machine);
+        self.group.follow(match machine.holder() {
+            Holder::Alive { peer, .. } => Some((peer.node, peer.boot)),
+            Holder::Unknown | Holder::Lost { .. } => None,
+        });
         let status = crate::status::one_line(machine, config);
         if status != self.status {
             self.status = status.clone();

@@ -11,6 +11,8 @@ use crate::vocabulary::{Event, Lease};
 pub enum Input {
     Machine(Event),
     Reload,
+    /// The kernel says the interface changed (carrier, addresses): look at it now.
+    Interface,
     /// One run of service check `index` (`floating_ip.track[index]`).
     Check(Run),
     /// A status socket client (`floatip status`, `floatip handover`) wants an answer, as JSON.

@@ -12,7 +12,7 @@ use sd_notify::NotifyState;
 use super::input::Input;
 use crate::auth::Auth;
 use crate::heartbeat::{confirm_master, Broadcaster, Local, LocalView, Prober};
-use crate::vocabulary::Histogram;
+use crate::vocabulary::{BootId, Histogram};
 use crate::wire::Kind;
 
 /// The group: what the heartbeat threads say about us, send and follow.
@@ -20,7 +20,15 @@ pub trait Group {
     /// What every message says about us from now on.
     fn set_view(&self, view: LocalView);
     fn send(&self, kind: Kind, successor: Option<IpAddr>);
+    /// Our announce to `node` alone.
+    fn announce_to(&self, node: IpAddr);
     fn set_probing(&self, on: bool);
+    /// Asks the holder over the prober's open connection whether it is alive.
+    fn ask_holder(&self);
+    /// We gave the address up: the backups that followed us need not stay connected.
+    fn let_followers_go(&self);
+    /// The holder the machine follows now (node and boot), if it knows one.
+    fn follow(&self, holder: Option<(IpAddr, BootId)>);
     /// Asks `node` whether it is a master; an answer comes back as an event.
     fn confirm_master(&self, node: IpAddr);
     /// Messages rejected, and of those the ones that failed authentication.
@@ -50,8 +58,20 @@ impl Group for Heartbeats {
     fn send(&self, kind: Kind, successor: Option<IpAddr>) {
         self.broadcaster.send(kind, successor);
     }
+    fn announce_to(&self, node: IpAddr) {
+        self.broadcaster.announce_to(node);
+    }
     fn set_probing(&self, on: bool) {
         self.prober.set_enabled(on);
+    }
+    fn follow(&self, holder: Option<(IpAddr, BootId)>) {
+        self.prober.follow(holder);
+    }
+    fn let_followers_go(&self) {
+        self.local.let_followers_go();
+    }
+    fn ask_holder(&self) {
+        self.prober.ask();
     }
     fn confirm_master(&self, node: IpAddr) {
         confirm_master(

@@ -30,8 +30,16 @@ impl Group for FakeGroup {
             .borrow_mut()
             .push(format!("send {kind:?} {successor:?}"));
     }
+    fn announce_to(&self, node: IpAddr) {
+        self.0.borrow_mut().push(format!("announce to {node}"));
+    }
     fn set_probing(&self, on: bool) {
         self.0.borrow_mut().push(format!("probing {on}"));
+    }
+    fn follow(&self, _: Option<(IpAddr, crate::vocabulary::BootId)>) {}
+    fn let_followers_go(&self) {}
+    fn ask_holder(&self) {
+        self.0.borrow_mut().push("ask holder".into());
     }
     fn confirm_master(&self, node: IpAddr) {
         self.0.borrow_mut().push(format!("confirm {node}"));
@@ -108,6 +116,7 @@ impl Rig {
             election: Box::new(crate::election::Lan),
             campaigning: false,
             election_status: Default::default(),
+            interface_watched: false,
         };
         assert_eq!(daemon.apply(t0, first), Ok(false));
         Rig {

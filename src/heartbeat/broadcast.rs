@@ -13,7 +13,7 @@ use std::sync::Arc;
 use log::{debug, warn};
 
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::vocabulary::{Event, Segment, ANNOUNCE_GROUP6};
+use crate::vocabulary::{BootId, Event, Segment, ANNOUNCE_GROUP6};
 use crate::wire::{self, Kind};
 
 pub struct Broadcaster {
@@ -38,6 +38,7 @@ impl Broadcaster {
         lan: Segment,
     ) -> std::io::Result<Broadcaster> {
         let s = super::bind_on_interface(local.node, socket2::Type::DGRAM, port, interface)?;
+        ignore_own(&s, local.boot)?;
         let sender = match local.node {
             IpAddr::V4(_) => {
                 s.set_broadcast(true)?;
@@ -67,6 +68,15 @@ impl Broadcaster {
         let (_, bytes) = self.local.seal(kind, successor, None);
         if let Err(e) = self.sender.send_to(&bytes, self.target) {
             warn!("cannot broadcast {kind:?} to {}: {e}", self.target);
+        }
+    }
+
+    /// Our announce to `node` alone, on the same port (its receiver hears unicast too).
+    pub fn announce_to(&self, node: IpAddr) {
+        let (_, bytes) = self.local.seal(Kind::Announce, None, None);
+        // Unreachable is what we expect while the path is down: the next try follows.
+        if let Err(e) = self.sender.send_to(&bytes, (node, self.target.port())) {
+            debug!("announce to {node}: {e}");
         }
     }
 
@@ -104,6 +114,43 @@ impl Broadcaster {
         Ok(())
     }
 }
+
+/// Our own broadcasts come back to us; the kernel drops them (by our boot id, bytes
+/// 32..40 of the message) so that sending an announce does not also wake our receiver.
+#[cfg(target_os = "linux")]
+fn ignore_own(socket: &socket2::Socket, boot: BootId) -> std::io::Result<()> {
+    use socket2::SockFilter;
+    // Classic BPF on a UDP socket sees the datagram from its UDP header (8 bytes) on.
+    const BOOT_AT: u32 = 8 + 32;
+    let [hi, lo] = [(boot.0 >> 32) as u32, boot.0 as u32];
+    socket.attach_filter(&[
+        SockFilter::new(BPF_LD_LEN, 0, 0, 0),
+        SockFilter::new(BPF_JGE, 0, 5, BOOT_AT + 8),
+        SockFilter::new(BPF_LD_WORD, 0, 0, BOOT_AT),
+        SockFilter::new(BPF_JEQ, 0, 3, hi),
+        SockFilter::new(BPF_LD_WORD, 0, 0, BOOT_AT + 4),
+        SockFilter::new(BPF_JEQ, 0, 1, lo),
+        SockFilter::new(BPF_RET, 0, 0, 0),
+        SockFilter::new(BPF_RET, 0, 0, u32::MAX),
+    ])
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ignore_own(_: &socket2::Socket, _: BootId) -> std::io::Result<()> {
+    Ok(())
+}
+
+// Classic BPF opcodes (linux/filter.h).
+#[cfg(target_os = "linux")]
+const BPF_LD_LEN: u16 = 0x80; // A = packet length
+#[cfg(target_os = "linux")]
+const BPF_LD_WORD: u16 = 0x20; // A = 32-bit word at k (absolute)
+#[cfg(target_os = "linux")]
+const BPF_JGE: u16 = 0x35; // A >= k ? jt : jf
+#[cfg(target_os = "linux")]
+const BPF_JEQ: u16 = 0x15; // A == k ? jt : jf
+#[cfg(target_os = "linux")]
+const BPF_RET: u16 = 0x06; // keep k bytes (0: drop)
 
 /// Decodes a datagram into an event, dropping what is not for us or not believable.
 fn to_event(bytes: &[u8], from: SocketAddr, lan: &Segment, local: &Local) -> Option<Event> {
@@ -268,6 +315,36 @@ mod tests {
         assert_eq!(to_event(&real, from(PEER), &lan(), &l), None);
         let next = wire::encode_authenticated(&announce(PEER, 2), &stamp, &key);
         assert!(to_event(&next, from(PEER), &lan(), &l).is_some());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn our_own_datagrams_never_reach_the_receiver() {
+        let rx = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        rx.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        ignore_own(&rx, BootId(0x0102_0304_0506_0708)).unwrap();
+        let rx: UdpSocket = rx.into();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let tx = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let to = rx.local_addr().unwrap();
+        let with_boot = |boot| {
+            wire::encode(&Message {
+                boot: BootId(boot),
+                ..announce(PEER, 1)
+            })
+        };
+        tx.send_to(&with_boot(0x0102_0304_0506_0708), to).unwrap();
+        tx.send_to(&with_boot(0x0102_0304_0000_0000), to).unwrap();
+        tx.send_to(&[0xff; 12], to).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = rx.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &with_boot(0x0102_0304_0000_0000)[..]);
+        let (n, _) = rx.recv_from(&mut buf).unwrap();
+        assert_eq!(
+            n, 12,
+            "short garbage still reaches the checks (and the counters)"
+        );
     }
 
     #[test]

@@ -8,6 +8,10 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// A master tells a silent former holder it holds now every 20 ms (the state machine's
+/// probe of a suspected second master); the datagram budget makes room for them.
+const SUSPECT_PROBES_PER_SEC: f64 = 50.0;
+
 /// At most one log line per source in this period.
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Sources remembered at most per table; beyond that all new sources share one entry.
@@ -55,6 +59,13 @@ impl<K: Eq + std::hash::Hash + Copy> RateLimit<K> {
     pub fn for_interval(interval: Duration, burst: u32) -> RateLimit<K> {
         let per_sec = 4.0 / interval.as_secs_f64().max(0.001);
         RateLimit::new(per_sec.max(20.0), burst)
+    }
+
+    /// The datagrams a member sends: [`RateLimit::for_interval`], plus a master's
+    /// announces to a second master it cannot hear.
+    pub fn for_datagrams(interval: Duration, burst: u32) -> RateLimit<K> {
+        let base = RateLimit::<K>::for_interval(interval, burst).rate;
+        RateLimit::new(base + SUSPECT_PROBES_PER_SEC, burst)
     }
 
     /// Takes a token for `ip`; false when its bucket is empty.
@@ -265,6 +276,10 @@ mod tests {
         assert_eq!(
             RateLimit::<IpAddr>::for_interval(Duration::from_secs(1), 20).rate,
             20.0
+        );
+        assert_eq!(
+            RateLimit::<IpAddr>::for_datagrams(Duration::from_secs(1), 20).rate,
+            20.0 + SUSPECT_PROBES_PER_SEC
         );
     }
 

@@ -1,17 +1,20 @@
 //! The holder's side: accepts heartbeat connections and answers each heartbeat with an echo.
 //! Hostile peers are bounded: connection caps (per source, and in all with a share kept
 //! for members), a connection rate per source, a deadline per message (not per read, so a
-//! byte now and then does not hold a slot) and a fixed maximum message size.
+//! byte now and then does not hold a slot) and a fixed maximum message size. A connection
+//! whose heartbeat was answered may then stay open and silent for as long as it likes:
+//! that is how a backup follows the holder.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 
 use super::{trouble_of, Local, Trouble};
-use crate::vocabulary::BootId;
+use crate::vocabulary::{BootId, Role};
 use crate::wire::{self, Challenge, Decoded, Kind};
 
 pub struct Listener {
@@ -38,7 +41,7 @@ impl Listener {
                 self.port
             );
         }
-        for stream in self.socket.incoming() {
+        for (id, stream) in (0u64..).zip(self.socket.incoming()) {
             let Ok(stream) = stream else { continue };
             let Ok(from) = stream.peer_addr().map(|a| a.ip()) else {
                 continue;
@@ -57,13 +60,19 @@ impl Listener {
             let spawned = std::thread::Builder::new()
                 .name("fip-conn".into())
                 .spawn(move || {
-                    if let Err(e) = answer(stream, &conn_local, read_deadline) {
+                    let follower = Follower {
+                        from,
+                        id,
+                        all: &conn_local.followers,
+                    };
+                    if let Err(e) = answer(stream, &conn_local, read_deadline, &follower) {
                         if e.rejected {
                             conn_local.refuse(from, e.trouble, || e.why.clone());
                         } else {
                             debug!("heartbeat connection from {from} ended: {e}");
                         }
                     }
+                    conn_local.followers.forget(from, id);
                     conn_local.connection_closed(from, member);
                 });
             if spawned.is_err() {
@@ -71,6 +80,51 @@ impl Listener {
             }
         }
     }
+}
+
+/// The silent connections of backups that follow us, one per source: a backup dials
+/// again when its old connection may be dead (a cut, a partition), and the FIN of the old
+/// one may never arrive; the new one replaces it, so none lingers.
+#[derive(Debug, Default)]
+pub(super) struct Followers(Mutex<HashMap<IpAddr, (u64, TcpStream)>>);
+
+impl Followers {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u64, TcpStream)>> {
+        // A poisoned lock only means a panicking holder; the table is still valid.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connection `id` from `from` was answered: it replaces any older one from there.
+    fn answered(&self, from: IpAddr, id: u64, stream: &TcpStream) {
+        let Ok(handle) = stream.try_clone() else {
+            return;
+        };
+        if let Some((_, old)) = self.table().insert(from, (id, handle)) {
+            let _ = old.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Ends every follower's connection: we no longer hold the address, and a connection
+    /// whose end was lost (a cut, a partition) would otherwise stay open for good.
+    pub(super) fn let_go(&self) {
+        for (_, (_, stream)) in self.table().drain() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn forget(&self, from: IpAddr, id: u64) {
+        let mut table = self.table();
+        if table.get(&from).is_some_and(|(current, _)| *current == id) {
+            table.remove(&from);
+        }
+    }
+}
+
+/// One connection's place among the [`Followers`].
+struct Follower<'a> {
+    from: IpAddr,
+    id: u64,
+    all: &'a Followers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +198,26 @@ fn refused(why: String, trouble: Trouble) -> Ended {
     }
 }
 
-fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Result<(), Ended> {
+/// Blocks until the peer sends again; an error once it closed.
+fn wait_for_more(stream: &TcpStream) -> Result<(), Ended> {
+    stream.set_read_timeout(None).map_err(io_end)?;
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.peek(&mut byte) {
+            Ok(0) => return Err(io_end(std::io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_end(e)),
+        }
+    }
+}
+
+fn answer(
+    mut stream: TcpStream,
+    local: &Local,
+    read_deadline: Duration,
+    follower: &Follower<'_>,
+) -> Result<(), Ended> {
     stream
         .set_write_timeout(Some(read_deadline))
         .map_err(io_end)?;
@@ -152,6 +225,11 @@ fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Resu
     // Within one connection a prober's sequence only grows.
     let mut last: Option<(BootId, u64)> = None;
     loop {
+        // A prober that was answered keeps the connection open and silent (its closing is
+        // how it learns we died); only a message that has begun must arrive whole in time.
+        if last.is_some() {
+            wait_for_more(&stream)?;
+        }
         let d = match read_message(&mut stream, local, Instant::now() + read_deadline) {
             Ok(d) => d,
             Err(ReadError::Io(e)) => return Err(io_end(e)),
@@ -177,6 +255,10 @@ fn answer(mut stream: TcpStream, local: &Local, read_deadline: Duration) -> Resu
                 format!("heartbeat seq {} replayed or reordered", m.seq),
                 Trouble::Replay,
             ));
+        }
+        // A master asking us to confirm our claim is no follower.
+        if last.is_none() && m.role != Role::Master {
+            follower.all.answered(follower.from, follower.id, &stream);
         }
         last = Some((m.boot, m.seq));
         let (_, echo) = local.seal(

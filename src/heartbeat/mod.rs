@@ -51,6 +51,8 @@ pub struct Local {
     /// The group's key; `None` runs the unauthenticated plain form. A reload replaces it.
     auth: RwLock<Option<Auth>>,
     shield: Mutex<Shield>,
+    /// The silent connections of the backups that follow us.
+    followers: listener::Followers,
 }
 
 /// The limits, the replay guard and the members heard, shared by the heartbeat threads.
@@ -145,7 +147,7 @@ impl Local {
             .as_ref()
             .map_or(crate::auth::DEFAULT_MAX_SKEW, |a| a.max_skew);
         let shield = Shield {
-            datagrams: RateLimit::for_interval(interval, 40),
+            datagrams: RateLimit::for_datagrams(interval, 40),
             connects: RateLimit::for_interval(interval, 10),
             open: ConnectionCap::new(
                 CONNECTIONS_PER_SOURCE,
@@ -169,6 +171,7 @@ impl Local {
             round_trips: Mutex::new(Histogram::new(ROUND_TRIP_BUCKETS)),
             auth: RwLock::new(auth),
             shield: Mutex::new(shield),
+            followers: listener::Followers::default(),
         })
     }
 
@@ -286,6 +289,12 @@ impl Local {
         if let Ok(mut h) = self.round_trips.lock() {
             h.observe(took.as_secs_f64());
         }
+    }
+
+    /// Closes the connections of the backups that followed us, once we gave the address
+    /// up (after the resignation went out): they follow the next holder.
+    pub fn let_followers_go(&self) {
+        self.followers.let_go();
     }
 
     pub fn set_view(&self, view: LocalView) {

@@ -1,26 +1,73 @@
-//! The backup's side: dials the floating IP, sends a heartbeat every interval and turns
-//! echoes and connection failures into events. It never decides anything itself: silence
-//! is measured by the state machine's clock.
+//! The backup's side: dials the floating IP, proves who holds it by one heartbeat and its
+//! echo, then keeps the connection open and silent. The holder's periodic announce tells
+//! that it is alive; the connection tells the moment its process dies (the kernel closes
+//! it). It never decides anything itself: silence is measured by the state machine's clock.
 
 use std::io::{ErrorKind, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::listener::{read_message, ReadError};
 use super::{peer_of, trouble_of, Local, Trouble};
-use crate::vocabulary::{Event, Loss};
+use crate::vocabulary::{BootId, Event, Loss};
 use crate::wire::{Challenge, Kind};
 
+/// Who answered a session's heartbeat: node and boot.
+type Answerer = (IpAddr, BootId);
+
 pub struct Prober {
-    enabled: Arc<AtomicBool>,
+    control: Arc<Control>,
+    local: Arc<Local>,
     thread: Option<std::thread::Thread>,
 }
 
-/// A disabled prober sleeps until woken by [`Prober::set_enabled`]; this only bounds the sleep.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// What the daemon tells the prober thread, and the open session it may have to end.
+#[derive(Default)]
+struct Control {
+    enabled: AtomicBool,
+    /// The holder the daemon follows, when it knows one.
+    following: Mutex<Option<Answerer>>,
+    session: Mutex<Option<Session>>,
+    /// The session was ended from here, not by the holder.
+    ended_here: AtomicBool,
+    /// The heartbeat sent on the open session by [`Prober::ask`], awaiting its echo.
+    asked: Mutex<Option<Challenge>>,
+}
+
+/// An open, silent connection to the holder that answered it.
+struct Session {
+    holder: Answerer,
+    stream: TcpStream,
+}
+
+impl Control {
+    fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+        // A poisoned lock only means a panicking holder; the value is still valid.
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn following(&self) -> Option<Answerer> {
+        *self.following.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a session with `holder` should not go on: disabled, or another holder followed.
+    fn unwanted(&self, holder: Answerer) -> bool {
+        !self.enabled.load(Ordering::Relaxed) || self.following().is_some_and(|f| f != holder)
+    }
+
+    /// Ends the open session, if any, waking its thread; it then reports no loss.
+    fn end_session(&self, only_if: impl FnOnce(Answerer) -> bool) {
+        if let Some(s) = &*self.session() {
+            if only_if(s.holder) {
+                self.ended_here.store(true, Ordering::Relaxed);
+                let _ = s.stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
 
 impl Prober {
     /// Follows the holder while enabled, sending what it learns as `T`s (from [`Event`]s).
@@ -31,24 +78,26 @@ impl Prober {
         dial_timeout: Duration,
         events: SyncSender<T>,
     ) -> Prober {
-        let enabled = Arc::new(AtomicBool::new(false));
-        let flag = enabled.clone();
+        let control = Arc::new(Control::default());
+        let shared = control.clone();
+        let prober_local = local.clone();
         let target = SocketAddr::from((local.vip, port));
         let spawned = std::thread::Builder::new()
             .name("fip-prober".into())
             .spawn(move || loop {
-                if !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(IDLE_WAIT);
+                if !shared.enabled.load(Ordering::Relaxed) {
+                    // Until [`Prober::set_enabled`] wakes it (a spurious wake-up just loops).
+                    std::thread::park();
                     continue;
                 }
                 let started = Instant::now();
-                let loss = follow(&local, target, interval, dial_timeout, &flag, &events);
+                let loss = follow(&local, target, interval, dial_timeout, &shared, &events);
                 if let Some(loss) = loss {
                     if events.send(Event::HolderLost(loss).into()).is_err() {
                         return; // the daemon is gone
                     }
                 }
-                // Redial at most once per interval, but at once after a long healthy session.
+                // Redial at most once per interval, but at once after a long session.
                 std::thread::sleep(interval.saturating_sub(started.elapsed()));
             });
         let thread = match spawned {
@@ -58,13 +107,48 @@ impl Prober {
                 None
             }
         };
-        Prober { enabled, thread }
+        Prober {
+            control,
+            local: prober_local,
+            thread,
+        }
+    }
+
+    /// Sends one heartbeat on the open session (the holder's announces are late); the
+    /// prober thread reads the echo and reports it as [`Event::Echo`]. Nothing without
+    /// a session: then the dial in progress answers the same question.
+    pub fn ask(&self) {
+        let session = self.control.session();
+        let Some(s) = &*session else { return };
+        let (sent, bytes) = self.local.seal(Kind::Heartbeat, None, None);
+        *self.control.asked.lock().unwrap_or_else(|e| e.into_inner()) = Some(Challenge {
+            boot: sent.boot,
+            seq: sent.seq,
+        });
+        // A failed write ends the session by itself: its reader sees the error.
+        let _ = (&s.stream).write_all(&bytes);
     }
 
     pub fn set_enabled(&self, on: bool) {
-        self.enabled.store(on, Ordering::Relaxed);
+        self.control.enabled.store(on, Ordering::Relaxed);
+        if !on {
+            self.control.end_session(|_| true);
+        }
         if let Some(t) = &self.thread {
             t.unpark();
+        }
+    }
+
+    /// The holder the daemon follows now (`None`: it knows none). A session with another
+    /// holder is ended and the address dialled again: it moved while we were connected.
+    pub fn follow(&self, holder: Option<(IpAddr, BootId)>) {
+        *self
+            .control
+            .following
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = holder;
+        if let Some(h) = holder {
+            self.control.end_session(|s| s != h);
         }
     }
 }
@@ -78,7 +162,7 @@ fn follow<T: From<Event>>(
     target: SocketAddr,
     interval: Duration,
     dial_timeout: Duration,
-    enabled: &AtomicBool,
+    control: &Control,
     events: &SyncSender<T>,
 ) -> Option<Loss> {
     // One attempt never outlasts an interval: a SYN sent while the address is moving goes to
@@ -88,93 +172,131 @@ fn follow<T: From<Event>>(
         Err(e) => return classify(&e),
     };
     let _ = stream.set_nodelay(true);
-    let mut answered = false;
-    // Bounded by the enable flag and by errors; each pass takes about one interval.
-    while enabled.load(Ordering::Relaxed) {
-        let sent = Instant::now();
-        let (sent_heartbeat, heartbeat) = local.seal(Kind::Heartbeat, None, None);
-        if let Err(e) = stream.write_all(&heartbeat) {
-            return classify(&e).filter(|_| answered);
+    let sent = Instant::now();
+    let (sent_heartbeat, heartbeat) = local.seal(Kind::Heartbeat, None, None);
+    if stream.write_all(&heartbeat).is_err() {
+        return None;
+    }
+    // With a key, the echo must answer this very heartbeat: a replayed echo cannot.
+    let challenge = Challenge {
+        boot: sent_heartbeat.boot,
+        seq: sent_heartbeat.seq,
+    };
+    let holder = match read_message(&mut stream, local, sent + interval) {
+        Ok(d)
+            if d.message.kind == Kind::Echo
+                && d.message.vip == local.vip
+                && d.stamp.map_or(true, |s| s.reply_to == Some(challenge))
+                && local.check_clock(&d).is_ok() =>
+        {
+            local.round_trip(sent.elapsed());
+            if events
+                .send(Event::Echo(peer_of(&d.message)).into())
+                .is_err()
+            {
+                return None;
+            }
+            (d.message.node, d.message.boot)
         }
-        // With a key, the echo must answer this very heartbeat: a replayed echo cannot.
-        let challenge = Challenge {
-            boot: sent_heartbeat.boot,
-            seq: sent_heartbeat.seq,
-        };
-        match read_message(&mut stream, local, sent + interval) {
+        Ok(d) => {
+            local.refuse(
+                target.ip(),
+                if local.authenticated() {
+                    Trouble::Auth
+                } else {
+                    Trouble::Malformed
+                },
+                || {
+                    format!(
+                        "unexpected or stale {:?} answering our heartbeat",
+                        d.message.kind
+                    )
+                },
+            );
+            return None;
+        }
+        // Closed or timed out before an answer: redial; the machine's clock, not this
+        // thread, measures silence.
+        Err(ReadError::Io(_)) => return None,
+        Err(ReadError::Wire(e)) => {
+            local.refuse(target.ip(), trouble_of(&e), || format!("echo: {e}"));
+            return None;
+        }
+    };
+    wait_for_close(stream, holder, local, interval, control, events)
+}
+
+/// Keeps the answered session open and silent until the holder closes it (its daemon
+/// crashed or stopped: `Some(how)`) or the daemon ends it from here (`None`). Echoes to
+/// heartbeats sent by [`Prober::ask`] are reported on the way.
+fn wait_for_close<T: From<Event>>(
+    mut stream: TcpStream,
+    holder: Answerer,
+    local: &Local,
+    interval: Duration,
+    control: &Control,
+    events: &SyncSender<T>,
+) -> Option<Loss> {
+    let Ok(handle) = stream.try_clone() else {
+        return None;
+    };
+    {
+        let mut session = control.session();
+        control.ended_here.store(false, Ordering::Relaxed);
+        *session = Some(Session {
+            holder,
+            stream: handle,
+        });
+    }
+    // Told before the session was registered.
+    if control.unwanted(holder) {
+        control.end_session(|_| true);
+    }
+    let ended = loop {
+        let mut byte = [0u8; 1];
+        let waited = stream.set_read_timeout(None).and_then(|()| loop {
+            match stream.peek(&mut byte) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        });
+        if control.ended_here.load(Ordering::Relaxed) {
+            break None;
+        }
+        match waited {
+            Ok(0) => break Some(Loss::Closed),
+            Ok(_) => {}
+            Err(e) => break classify(&e),
+        }
+        let asked = control
+            .asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match read_message(&mut stream, local, Instant::now() + interval) {
             Ok(d)
-                if d.message.kind == Kind::Echo
+                if asked.is_some()
+                    && d.message.kind == Kind::Echo
                     && d.message.vip == local.vip
-                    && d.stamp.map_or(true, |s| s.reply_to == Some(challenge))
+                    && (d.message.node, d.message.boot) == holder
+                    && d.stamp.map_or(true, |s| s.reply_to == asked)
                     && local.check_clock(&d).is_ok() =>
             {
-                answered = true;
-                local.round_trip(sent.elapsed());
                 if events
                     .send(Event::Echo(peer_of(&d.message)).into())
                     .is_err()
                 {
-                    return None;
+                    break None;
                 }
             }
-            Ok(d) => {
-                local.refuse(
-                    target.ip(),
-                    if local.authenticated() {
-                        Trouble::Auth
-                    } else {
-                        Trouble::Malformed
-                    },
-                    || {
-                        format!(
-                            "unexpected or stale {:?} answering our heartbeat",
-                            d.message.kind
-                        )
-                    },
-                );
-                return None;
-            }
-            Err(ReadError::Io(e)) if e.kind() == ErrorKind::UnexpectedEof => {
-                return answered.then_some(Loss::Closed)
-            }
-            // A timeout: redial; the machine's clock, not this thread, measures silence.
-            Err(ReadError::Io(e)) => return classify(&e).filter(|_| answered),
-            Err(ReadError::Wire(e)) => {
-                local.refuse(target.ip(), trouble_of(&e), || format!("echo: {e}"));
-                return None;
-            }
+            // Data nobody asked for, or an echo that came too late: a fresh session
+            // sorts it out.
+            _ => break None,
         }
-        if let Some(loss) = idle_until_next(&stream, interval.saturating_sub(sent.elapsed())) {
-            return loss;
-        }
-    }
-    None
-}
-
-/// Waits out the rest of the interval, but notices at once if the holder closes the
-/// connection (its daemon crashed or stopped): `Some(how the session ended)` then.
-fn idle_until_next(stream: &TcpStream, rest: Duration) -> Option<Option<Loss>> {
-    if rest.is_zero() {
-        return None;
-    }
-    let mut byte = [0u8; 1];
-    let waited = stream
-        .set_read_timeout(Some(rest))
-        .and_then(|()| stream.peek(&mut byte));
-    match waited {
-        Ok(0) => Some(Some(Loss::Closed)),
-        // Data nobody asked for: the next echo read deals with it.
-        Ok(_) => None,
-        Err(e)
-            if matches!(
-                e.kind(),
-                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-            ) =>
-        {
-            None
-        }
-        Err(e) => Some(classify(&e)),
-    }
+    };
+    *control.session() = None;
+    control.ended_here.store(false, Ordering::Relaxed);
+    ended
 }
 
 fn classify(e: &std::io::Error) -> Option<Loss> {
@@ -184,6 +306,26 @@ fn classify(e: &std::io::Error) -> Option<Loss> {
         | ErrorKind::ConnectionAborted
         | ErrorKind::BrokenPipe => Some(Loss::Closed),
         _ => None,
+    }
+}
+
+/// Longest single connection attempt of [`dial_until`]: a SYN lost to a path that is just
+/// healing is retransmitted by the kernel only after a second; a new attempt is not.
+const REDIAL: Duration = Duration::from_millis(20);
+
+/// Connects to `target`, dialling again every [`REDIAL`] until `deadline`.
+fn dial_until(target: SocketAddr, deadline: Instant) -> Option<TcpStream> {
+    loop {
+        let started = Instant::now();
+        let left = deadline.checked_duration_since(started)?;
+        if left.is_zero() {
+            return None;
+        }
+        if let Ok(stream) = TcpStream::connect_timeout(&target, left.min(REDIAL)) {
+            return Some(stream);
+        }
+        // A refusal comes at once: wait out the attempt rather than spin.
+        std::thread::sleep((started + REDIAL).saturating_duration_since(Instant::now()));
     }
 }
 
@@ -202,7 +344,8 @@ pub fn confirm_master<T: From<Event> + Send + 'static>(
         .spawn(move || {
             let deadline = Instant::now() + timeout;
             let target = SocketAddr::from((node, port));
-            let Ok(mut stream) = TcpStream::connect_timeout(&target, timeout) else {
+            let Some(mut stream) = dial_until(target, deadline) else {
+                log::debug!("{node} could not be reached to confirm its claim to be master");
                 return;
             };
             let _ = stream.set_nodelay(true);

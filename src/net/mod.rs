@@ -7,6 +7,7 @@ pub mod arp;
 pub mod fake;
 pub mod host;
 pub mod interfaces;
+pub mod link_watch;
 pub mod ndisc;
 #[cfg(target_os = "linux")]
 mod packet_socket;

@@ -42,7 +42,6 @@ impl Machine {
         let before = self.priority();
         let was = self.health.verdict;
         self.health = health;
-        let start = out.len();
         let detail = self.health.detail.clone();
         match (self.health.verdict, &mut self.state) {
             (Verdict::Failing, RoleState::Backup { watch, .. }) => {
@@ -99,14 +98,8 @@ impl Machine {
                     String::new()
                 }
             )));
-            if !out[start..]
-                .iter()
-                .any(|a| matches!(a, Action::Transition { .. }))
-            {
-                // Tell the group at once (a transition announces by itself): ranks,
-                // preemption and two-master decisions use it.
-                out.push(Action::Announce);
-            }
+            // The new priority is announced at once by the timers (ranks, preemption and
+            // two-master decisions use it).
             if let Holder::Alive { peer, .. } = self.holder() {
                 self.update_preempt(now, peer);
             }

@@ -43,7 +43,7 @@ use crate::vocabulary::{
     Action, BootId, Event, Health, Heard, Lease, Loss, Peer, Priority, ProbeOutcome, Reason, Role,
     Verdict,
 };
-use role::{Cause, Master, RoleState, Takeover, Verification, Watch};
+use role::{Cause, Master, RoleState, Suspect, Takeover, Verification, Watch};
 pub use role::{Fault, Holder};
 pub use timing::Timing;
 
@@ -70,6 +70,9 @@ pub struct Seen {
     pub at: Instant,
 }
 
+/// What an announce says about us: role, priority and whether we ask to preempt.
+type Said = (Role, Priority, bool);
+
 /// What the machine counts, for `floatip status` (there, beside the heartbeat threads' counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
@@ -89,12 +92,16 @@ pub struct Machine {
     peers: BTreeMap<IpAddr, Seen>,
     last_event: Instant,
     next_announce: Instant,
+    /// What our last announce said: a change is announced at once.
+    said: Said,
     stopped: bool,
     counters: Counters,
     /// The last resignation heard: resignations are sent twice.
     last_resign: Option<Resignation>,
     /// When the holder we followed last said it released the address (after a crash).
     holder_released: Option<Instant>,
+    /// The last sighting of the holder we asked about (its announces were late).
+    asked_after: Option<Instant>,
     health: Health,
     /// No preemption before this: the operator just handed the address away.
     hold_off_until: Option<Instant>,
@@ -105,6 +112,16 @@ pub struct Machine {
     lease_gated: bool,
     /// The lease the external election granted us, while it does.
     lease: Option<Lease>,
+}
+
+/// The node a message from the group came from.
+fn sender(event: &Event) -> Option<IpAddr> {
+    match event {
+        Event::Echo(p) | Event::Announce(p) | Event::MasterConfirmed(p) => Some(p.node),
+        Event::Resign { from, .. } => Some(from.node),
+        Event::Released(node) => Some(*node),
+        _ => None,
+    }
 }
 
 /// Why `floatip handover` cannot hand the address over now.
@@ -137,11 +154,13 @@ impl Machine {
             reason: Reason::Starting,
             peers: BTreeMap::new(),
             last_event: now,
-            next_announce: now + timing.interval,
+            next_announce: now + timing.announce_period(Role::Backup),
+            said: (Role::Backup, me.priority, false),
             stopped: false,
             counters: Counters::default(),
             last_resign: None,
             holder_released: None,
+            asked_after: None,
             health: Health::healthy(),
             hold_off_until: None,
             fault_seen: None,
@@ -277,6 +296,7 @@ impl Machine {
             RoleState::Master(m) => {
                 consider(m.garp_followup);
                 consider(m.next_refresh);
+                consider(m.suspect.map(|s| s.next.min(s.until)));
             }
             RoleState::Backup { watch, .. } | RoleState::Fault { watch, .. } => {
                 consider(
@@ -287,6 +307,9 @@ impl Machine {
                 );
                 if let Holder::Alive { last, .. } = watch.holder {
                     consider(Some(last + self.timing.timeout));
+                    if self.asked_after != Some(last) {
+                        consider(Some(last + self.timing.ask_after()));
+                    }
                 }
             }
         }
@@ -309,6 +332,9 @@ impl Machine {
         self.last_event = now;
         if gap >= self.timing.stall_threshold() {
             self.on_stall(now, gap, &mut out);
+        }
+        if let Some(node) = sender(&event) {
+            self.heard_from(node);
         }
         match event {
             Event::Tick => {}
@@ -373,16 +399,54 @@ impl Machine {
             reason,
         });
         out.push(Action::Announce);
-        self.next_announce = now + self.timing.interval;
+        self.announced(now);
+    }
+
+    /// What we say now.
+    fn saying(&self, now: Instant) -> Said {
+        (self.role(), self.priority(), self.preempt_requesting(now))
+    }
+
+    /// An announce went out now.
+    fn announced(&mut self, now: Instant) {
+        self.said = self.saying(now);
+        self.next_announce = now + self.timing.announce_period(self.role());
     }
 
     fn take_over(&mut self, now: Instant, reason: Reason, out: &mut Vec<Action>) {
-        self.fault_seen = match self.holder() {
+        let holder = self.holder();
+        self.fault_seen = match holder {
             Holder::Lost { at, .. } => Some(at),
             _ => None,
         };
-        let master = RoleState::Master(Master::fresh(now, &self.timing));
-        self.go(now, master, reason, out);
+        let mut master = Master::fresh(now, &self.timing);
+        // A holder that only fell silent may be cut off from us, not gone.
+        if let Holder::Lost {
+            peer: Some(p),
+            loss: Loss::Silence,
+            ..
+        } = holder
+        {
+            // Under a lease nobody else may hold: there is nothing to suspect.
+            if self.timing.probes_suspects() && !self.lease_gated {
+                master.suspect = Some(Suspect {
+                    node: p.node,
+                    next: now,
+                    until: now + Timing::SUSPECT_FOR,
+                });
+            }
+        }
+        self.go(now, RoleState::Master(master), reason, out);
+    }
+
+    /// Anything from a suspected second master means the path to it works again: from
+    /// here the two-master rules (and the periodic announces) settle who keeps the address.
+    fn heard_from(&mut self, node: IpAddr) {
+        if let RoleState::Master(m) = &mut self.state {
+            if m.suspect.is_some_and(|s| s.node == node) {
+                m.suspect = None;
+            }
+        }
     }
 
     /// Leaving a fault: BACKUP, or FAULT for the service checks if they still fail.
@@ -450,9 +514,10 @@ impl Machine {
                 }
             }
         }
-        // Peer sightings from before the stall are stale.
-        self.peers
-            .retain(|_, s| now.saturating_duration_since(s.at) < interval);
+        // A master seen before the stall may be gone; members that speak rarely stay.
+        self.peers.retain(|_, s| {
+            s.peer.role != Role::Master || now.saturating_duration_since(s.at) < interval
+        });
     }
 
     fn on_holder_heard(&mut self, now: Instant, peer: Peer, heard: Heard, out: &mut Vec<Action>) {
@@ -555,7 +620,7 @@ impl Machine {
         let mine = (self.priority(), self.me.node);
         self.peers
             .values()
-            .filter(|s| now.saturating_duration_since(s.at) < self.timing.timeout)
+            .filter(|s| now.saturating_duration_since(s.at) < self.timing.member_ttl())
             // A FAULT peer may be waiting out the same conflict we are: it still competes.
             .filter(|s| s.peer.role != Role::Master && Some(s.peer.node) != excluding)
             .filter(|s| s.peer.rank_key() > mine)
@@ -575,7 +640,7 @@ impl Machine {
         self.peers
             .values()
             .filter(move |s| {
-                now.saturating_duration_since(s.at) < self.timing.timeout
+                now.saturating_duration_since(s.at) < self.timing.member_ttl()
                     && s.peer.role == Role::Backup
             })
             .map(|s| s.peer)
@@ -596,7 +661,17 @@ impl Machine {
             )));
             return;
         }
+        let newcomer = self
+            .peers
+            .get(&peer.node)
+            .map_or(true, |s| s.peer.boot != peer.boot);
         self.peers.insert(peer.node, Seen { peer, at: now });
+        // It has not heard us (we speak rarely): tell it who we are. The master's own
+        // announce is never more than an interval away.
+        if newcomer && self.role() != Role::Master {
+            out.push(Action::Announce);
+            self.announced(now);
+        }
         match peer.role {
             Role::Master => self.on_holder_heard(now, peer, Heard::Announce, out),
             Role::Backup if self.state.settled_master() && !self.lease_gated => {
@@ -994,8 +1069,9 @@ impl Machine {
     }
 
     fn on_timers(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let timing = self.timing;
         self.peers
-            .retain(|_, s| now.saturating_duration_since(s.at) < self.timing.timeout);
+            .retain(|_, s| now.saturating_duration_since(s.at) < timing.memory(s.peer.role));
         if let RoleState::Backup {
             watch:
                 Watch {
@@ -1007,6 +1083,11 @@ impl Machine {
         {
             if now >= last + self.timing.timeout {
                 self.lose_holder(now, Some(peer), Loss::Silence, out);
+            } else if now >= last + self.timing.ask_after() && self.asked_after != Some(last) {
+                // A late announce is not yet a dead holder: ask it on another path, its
+                // open connection (answered by another thread of the holder's daemon).
+                self.asked_after = Some(last);
+                out.push(Action::AskHolder);
             }
         }
         self.on_takeover_timer(now, out);
@@ -1023,11 +1104,30 @@ impl Machine {
                         out.push(Action::SendGarp);
                     }
                 }
+                match m.suspect {
+                    Some(s) if now >= s.until => {
+                        m.suspect = None;
+                        out.push(Action::Note(format!(
+                            "{} silent for {} s since we took over; no longer telling it we hold",
+                            s.node,
+                            Timing::SUSPECT_FOR.as_secs()
+                        )));
+                    }
+                    Some(s) if now >= s.next => {
+                        m.suspect = Some(Suspect {
+                            next: now + Timing::SUSPECT_PROBE,
+                            ..s
+                        });
+                        out.push(Action::AnnounceTo(s.node));
+                    }
+                    _ => {}
+                }
             }
         }
         let verifying = matches!(&self.state, RoleState::Master(m) if m.verification.is_some());
-        if now >= self.next_announce && !verifying {
-            self.next_announce = now + self.timing.interval;
+        let due = now >= self.next_announce || self.saying(now) != self.said;
+        if due && !verifying {
+            self.announced(now);
             out.push(Action::Announce);
         }
     }

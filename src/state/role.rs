@@ -105,6 +105,18 @@ pub(super) struct Master {
     pub next_refresh: Option<Instant>,
     /// When we last asked a better master to confirm its claim (see [`Timing::confirm_claims`]).
     pub confirming: Option<Instant>,
+    /// A master that may still hold the address and that we cannot hear.
+    pub suspect: Option<Suspect>,
+}
+
+/// The holder we took over from because it fell silent: frozen, cut off or dead, it may
+/// still hold the address. Until we hear from it (or give up), we tell it we hold now,
+/// often, so two masters meet the moment the path between them is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Suspect {
+    pub node: IpAddr,
+    pub next: Instant,
+    pub until: Instant,
 }
 
 impl Master {
@@ -114,6 +126,7 @@ impl Master {
             garp_followup: Some(now + Timing::GARP_FOLLOWUP),
             next_refresh: timing.garp_refresh.map(|r| now + r),
             confirming: None,
+            suspect: None,
         }
     }
 }

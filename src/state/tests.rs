@@ -277,6 +277,98 @@ fn silent_holder_is_replaced_even_if_frozen_kernel_answers() {
     assert_eq!(r.m.counters().holder_losses, 1);
 }
 
+/// Following n12 with `timing`, which falls silent while its kernel still answers for
+/// the address: we take over at 330 ms, and n12 may still hold it.
+fn took_over_from_silent_n12(timing: Timing) -> Rig {
+    let mut r = Rig::with(100, timing);
+    r.at(20, Event::Echo(peer(N12, 100, Role::Master)));
+    r.run_to(320);
+    let holder_mac = peer(N12, 100, Role::Master).mac;
+    r.at(330, Event::Probe(ProbeOutcome::InUse(holder_mac)));
+    assert_eq!(r.m.role(), Role::Master);
+    r
+}
+
+/// How many of `actions` tell n12 alone that we hold.
+fn told_n12(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| **a == Action::AnnounceTo(N12))
+        .count()
+}
+
+/// Ticks every 10 ms from `from` to `to` (ms), collecting actions.
+fn tick_every_10ms(r: &mut Rig, from: u64, to: u64) -> Vec<Action> {
+    (from..=to)
+        .step_by(10)
+        .flat_map(|t| r.at(t, Event::Tick))
+        .collect()
+}
+
+#[test]
+fn a_silent_former_holder_is_told_we_hold_every_probe_period_until_heard() {
+    let mut r = took_over_from_silent_n12(timing());
+    assert!(r.m.next_deadline() <= r.now + Timing::SUSPECT_PROBE);
+    let told = told_n12(&tick_every_10ms(&mut r, 340, 540));
+    assert!((9..=11).contains(&told), "{told} in 200 ms");
+    // Heard again (here it yielded): the two-master rules and announces take over.
+    r.at(545, Event::Announce(peer(N12, 100, Role::Backup)));
+    assert_eq!(told_n12(&tick_every_10ms(&mut r, 550, 900)), 0);
+}
+
+#[test]
+fn a_silent_former_holder_is_told_for_a_bounded_time() {
+    let mut r = took_over_from_silent_n12(timing());
+    let end = 330 + Timing::SUSPECT_FOR.as_millis() as u64;
+    r.run_to(end - 50);
+    assert_eq!(told_n12(&r.at(end - 20, Event::Tick)), 1);
+    let a = r.run_to(end + 500);
+    assert_eq!(told_n12(&a), 0, "{a:?}");
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Note(n) if n.contains("no longer telling"))));
+}
+
+#[test]
+fn short_intervals_need_no_extra_announces_to_a_silent_former_holder() {
+    let t = Timing {
+        interval: Timing::SUSPECT_PROBE,
+        timeout: 300 * MS,
+        ..timing()
+    };
+    let mut r = took_over_from_silent_n12(t);
+    assert_eq!(told_n12(&tick_every_10ms(&mut r, 340, 540)), 0);
+}
+
+#[test]
+fn a_holder_that_closed_its_connection_is_not_told() {
+    let mut r = Rig::following(20);
+    r.at(40, Event::HolderLost(Loss::Closed));
+    r.at(45, Event::Probe(ProbeOutcome::Free));
+    assert_eq!(r.m.role(), Role::Master);
+    assert_eq!(told_n12(&tick_every_10ms(&mut r, 50, 300)), 0);
+}
+
+#[test]
+fn a_late_holder_is_asked_over_its_connection_once_before_it_counts_as_silent() {
+    let asked = |a: &[Action]| a.iter().filter(|a| **a == Action::AskHolder).count();
+    let mut r = Rig::following(20);
+    assert_eq!(asked(&r.run_to(150)), 0, "half the timeout has not passed");
+    assert_eq!(asked(&r.run_to(250)), 1);
+    // Its echo: alive; the silence counts from here.
+    r.at(260, Event::Echo(peer(N12, 100, Role::Master)));
+    let a = r.run_to(400);
+    assert_eq!(asked(&a), 0);
+    assert!(!a.contains(&Action::ProbeAddress));
+    assert_eq!(asked(&r.run_to(450)), 1);
+    let a = r.run_to(600);
+    assert_eq!(asked(&a), 0, "once per silence");
+    assert!(
+        a.contains(&Action::ProbeAddress),
+        "no answer: silent after all"
+    );
+}
+
 #[test]
 fn silent_holder_but_a_stranger_answers_is_a_conflict() {
     let mut r = Rig::following(20);
@@ -766,12 +858,49 @@ fn deadline_never_exceeds_an_interval() {
 }
 
 #[test]
-fn peers_expire_after_the_timeout() {
+fn masters_expire_after_the_timeout_members_after_missing_two_refreshes() {
     let mut r = Rig::new();
     r.at(10, Event::Announce(peer(N12, 100, Role::Backup)));
-    assert_eq!(r.m.peers().count(), 1);
+    r.at(10, Event::Announce(peer(N13, 100, Role::Master)));
+    assert_eq!(r.m.peers().count(), 2);
     r.run_to(400);
+    let left: Vec<_> = r.m.peers().map(|s| s.peer.node).collect();
+    assert_eq!(
+        left,
+        [N12],
+        "the master is forgotten, the quiet backup is not"
+    );
+    let ttl = r.m.timing().member_ttl().as_millis() as u64;
+    r.run_to(10 + ttl + 50);
     assert_eq!(r.m.peers().count(), 0);
+}
+
+#[test]
+fn a_backup_speaks_only_on_news_or_rarely() {
+    let mut r = Rig::following(20);
+    let announces = |a: &[Action]| a.iter().filter(|a| **a == Action::Announce).count();
+    // The holder's announces keep it followed; we tell it who we are once.
+    assert_eq!(
+        announces(&r.hear(100, 2000, peer(N12, 100, Role::Master))),
+        1
+    );
+    assert_eq!(r.m.role(), Role::Backup);
+    // A member we did not know: it has not heard us, so we tell it, once.
+    assert_eq!(
+        announces(&r.at(2010, Event::Announce(peer(N13, 50, Role::Backup)))),
+        1
+    );
+    assert_eq!(
+        announces(&r.at(2020, Event::Announce(peer(N13, 50, Role::Backup)))),
+        0
+    );
+    // Our priority changed (a failing weighted check): said at once.
+    assert_eq!(announces(&r.at(2030, penalty(30))), 1);
+    assert_eq!(announces(&r.at(2040, Event::Tick)), 0);
+    // And the refresh.
+    let refresh = Timing::MEMBER_REFRESH.as_millis() as u64;
+    let a = r.hear(2100, 2030 + refresh + 100, peer(N12, 100, Role::Master));
+    assert_eq!(announces(&a), 1, "one refresh in {refresh} ms");
 }
 
 // ---- service checks ---------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::vocabulary::Role;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     /// Heartbeat and announce period.
@@ -23,6 +25,50 @@ impl Timing {
     /// After `floatip handover` a node does not take the address back from a live holder
     /// (by preemption) for this long; it still takes over if nobody holds it.
     pub const HANDOVER_HOLD_OFF: Duration = Duration::from_secs(300);
+
+    /// A node that does not hold the address speaks when what it says changes, when it
+    /// hears a member it did not know, and otherwise this rarely, so members that came
+    /// later (or forgot it) still learn it; the holder's announce serves as the heartbeat.
+    pub const MEMBER_REFRESH: Duration = Duration::from_secs(30);
+
+    /// Holder silence after which a backup asks the holder directly, over its open
+    /// connection, whether it is alive: half the detection time.
+    pub fn ask_after(&self) -> Duration {
+        self.timeout / 2
+    }
+
+    /// How often a node in `role` announces itself when nothing changes.
+    pub fn announce_period(&self, role: Role) -> Duration {
+        match role {
+            Role::Master => self.interval,
+            Role::Backup | Role::Fault => Self::MEMBER_REFRESH.max(self.interval),
+        }
+    }
+
+    /// How long a member not holding the address is remembered without news: two
+    /// refreshes may be lost.
+    pub fn member_ttl(&self) -> Duration {
+        Self::MEMBER_REFRESH.max(self.interval) * 2 + self.timeout
+    }
+
+    /// How long a peer in `role` is remembered: a master announces every interval.
+    pub fn memory(&self, role: Role) -> Duration {
+        match role {
+            Role::Master => self.timeout,
+            Role::Backup | Role::Fault => self.member_ttl(),
+        }
+    }
+
+    /// How often a master tells a holder it took over from silently that it holds now,
+    /// and for how long at most (a dead holder never answers).
+    pub const SUSPECT_PROBE: Duration = Duration::from_millis(20);
+    pub const SUSPECT_FOR: Duration = Duration::from_secs(300);
+
+    /// Whether a suspected second master needs probes of its own: the periodic announce
+    /// already reaches it as often at short intervals.
+    pub fn probes_suspects(&self) -> bool {
+        Self::SUSPECT_PROBE < self.interval
+    }
 
     /// Long enough to hear every live node's announce once before acting.
     pub fn startup_wait(&self) -> Duration {

@@ -22,10 +22,20 @@ const TTL: Duration = Duration::from_secs(2);
 
 /// Both floatip nodes, elected through the one-member cluster on e1.
 fn start_group(lab: &Lab, cluster: &Cluster) -> (Vec<(&'static str, Proc)>, Vec<PathBuf>) {
+    start_group_renewing(lab, cluster, TTL, "")
+}
+
+/// [`start_group`] with a lease of `ttl`; `extra`: more keys of the `etcd` section.
+fn start_group_renewing(
+    lab: &Lab,
+    cluster: &Cluster,
+    ttl: Duration,
+    extra: &str,
+) -> (Vec<(&'static str, Proc)>, Vec<PathBuf>) {
     let etcd = format!(
-        "etcd: {{endpoints: {}, lease_ttl_in_ms: {}}}",
+        "etcd: {{endpoints: {}, lease_ttl_in_ms: {}{extra}}}",
         cluster.endpoints_yaml(),
-        TTL.as_millis()
+        ttl.as_millis()
     );
     // Every new master appends its fencing token and lease id, as its hooks see them.
     let hook = lab.write_file(
@@ -427,9 +437,20 @@ fn losing_the_etcd_leader_changes_no_holder() {
         return;
     };
     let mut cluster = Cluster::start(&lab, &["e1", "e2", "e3"]);
-    let (_procs, _) = start_group(&lab, &cluster);
+    // Renewals stop from the leader's death until etcd elects another (0.5-1.5 s measured
+    // here); a death just before a keep-alive leaves the holder 2000 - 200 - 666 = 1134 ms
+    // at a 2 s TTL and the default period, 3000 - 300 - 500 = 2200 ms here.
+    let (_procs, _) = start_group_renewing(
+        &lab,
+        &cluster,
+        Duration::from_secs(3),
+        ", keepalive_in_ms: 500",
+    );
     let (holder, watch) = settled(&lab);
-    let leader = cluster.leader().expect("the cluster has a leader");
+    // The first listed member, where the daemons' keep-alive streams start, leads: its death
+    // breaks the holder's stream and stops renewals until another member leads.
+    assert!(cluster.make_leader(0), "etcd moves its leadership to e1");
+    let leader = 0;
     watch.mark("leader killed");
     cluster.kill(leader);
     std::thread::sleep(TTL * 2);

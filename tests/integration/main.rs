@@ -28,6 +28,8 @@ mod dual_stack;
 mod etcd_election;
 mod etcd_failover;
 mod failover;
+mod fast_setting;
+mod heal;
 mod hostile_input;
 mod ipv6_only;
 mod live_ops;

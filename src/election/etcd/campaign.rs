@@ -16,19 +16,33 @@ use etcd_client::{
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant, MissedTickBehavior};
 
-use super::client::{bounded, connect};
+use super::client::{bounded, connect, Endpoints};
 use super::lease::{LeaseClock, SharedDeadline, Stamp};
 use super::{Claim, Command, Event, LostReason, Settings, RANK_STEP};
 
 /// A sleep that never ends, for select branches that are switched off.
 const NEVER: Duration = Duration::from_secs(86_400);
 
+/// After a keep-alive stream failed, the next is opened at once, then 20, 40, 80 ms, then
+/// every 160 ms after the start of the previous attempt (at once after a slow one) until one
+/// is acknowledged or the deadline passes: a leader change leaves little of the TTL, a
+/// keep-alive period is too long to wait.
+const RETRY_FIRST: Duration = Duration::from_millis(20);
+const RETRY_MAX: Duration = Duration::from_millis(160);
+
+/// An open keep-alive stream and the endpoint it runs to.
+struct KeepAlive {
+    keeper: LeaseKeeper,
+    stream: LeaseKeepAliveStream,
+    endpoint: String,
+}
+
 /// This node's lease and, while it works, its keep-alive stream. While campaigning it
 /// stands by with no key under it, so that a campaign is one transaction when the key is
 /// freed; the transaction that creates the key under it makes it the key's lease.
 struct Lease {
     clock: LeaseClock,
-    keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    keeper: Option<KeepAlive>,
     /// The key was created under this lease: this node is elected.
     holds_key: bool,
 }
@@ -41,6 +55,11 @@ struct Campaign {
     rank: Arc<AtomicU32>,
     emit: Box<dyn FnMut(Event) + Send>,
     client: Option<Client>,
+    /// The keep-alive stream's own clients, one per endpoint.
+    endpoints: Endpoints,
+    /// When to reopen a failed keep-alive stream, and the wait before the one after.
+    reopen_at: Option<Instant>,
+    reopen_step: Duration,
     /// Asked to campaign (and not to resign since).
     want: bool,
     lease: Option<Lease>,
@@ -65,8 +84,12 @@ pub(super) async fn run(
 ) {
     let mut tick = tokio::time::interval(s.etcd.keepalive);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let endpoints = Endpoints::new(&s.etcd);
     let mut c = Campaign {
         s,
+        endpoints,
+        reopen_at: None,
+        reopen_step: Duration::ZERO,
         claim,
         commands,
         deadline,
@@ -108,6 +131,12 @@ pub(super) async fn run(
                 c.campaign_at = None;
                 c.try_acquire().await;
             }
+            _ = sleep_until(c.reopen_at.unwrap_or_else(|| Instant::now() + NEVER)), if c.reopen_at.is_some() => {
+                c.reopen_at = None;
+                if c.lease.as_ref().is_some_and(|l| l.keeper.is_none()) {
+                    c.renew().await;
+                }
+            }
             _ = tick.tick() => c.on_tick().await,
         }
     }
@@ -117,7 +146,7 @@ async fn next_renewal(
     lease: &mut Option<Lease>,
 ) -> Result<Option<LeaseKeepAliveResponse>, etcd_client::Error> {
     match lease.as_mut().and_then(|l| l.keeper.as_mut()) {
-        Some((_, stream)) => stream.message().await,
+        Some(k) => k.stream.message().await,
         None => std::future::pending().await,
     }
 }
@@ -273,6 +302,7 @@ impl Campaign {
         let sent = Stamp::now();
         let grant = bounded(budget, client.lease_grant(ttl.as_secs() as i64, None)).await?;
         let granted = Duration::from_secs(grant.ttl().max(0) as u64);
+        self.reopen_step = Duration::ZERO;
         self.lease = Some(Lease {
             clock: LeaseClock::granted(grant.id(), ttl, granted, sent),
             keeper: None,
@@ -287,37 +317,94 @@ impl Campaign {
             self.deadline.set(Some(l.clock.valid_until()));
         }
         self.unreachable = false;
+        self.reopen_at = None;
+        self.reopen_step = Duration::ZERO;
     }
 
-    /// Sends a keep-alive, or reopens the keep-alive stream (which renews once on opening).
+    /// The keep-alive stream failed (or an attempt to open one, `started` then): its
+    /// outstanding keep-alives renew nothing, and the next stream opens on the next
+    /// endpoint, soon.
+    fn keep_alive_failed(&mut self, why: &str, started: Instant) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        let endpoint = lease.keeper.take().map(|k| k.endpoint);
+        lease.clock.stream_lost();
+        let since = lease.clock.since_renewal(Stamp::now());
+        self.endpoints.next();
+        let at = started + self.reopen_step;
+        log::debug!(
+            "etcd: keep-alive on {}: {why}; reopening on {} in {} ms ({} ms since the last renewal was sent)",
+            endpoint.as_deref().unwrap_or("a new stream"),
+            self.endpoints.current(&self.s.etcd),
+            at.saturating_duration_since(Instant::now()).as_millis(),
+            since.as_millis(),
+        );
+        self.reopen_at = Some(at);
+        self.reopen_step = (self.reopen_step * 2).clamp(RETRY_FIRST, RETRY_MAX);
+    }
+
+    /// Sends a keep-alive, or opens the keep-alive stream (which renews once on opening).
+    /// A stream whose oldest keep-alive went unanswered for a period (its member is cut off
+    /// or hangs) is given up for the next endpoint's.
     async fn renew(&mut self) {
         let budget = self.budget();
-        let (Some(lease), Some(client)) = (self.lease.as_mut(), self.client.as_mut()) else {
+        let Some(lease) = self.lease.as_mut() else {
             return;
         };
         if budget.is_zero() {
             return; // past the deadline: the loop gives the key up
         }
         let sent = Stamp::now();
-        if let Some((keeper, _)) = lease.keeper.as_mut() {
-            lease.clock.sent(sent);
-            if keeper.keep_alive().await.is_err() {
-                lease.keeper = None;
-                lease.clock.stream_lost();
+        if let Some(k) = lease.keeper.as_mut() {
+            let waiting = lease.clock.oldest_pending().map(|o| sent.saturating_sub(o));
+            match waiting {
+                Some(waited) if waited >= self.s.etcd.keepalive => {
+                    let why = format!("no answer for {} ms", waited.as_millis());
+                    self.keep_alive_failed(&why, Instant::now());
+                }
+                _ => {
+                    lease.clock.sent(sent);
+                    if let Err(why) = k.keeper.keep_alive().await {
+                        self.keep_alive_failed(&why.to_string(), Instant::now());
+                    }
+                }
             }
             return;
         }
         let id = lease.clock.id;
-        match bounded(budget, client.lease_keep_alive(id)).await {
-            Ok(keeper) => {
-                lease.clock.renewed(sent);
-                lease.keeper = Some(keeper);
+        let started = Instant::now();
+        let endpoint = self.endpoints.current(&self.s.etcd).to_string();
+        let opened = match self.endpoints.client(&self.s.etcd, budget).await {
+            Ok(mut client) => {
+                let left = budget.saturating_sub(Stamp::now().saturating_sub(sent));
+                bounded(left, client.lease_keep_alive(id)).await
+            }
+            Err(why) => Err(why),
+        };
+        match opened {
+            Ok((keeper, stream)) => {
+                log::debug!(
+                    "etcd: keep-alive stream opened on {endpoint}: renewed, sent {} ms ago",
+                    Stamp::now().saturating_sub(sent).as_millis()
+                );
+                if let Some(lease) = self.lease.as_mut() {
+                    lease.clock.renewed(sent);
+                    lease.keeper = Some(KeepAlive {
+                        keeper,
+                        stream,
+                        endpoint,
+                    });
+                }
                 self.renewed();
             }
             Err(why) if why.contains("lease not found") => {
                 self.lose(LostReason::LeaseGone);
             }
-            Err(why) => self.unreachable(format!("lease keep-alive: {why}")),
+            Err(why) => {
+                self.keep_alive_failed(&format!("cannot open a stream: {why}"), started);
+                self.unreachable(format!("lease keep-alive on {endpoint}: {why}"));
+            }
         }
     }
 
@@ -327,20 +414,21 @@ impl Campaign {
         };
         match renewal {
             Ok(Some(answer)) => {
-                if lease.clock.acknowledged(answer.ttl()) {
-                    self.renewed();
-                } else {
+                let sent = lease.clock.oldest_pending();
+                if !lease.clock.acknowledged(answer.ttl()) {
                     self.lose(LostReason::LeaseGone);
+                    return;
                 }
+                log::trace!(
+                    "etcd: keep-alive acknowledged by member {:x} (raft term {}), sent {} ms ago",
+                    answer.header().map_or(0, |h| h.member_id()),
+                    answer.header().map_or(0, |h| h.raft_term()),
+                    sent.map_or(0, |s| Stamp::now().saturating_sub(s).as_millis()),
+                );
+                self.renewed();
             }
-            Ok(None) | Err(_) => {
-                let why = renewal
-                    .err()
-                    .map_or("the stream ended".to_string(), |e| e.to_string());
-                lease.keeper = None;
-                lease.clock.stream_lost();
-                self.unreachable(format!("lease keep-alive: {why}"));
-            }
+            Ok(None) => self.keep_alive_failed("the stream ended", Instant::now()),
+            Err(why) => self.keep_alive_failed(&why.to_string(), Instant::now()),
         }
     }
 

@@ -98,6 +98,11 @@ impl LeaseClock {
             .max(sent + self.ttl.saturating_sub(margin(self.ttl)));
     }
 
+    /// When the oldest keep-alive still waiting for its answer was sent.
+    pub fn oldest_pending(&self) -> Option<Stamp> {
+        self.pending.front().copied()
+    }
+
     /// The stream broke: its outstanding keep-alives will never be answered.
     pub fn stream_lost(&mut self) {
         self.pending.clear();
@@ -174,8 +179,10 @@ mod tests {
             at(2400),
             "the first answer renews from the first send"
         );
+        assert_eq!(l.oldest_pending(), Some(at(1200)));
         assert!(l.acknowledged(2));
         assert_eq!(l.valid_until(), at(3000));
+        assert_eq!(l.oldest_pending(), None);
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! that cuts their heartbeats.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use floatip_lab::floatip::{ECHO_PORT, VIP};
+use floatip_lab::floatip::{dual_stack_lab, DUAL_STACK_IP, ECHO_PORT, VIP, VIP6};
 use floatip_lab::{printed, Lab, Proc};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
 use super::model::{Daemon, Setting};
 
@@ -37,6 +38,81 @@ impl Tools {
     }
 }
 
+/// The floating addresses a pair holds and the lab that carries them: the one
+/// place that knows what each kind of group needs, so that another kind (an
+/// IPv6-only LAN) is one more variant here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Floating {
+    /// 192.0.2.234 alone, on an IPv4 LAN (the main rows).
+    V4,
+    /// 192.0.2.234 and 2001:db8::234/64, moved together, on a dual-stack LAN.
+    DualStack,
+}
+
+impl Floating {
+    pub fn name(self) -> &'static str {
+        match self {
+            Floating::V4 => "ipv4",
+            Floating::DualStack => "dual-stack",
+        }
+    }
+
+    /// What the group holds and on which LAN, for the docs.
+    pub fn title(self) -> &'static str {
+        match self {
+            Floating::V4 => "192.0.2.234 on an IPv4 LAN",
+            Floating::DualStack => {
+                "192.0.2.234 and 2001:db8::234/64 on a dual-stack LAN (IPv4 heartbeat)"
+            }
+        }
+    }
+
+    /// A lab for `nodes` with the address families of this kind of group;
+    /// `None` where a lab cannot run.
+    pub fn lab(self, tag: &str, nodes: &[&str]) -> Option<Lab> {
+        match self {
+            Floating::V4 => Lab::new(tag, nodes),
+            Floating::DualStack => dual_stack_lab(tag, nodes),
+        }
+    }
+
+    /// The addresses n1 must hold alone before a fault.
+    pub fn addresses(self) -> Vec<IpAddr> {
+        match self {
+            Floating::V4 => vec![VIP.into()],
+            Floating::DualStack => vec![VIP.into(), VIP6.into()],
+        }
+    }
+
+    /// floatip's `ip:` line, unless the zero-config default (x.y.z.234) is meant.
+    fn floatip_ip(self) -> Option<&'static str> {
+        match self {
+            Floating::V4 => None,
+            Floating::DualStack => Some(DUAL_STACK_IP),
+        }
+    }
+
+    /// keepalived's address blocks. A VRRP instance advertises one family,
+    /// so the IPv6 address is `virtual_ipaddress_excluded`: added, removed and
+    /// announced (unsolicited Neighbor Advertisements) with the instance, not
+    /// carried in its adverts.
+    fn keepalived_addresses(self) -> String {
+        let v4 = format!("    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n");
+        match self {
+            Floating::V4 => v4,
+            Floating::DualStack => format!(
+                "{v4}    virtual_ipaddress_excluded {{\n        {VIP6}/64 dev eth0\n    }}\n"
+            ),
+        }
+    }
+
+    /// Whether `d` can hold these addresses (ucarp has no IPv6).
+    pub fn supports(self, d: Daemon) -> bool {
+        self == Floating::V4 || d != Daemon::Ucarp
+    }
+}
+
 pub fn priority(node: &str) -> u8 {
     if node == "n1" {
         PRIO_N1
@@ -45,15 +121,24 @@ pub fn priority(node: &str) -> u8 {
     }
 }
 
-/// floatip's config; with `etcd` (the endpoint) the election is etcd's,
-/// with a lease of the setting's detection budget.
-pub fn floatip_config(s: Setting, node: &str, status_socket: &str, etcd: Option<&str>) -> String {
+/// floatip's config for the addresses `f`; with `etcd` (the endpoint) the
+/// election is etcd's, with a lease of the setting's detection budget.
+pub fn floatip_config(
+    s: Setting,
+    f: Floating,
+    node: &str,
+    status_socket: &str,
+    etcd: Option<&str>,
+) -> String {
     let mut c = format!(
         "floating_ip:\n  enabled: true\n  priority: {}\n  status_socket: {status_socket}\n  echo:\n    interval_in_ms: {}\n    timeout_in_ms: {}\n",
         priority(node),
         s.interval().as_millis(),
         s.detection().as_millis()
     );
+    if let Some(ip) = f.floatip_ip() {
+        c += &format!("  {ip}\n");
+    }
     if let Some(endpoint) = etcd {
         c += &format!(
             "  election: etcd\n  etcd:\n    endpoints: [{endpoint}]\n    lease_ttl_in_ms: {}\n",
@@ -71,7 +156,7 @@ pub fn etcd_endpoint(lab: &Lab) -> String {
 /// The lab node that runs etcd for floatip-etcd.
 pub const ETCD_NODE: &str = "e1";
 
-pub fn keepalived_config(s: Setting, node: &str) -> String {
+pub fn keepalived_config(s: Setting, f: Floating, node: &str) -> String {
     let version = match s {
         Setting::OneSec => "",
         Setting::Fast | Setting::TenMs => "    version 3\n",
@@ -86,12 +171,11 @@ pub fn keepalived_config(s: Setting, node: &str) -> String {
          {version}\
          \x20   priority {}\n\
          \x20   advert_int {}\n\
-         \x20   virtual_ipaddress {{\n\
-         \x20       {VIP}/24 dev eth0\n\
-         \x20   }}\n\
+         {}\
          }}\n",
         priority(node),
-        s.keepalived_advert()
+        s.keepalived_advert(),
+        f.keepalived_addresses()
     )
 }
 
@@ -121,37 +205,42 @@ pub fn ucarp_scripts(ip: &Path) -> (String, String) {
     )
 }
 
-/// Config files and commands of one setting, for the docs.
-pub fn configs_for_docs(s: Setting, tools: &Tools) -> BTreeMap<String, String> {
+/// Config files and commands of one setting and kind of group, for the docs
+/// (named `<setting>/<daemon>/...`, a group other than IPv4 after the setting).
+pub fn configs_for_docs(s: Setting, f: Floating, tools: &Tools) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
+    let at = match f {
+        Floating::V4 => s.name().to_string(),
+        _ => format!("{}/{}", s.name(), f.name()),
+    };
     for node in ["n1", "n2"] {
         let sock = format!("<lab dir>/{node}.sock");
         m.insert(
-            format!("{}/floatip/{node}.yml", s.name()),
-            floatip_config(s, node, &sock, None),
+            format!("{at}/floatip/{node}.yml"),
+            floatip_config(s, f, node, &sock, None),
         );
-        if s.supports(Daemon::FloatipEtcd) {
+        if s.supports(Daemon::FloatipEtcd) && f == Floating::V4 {
             m.insert(
-                format!("{}/floatip-etcd/{node}.yml", s.name()),
-                floatip_config(s, node, &sock, Some("http://<e1 address>:2379")),
+                format!("{at}/floatip-etcd/{node}.yml"),
+                floatip_config(s, f, node, &sock, Some("http://<e1 address>:2379")),
             );
         }
         m.insert(
-            format!("{}/floatip/command", s.name()),
+            format!("{at}/floatip/command"),
             "floatip run -c <node>.yml".to_string(),
         );
         if !s.supports(Daemon::Keepalived) {
             continue;
         }
         m.insert(
-            format!("{}/keepalived/{node}.conf", s.name()),
-            keepalived_config(s, node),
+            format!("{at}/keepalived/{node}.conf"),
+            keepalived_config(s, f, node),
         );
         m.insert(
-            format!("{}/keepalived/command", s.name()),
+            format!("{at}/keepalived/command"),
             "keepalived --dont-fork --log-console --no-syslog --vrrp -f <node>.conf -p <dir>/<node>.pid -r <dir>/<node>-vrrp.pid -c <dir>/<node>-check.pid".to_string(),
         );
-        if s.supports(Daemon::Ucarp) {
+        if s.supports(Daemon::Ucarp) && f.supports(Daemon::Ucarp) {
             let ip = if node == "n1" {
                 "192.0.2.11"
             } else {
@@ -159,21 +248,40 @@ pub fn configs_for_docs(s: Setting, tools: &Tools) -> BTreeMap<String, String> {
             };
             let args = ucarp_args(ip.parse().unwrap(), node, "<dir>/up.sh", "<dir>/down.sh");
             m.insert(
-                format!("{}/ucarp/{node}.command", s.name()),
+                format!("{at}/ucarp/{node}.command"),
                 format!("ucarp {}", args.join(" ")),
             );
         }
     }
-    if s.supports(Daemon::Ucarp) {
+    if s.supports(Daemon::Ucarp) && f.supports(Daemon::Ucarp) {
         let (up, down) = ucarp_scripts(&tools.ip);
-        m.insert(format!("{}/ucarp/up.sh", s.name()), up);
-        m.insert(format!("{}/ucarp/down.sh", s.name()), down);
+        m.insert(format!("{at}/ucarp/up.sh"), up);
+        m.insert(format!("{at}/ucarp/down.sh"), down);
     }
     m
 }
 
-/// Starts `d` on `node` of `lab`; returns the process and (floatip) its config.
+/// Starts `d` on `node` of `lab`, holding the IPv4 VIP; returns the process
+/// and (floatip) its config.
 pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Proc, PathBuf) {
+    start_holding(lab, tools, d, s, Floating::V4, node)
+}
+
+/// [`start`] for the addresses `f`.
+pub fn start_holding(
+    lab: &Lab,
+    tools: &Tools,
+    d: Daemon,
+    s: Setting,
+    f: Floating,
+    node: &str,
+) -> (Proc, PathBuf) {
+    assert!(
+        f.supports(d),
+        "{} cannot hold a {} group",
+        d.name(),
+        f.name()
+    );
     let dir = lab.dir().to_path_buf();
     let p = |name: &str| dir.join(name).to_string_lossy().into_owned();
     match d {
@@ -181,7 +289,7 @@ pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Pr
             let etcd = (d == Daemon::FloatipEtcd).then(|| etcd_endpoint(lab));
             let cfg = lab.write_file(
                 &format!("{node}.yml"),
-                &floatip_config(s, node, &p(&format!("{node}.sock")), etcd.as_deref()),
+                &floatip_config(s, f, node, &p(&format!("{node}.sock")), etcd.as_deref()),
             );
             let bin = tools.floatip.to_string_lossy().into_owned();
             // BENCH_FLOATIP_VERBOSE=1: debug logs (kept with FIP_LAB_KEEP=1).
@@ -196,7 +304,7 @@ pub fn start(lab: &Lab, tools: &Tools, d: Daemon, s: Setting, node: &str) -> (Pr
             (proc, cfg)
         }
         Daemon::Keepalived => {
-            let cfg = lab.write_file(&format!("{node}.conf"), &keepalived_config(s, node));
+            let cfg = lab.write_file(&format!("{node}.conf"), &keepalived_config(s, f, node));
             let bin = tools
                 .keepalived
                 .as_ref()
@@ -322,4 +430,39 @@ fn switch_table(lab: &Lab, tools: &Tools, table: &str, rules: Option<&str>) -> R
 pub fn signal_group(p: &Proc, sig: Signal) {
     // The process leads its own group and is not reaped while we hold it.
     let _ = killpg(Pid::from_raw(p.pid() as i32), sig);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dual_stack_group_puts_both_addresses_in_each_config() {
+        let f = Floating::DualStack;
+        let floatip = floatip_config(Setting::Fast, f, "n1", "/s", None);
+        assert!(
+            floatip.contains(&format!("  {DUAL_STACK_IP}\n")),
+            "{floatip}"
+        );
+        let keepalived = keepalived_config(Setting::Fast, f, "n1");
+        assert!(
+            keepalived.contains(&format!(
+                "    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n    virtual_ipaddress_excluded {{\n        {VIP6}/64 dev eth0\n    }}\n"
+            )),
+            "{keepalived}"
+        );
+        assert!(!f.supports(Daemon::Ucarp));
+    }
+
+    #[test]
+    fn an_ipv4_group_keeps_the_zero_config_address() {
+        let floatip = floatip_config(Setting::OneSec, Floating::V4, "n1", "/s", None);
+        assert!(!floatip.contains("\n  ip:"), "{floatip}");
+        let keepalived = keepalived_config(Setting::OneSec, Floating::V4, "n1");
+        assert!(!keepalived.contains(&VIP6.to_string()), "{keepalived}");
+        assert!(
+            keepalived.contains(&format!("{VIP}/24 dev eth0")),
+            "{keepalived}"
+        );
+    }
 }

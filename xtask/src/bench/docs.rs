@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::model::{msf, stat, Cell, Daemon, Idle, Results, Scenario, Setting, Stat};
+use super::daemons::Floating;
+use super::ipv6;
+use super::model::{msf, stat, Cell, Daemon, Idle, Ipv6Run, Results, Scenario, Setting, Stat};
 
 /// The hand-written part of docs/benchmarks.md; `{{...}}` are filled in.
 const TEMPLATE: &str = include_str!("../../templates/benchmarks.md");
@@ -109,6 +111,111 @@ fn outage_table(r: &Results, s: Setting) -> String {
             v += " (vs. plain SIGKILL)";
         }
         let _ = writeln!(t, " {v} |");
+    }
+    t
+}
+
+/// One figure of the IPv6 rows over the runs of a cell, if any run has it.
+fn ipv6_stat(
+    r: &Results,
+    (f, d, s, sc): (Floating, Daemon, Setting, Scenario),
+    get: fn(&Ipv6Run) -> Option<f64>,
+) -> Option<Stat> {
+    let v: Vec<f64> = r
+        .ipv6
+        .iter()
+        .filter(|x| (x.floating, x.v6.daemon, x.v6.setting, x.v6.scenario) == (f, d, s, sc))
+        .filter_map(get)
+        .collect();
+    (!v.is_empty()).then(|| stat(&v))
+}
+
+/// The cells of the IPv6 rows that ran: group, setting and the i-th fault,
+/// with floatip's scenario and keepalived's counterpart.
+fn ipv6_cells(r: &Results) -> Vec<(Floating, Setting, Scenario, Scenario)> {
+    let mut v = Vec::new();
+    for f in ipv6::GROUPS {
+        for s in Setting::ALL {
+            let pairs = ipv6::faults(Daemon::Floatip)
+                .into_iter()
+                .zip(ipv6::faults(Daemon::Keepalived));
+            for (fsc, ksc) in pairs {
+                if r.ipv6.iter().any(|x| {
+                    (x.floating, x.v6.setting) == (f, s)
+                        && (x.v6.scenario == fsc || x.v6.scenario == ksc)
+                }) {
+                    v.push((f, s, fsc, ksc));
+                }
+            }
+        }
+    }
+    v
+}
+
+fn outage6(x: &Ipv6Run) -> Option<f64> {
+    Some(x.v6.outage_ms)
+}
+
+/// floatip's IPv6 client outage against keepalived's, as the other ratios.
+fn ipv6_ratio(r: &Results, f: Floating, s: Setting, fsc: Scenario, ksc: Scenario) -> String {
+    let median = |d, sc| ipv6_stat(r, (f, d, s, sc), outage6).map(|x| x.median);
+    let mut v = ratio(
+        median(Daemon::Floatip, fsc),
+        median(Daemon::Keepalived, ksc),
+    );
+    if fsc != ksc && v != "–" {
+        v += " (vs. plain SIGKILL)";
+    }
+    v
+}
+
+/// The IPv6 rows: each fault's client outages (IPv6, and IPv4 in the same
+/// runs), how soon the IPv6 client followed, and the ratio to keepalived.
+fn ipv6_table(r: &Results) -> String {
+    let mut t = String::new();
+    let fmt = |st: Option<Stat>| st.map_or("not run".into(), |st| med_max(&st));
+    for f in ipv6::GROUPS {
+        let cells: Vec<_> = ipv6_cells(r).into_iter().filter(|c| c.0 == f).collect();
+        if cells.is_empty() {
+            continue;
+        }
+        let _ = writeln!(t, "### {}\n", f.title());
+        let _ = writeln!(t, "| setting | fault | floatip: IPv6 client outage ms (median / max) | floatip: IPv4 client, same runs | floatip: IPv6 client followed within ms (median / max) | keepalived: IPv6 client outage ms (median / max) | keepalived: IPv4 client, same runs | ucarp | floatip / keepalived, IPv6 outage (median) |");
+        let _ = writeln!(
+            t,
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+        );
+        for (_, s, fsc, ksc) in cells {
+            let fl = (f, Daemon::Floatip, s, fsc);
+            let ka = (f, Daemon::Keepalived, s, ksc);
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | n/a (no IPv6) | {} |",
+                s.name(),
+                fsc.title(),
+                fmt(ipv6_stat(r, fl, outage6)),
+                fmt(ipv6_stat(r, fl, |x| x.outage4_ms)),
+                fmt(ipv6_stat(r, fl, |x| x.followed6_ms)),
+                fmt(ipv6_stat(r, ka, outage6)),
+                fmt(ipv6_stat(r, ka, |x| x.outage4_ms)),
+                ipv6_ratio(r, f, s, fsc, ksc)
+            );
+        }
+        let _ = writeln!(t);
+    }
+    if t.is_empty() {
+        return "Not run in this bench.\n".into();
+    }
+    for x in &r.ipv6_failures {
+        let first = x.error.lines().next().unwrap_or("");
+        let _ = writeln!(
+            t,
+            "- could not be measured: {} {} {} rep {}: {first}",
+            x.daemon.name(),
+            x.setting.name(),
+            x.scenario.name(),
+            x.rep
+        );
     }
     t
 }
@@ -235,6 +342,25 @@ pub fn comparison_table(r: &Results) -> String {
                 ),
             );
         }
+    }
+    for (f, s, fsc, ksc) in ipv6_cells(r) {
+        let at = |d: Daemon| {
+            let sc = if d == Daemon::Floatip { fsc } else { ksc };
+            ipv6_stat(r, (f, d, s, sc), outage6)
+        };
+        row(
+            format!(
+                "IPv6 client outage, {}, ms (median / max) — {} {}",
+                fsc.title(),
+                f.name(),
+                s.name()
+            ),
+            Daemon::ALL.map(|d| match d {
+                Daemon::Ucarp => "n/a (no IPv6)".into(),
+                d => at(d).map_or_else(dash, |x| med_max(&x)),
+            }),
+            ipv6_ratio(r, f, s, fsc, ksc),
+        );
     }
     for k in &r.soak {
         row(
@@ -460,6 +586,39 @@ fn targets_table(r: &Results) -> String {
             );
         }
     }
+    for f in ipv6::GROUPS {
+        for s in Setting::ALL {
+            let at = |sc| (f, Daemon::Floatip, s, sc);
+            if let Some(st) = ipv6_stat(r, at(Scenario::Sigterm), outage6) {
+                row(
+                    format!(
+                        "{}: SIGTERM, IPv6 client outage ≤ 10 ms ({})",
+                        f.name(),
+                        s.name()
+                    ),
+                    format!("{} ms", med_max(&st)),
+                    Some(st.max <= 10.0),
+                );
+            }
+            let followed: Vec<f64> = ipv6::faults(Daemon::Floatip)
+                .into_iter()
+                .filter_map(|sc| ipv6_stat(r, at(sc), |x| x.followed6_ms))
+                .map(|st| st.max)
+                .collect();
+            if !followed.is_empty() {
+                let worst = followed.iter().copied().fold(0.0, f64::max);
+                row(
+                    format!(
+                        "{}: the IPv6 client follows the new holder within 20 ms, no flush ({}, every fault)",
+                        f.name(),
+                        s.name()
+                    ),
+                    format!("worst {} ms", fmt_ms(worst)),
+                    Some(worst <= 20.0),
+                );
+            }
+        }
+    }
     let idle: Vec<&Idle> = r
         .idle
         .iter()
@@ -645,6 +804,7 @@ pub fn write_docs(r: &Results) {
             },
         )
         .replace("{{IDLE}}", &idle_table(r))
+        .replace("{{IPV6}}", &ipv6_table(r))
         .replace(
             "{{IDLE_WINDOW}}",
             &format!("{:.0}", r.idle.first().map_or(0.0, |i| i.window_s)),

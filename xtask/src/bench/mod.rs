@@ -18,7 +18,8 @@
 //! - `BENCH_SOAK_SECS` (default 60; `bench-soak`: 600): the flap soak;
 //! - `BENCH_HOGS` (default 8): CPU hogs during the soak;
 //! - `BENCH_ONLY=<daemon>[,<daemon>]` (floatip, floatip-etcd, keepalived, ucarp),
-//!   `BENCH_SCENARIOS=<s>[,<s>]` (the scenarios, `idle`, `soak`),
+//!   `BENCH_SCENARIOS=<s>[,<s>]` (the scenarios, `idle`, `soak`, `ipv6`: the
+//!   IPv6 rows, a dual-stack pair at 1 s and 0.1 s),
 //!   `BENCH_SETTINGS=1s|fast|10ms[,...]`: run a subset (development);
 //! - `BENCH_RENDER_ONLY=1`: re-render the docs from `target/bench/results.json`;
 //! - `FLOATIP_BIN`: the floatip binary (default `target/release/floatip`).
@@ -28,6 +29,7 @@
 mod daemons;
 mod docs;
 mod idle;
+mod ipv6;
 mod model;
 mod scenario;
 mod soak;
@@ -40,10 +42,11 @@ use std::time::{Duration, Instant};
 use floatip_lab::etcd::etcd_binary;
 use floatip_lab::{find_program, printed};
 
-use daemons::{configs_for_docs, Tools};
+use daemons::{configs_for_docs, Floating, Tools};
 use docs::{comparison_table, write_docs};
 use idle::measure_idle;
-use model::{cells, Daemon, Failure, Machine, Results, Scenario, Setting, Soak};
+use ipv6::run_ipv6_once;
+use model::{cells, Daemon, Failure, Ipv6Run, Machine, Results, Run, Scenario, Setting, Soak};
 use scenario::run_once;
 use soak::run_soak;
 
@@ -103,7 +106,19 @@ pub fn run() -> ExitCode {
         for &sc in &scenarios {
             for &d in &daemons {
                 if s.runs(d, sc) {
-                    plan.push((d, s, sc));
+                    plan.push(Job::Main(d, s, sc));
+                }
+            }
+        }
+    }
+    // `BENCH_SCENARIOS=ipv6` selects the IPv6 rows (every fault of theirs).
+    if selected("BENCH_SCENARIOS", "ipv6") {
+        for f in ipv6::GROUPS {
+            for &s in settings.iter().filter(|s| ipv6::settings_of(**s)) {
+                for &d in daemons.iter().filter(|d| ipv6::measures(f, **d)) {
+                    for sc in ipv6::faults(d) {
+                        plan.push(Job::Ipv6(f, d, s, sc));
+                    }
                 }
             }
         }
@@ -130,49 +145,49 @@ pub fn run() -> ExitCode {
     );
     let mut runs = Vec::new();
     let mut failures = Vec::new();
+    let mut ipv6_runs = Vec::new();
+    let mut ipv6_failures = Vec::new();
     let total = plan.len() * reps;
     let mut i = 0;
     // Repetitions are the outer loop so that a slow drift of the machine
     // spreads over all cells alike.
     for rep in 1..=reps {
-        for &(d, s, sc) in &plan {
+        for &job in &plan {
             i += 1;
             let t = Instant::now();
             let mut last_err = String::new();
             let mut done = false;
             for attempt in 1..=RUN_ATTEMPTS {
-                match run_once(&tools, d, s, sc, rep) {
-                    Ok(mut r) => {
-                        r.attempts = attempt;
+                match job.run(&tools, rep, attempt) {
+                    Ok(outcome) => {
                         eprintln!(
-                            "[{i:>3}/{total}] {:<10} {:<4} {:<15} rep {rep}: outage {:>8.1} ms  dual {:>7.1} ms  flips {}  final {:?}{}  ({:.1}s)",
-                            d.name(),
-                            s.name(),
-                            sc.name(),
-                            r.outage_ms,
-                            r.dual_ms,
-                            r.flips,
-                            r.final_holders,
-                            r.outage_restore_ms.map_or(String::new(), |o| format!("  after restore {o:.1} ms")),
+                            "[{i:>3}/{total}] {} rep {rep}: {}  ({:.1}s)",
+                            job.name(),
+                            outcome.line(),
                             t.elapsed().as_secs_f64()
                         );
-                        runs.push(r);
+                        match outcome {
+                            Outcome::Main(r) => runs.push(r),
+                            Outcome::Ipv6(r) => ipv6_runs.push(r),
+                        }
                         done = true;
                         break;
                     }
                     Err(e) => {
                         eprintln!(
-                            "[{i:>3}/{total}] {} {} {} rep {rep} attempt {attempt}: {e}",
-                            d.name(),
-                            s.name(),
-                            sc.name()
+                            "[{i:>3}/{total}] {} rep {rep} attempt {attempt}: {e}",
+                            job.name()
                         );
                         last_err = e;
                     }
                 }
             }
             if !done {
-                failures.push(Failure {
+                let (d, s, sc, to) = match job {
+                    Job::Main(d, s, sc) => (d, s, sc, &mut failures),
+                    Job::Ipv6(_, d, s, sc) => (d, s, sc, &mut ipv6_failures),
+                };
+                to.push(Failure {
                     daemon: d,
                     setting: s,
                     scenario: sc,
@@ -207,7 +222,16 @@ pub fn run() -> ExitCode {
     }
     let mut configs = BTreeMap::new();
     for &s in &settings {
-        configs.extend(configs_for_docs(s, &tools));
+        configs.extend(configs_for_docs(s, Floating::V4, &tools));
+    }
+    for f in ipv6::GROUPS {
+        for s in Setting::ALL.into_iter().filter(|s| {
+            ipv6_runs
+                .iter()
+                .any(|r: &Ipv6Run| (r.floating, r.v6.setting) == (f, *s))
+        }) {
+            configs.extend(configs_for_docs(s, f, &tools));
+        }
     }
     let results = Results {
         command,
@@ -226,12 +250,81 @@ pub fn run() -> ExitCode {
         failures,
         idle,
         soak: soaks,
+        ipv6: ipv6_runs,
+        ipv6_failures,
     };
     save(&results_path, &results);
     write_docs(&results);
     println!("\n{}", comparison_table(&results));
     eprintln!("bench: done in {:.1} s", started.elapsed().as_secs_f64());
     ExitCode::SUCCESS
+}
+
+/// One cell of the plan: a main row, or an IPv6 row of a group.
+#[derive(Clone, Copy)]
+enum Job {
+    Main(Daemon, Setting, Scenario),
+    Ipv6(Floating, Daemon, Setting, Scenario),
+}
+
+enum Outcome {
+    Main(Run),
+    Ipv6(Ipv6Run),
+}
+
+impl Job {
+    fn name(self) -> String {
+        match self {
+            Job::Main(d, s, sc) => format!("{:<10} {:<4} {:<15}", d.name(), s.name(), sc.name()),
+            Job::Ipv6(f, d, s, sc) => format!(
+                "{:<10} {:<4} {:<15} {}",
+                d.name(),
+                s.name(),
+                sc.name(),
+                f.name()
+            ),
+        }
+    }
+
+    fn run(self, tools: &Tools, rep: usize, attempt: usize) -> Result<Outcome, String> {
+        Ok(match self {
+            Job::Main(d, s, sc) => Outcome::Main(Run {
+                attempts: attempt,
+                ..run_once(tools, d, s, sc, rep)?
+            }),
+            Job::Ipv6(f, d, s, sc) => {
+                let mut r = run_ipv6_once(tools, f, d, s, sc, rep)?;
+                r.v6.attempts = attempt;
+                Outcome::Ipv6(r)
+            }
+        })
+    }
+}
+
+impl Outcome {
+    /// The run's figures, for the progress line.
+    fn line(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1} ms"));
+        match self {
+            Outcome::Main(r) => format!(
+                "outage {:>8.1} ms  dual {:>7.1} ms  flips {}  final {:?}{}",
+                r.outage_ms,
+                r.dual_ms,
+                r.flips,
+                r.final_holders,
+                r.outage_restore_ms
+                    .map_or(String::new(), |o| format!("  after restore {o:.1} ms"))
+            ),
+            Outcome::Ipv6(r) => format!(
+                "IPv6 outage {:>8.1} ms  IPv4 outage {:>8}  IPv6 followed within {}  dual {:.1} ms  final {:?}",
+                r.v6.outage_ms,
+                opt(r.outage4_ms),
+                opt(r.followed6_ms),
+                r.v6.dual_ms,
+                r.v6.final_holders
+            ),
+        }
+    }
 }
 
 /// `make bench-soak`: the long flap soak alone. It replaces the previous

@@ -6,6 +6,8 @@ use std::time::Duration;
 use floatip_lab::floatip::ms;
 use serde::{Deserialize, Serialize};
 
+use super::daemons::Floating;
+
 // ----- what is compared ----------------------------------------------------
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -235,6 +237,22 @@ pub struct Run {
     pub summary: String,
 }
 
+/// One run of an IPv6 row: the IPv6 client's view and, on a dual-stack LAN,
+/// the IPv4 client's in the same run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ipv6Run {
+    pub floating: Floating,
+    /// The run as the IPv6 client saw it (its holders: of the IPv6 address).
+    pub v6: Run,
+    /// How long the IPv6 client kept sending elsewhere once n2 alone held
+    /// the address (its neighbour entry moving); `None` if it never did.
+    pub followed6_ms: Option<f64>,
+    /// The IPv4 client's longest gap from the fault to the end of the watch
+    /// (a group with an IPv4 address).
+    pub outage4_ms: Option<f64>,
+    pub followed4_ms: Option<f64>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Failure {
     pub daemon: Daemon,
@@ -353,6 +371,11 @@ pub struct Results {
     pub idle: Vec<Idle>,
     #[serde(default)]
     pub soak: Vec<Soak>,
+    /// The IPv6 rows' runs, and those that could not be measured.
+    #[serde(default)]
+    pub ipv6: Vec<Ipv6Run>,
+    #[serde(default)]
+    pub ipv6_failures: Vec<Failure>,
 }
 
 pub fn msf(d: Duration) -> f64 {
