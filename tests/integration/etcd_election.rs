@@ -389,8 +389,12 @@ fn holder_cut_off_gives_up_before_the_other_takes_over() {
     let back = Instant::now();
     let o_ip = lab.ip(&o.name);
     let follows = wait(&mut [&mut h, &mut o], 4 * TTL, |n| {
-        n[0].first(cut, |e| *e == Event::Holder { node: Some(o_ip.into()) })
-            .is_some()
+        n[0].first(cut, |e| {
+            *e == Event::Holder {
+                node: Some(o_ip.into()),
+            }
+        })
+        .is_some()
     });
     assert!(
         follows,
@@ -552,8 +556,12 @@ fn release_after_a_crash_frees_only_our_own_claim() {
     });
     let mut o = Node::start(&lab, "n2", &cluster);
     let sees = wait(&mut [&mut o], TTL, |n| {
-        n[0].first(n[0].started, |e| *e == Event::Holder { node: Some(n1.into()) })
-            .is_some()
+        n[0].first(n[0].started, |e| {
+            *e == Event::Holder {
+                node: Some(n1.into()),
+            }
+        })
+        .is_some()
     });
     assert!(sees, "{}", o.log());
     let probe_etcd = etcd.clone();
@@ -638,7 +646,11 @@ fn a_frozen_holder_is_not_elected_past_its_deadline() {
     let follows = wait(&mut [&mut h, &mut o], 3 * TTL, |n| {
         n[0].lost_since(t0).is_some()
             && n[0]
-                .first(t0, |e| *e == Event::Holder { node: Some(o_ip.into()) })
+                .first(t0, |e| {
+                    *e == Event::Holder {
+                        node: Some(o_ip.into()),
+                    }
+                })
                 .is_some()
     });
     assert!(follows, "{}", h.log());
