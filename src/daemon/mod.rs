@@ -440,7 +440,7 @@ impl<H: Host> Daemon<H> {
             self.exec.watchdog(now);
             let event = match input {
                 Some(Input::Machine(e)) => e,
-                Some(Input::Reload) => self.reload(now),
+                Some(Input::Reload) => self.reload(),
                 Some(Input::Interface) => {
                     next_poll = now;
                     Event::Tick
@@ -615,7 +615,7 @@ impl<H: Host> Daemon<H> {
     }
 
     /// SIGHUP: applies what can change under a running daemon, names what cannot.
-    fn reload(&mut self, now: Instant) -> Event {
+    fn reload(&mut self) -> Event {
         let new = match load_enabled(&self.config.source) {
             Ok(new) => new,
             Err(e) => {
@@ -644,13 +644,13 @@ impl<H: Host> Daemon<H> {
             );
         }
         if track_changed {
-            return self.restart_checks(now);
+            return self.restart_checks();
         }
         Event::Tick
     }
 
     /// New checks: the old threads stop, their late results are ignored by generation.
-    fn restart_checks(&mut self, now: Instant) -> Event {
+    fn restart_checks(&mut self) -> Event {
         self.checks = None;
         self.generation += 1;
         self.tracker = Tracker::new(&self.config.track);
@@ -660,7 +660,6 @@ impl<H: Host> Daemon<H> {
                 Err(e) => error!("reload: cannot start the service check threads: {e}"),
             }
         }
-        let _ = now;
         let health = if self.tracker.is_empty() {
             Health::healthy()
         } else {
