@@ -30,7 +30,8 @@ pub struct Executor<H: Host> {
     vip: std::net::IpAddr,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
-    status: String,
+    /// What systemd was last told, as STATUS=.
+    status: Option<crate::status::Summary>,
     notifier: Notifier,
     /// Role changes since start, for the metrics.
     transitions: BTreeMap<(Role, Role), u64>,
@@ -52,7 +53,7 @@ impl<H: Host> Executor<H> {
             supervisor,
             vip: config.vip,
             last_watchdog: now,
-            status: String::new(),
+            status: None,
             notifier: Notifier::start(
                 &config.notify,
                 config.vip,
@@ -190,10 +191,10 @@ impl<H: Host> Executor<H> {
             Holder::Alive { peer, .. } => Some((peer.node, peer.boot)),
             Holder::Unknown | Holder::Lost { .. } => None,
         });
-        let status = crate::status::one_line(machine, config);
-        if status != self.status {
-            self.status = status.clone();
-            self.supervisor.notify(Notice::Status(status));
+        let status = crate::status::Summary::of(machine, config);
+        if self.status.as_ref() != Some(&status) {
+            self.supervisor.notify(Notice::Status(status.line(config)));
+            self.status = Some(status);
         }
     }
 

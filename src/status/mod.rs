@@ -17,7 +17,7 @@ pub use server::Server;
 use crate::config::Config;
 use crate::health::{Tracked, Tracker};
 use crate::state::{Counters as MachineCounters, Holder, Machine};
-use crate::vocabulary::fmt_mac;
+use crate::vocabulary::{fmt_mac, Reason, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerStatus {
@@ -272,16 +272,36 @@ impl Snapshot {
     }
 }
 
-/// The one-line summary straight from the machine, without building a snapshot.
-pub fn one_line(machine: &Machine, config: &Config) -> String {
-    let state = machine.role().to_string();
-    summary(
-        &state,
-        &config.address_list(),
-        holder_of(machine, config),
-        machine.peers().count(),
-        &machine.reason().to_string(),
-    )
+/// What the one-line summary says, read straight from the machine: cheap to take and
+/// compare on every step, so the line is formatted only when it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    role: Role,
+    holder: Option<IpAddr>,
+    peers: usize,
+    reason: Reason,
+}
+
+impl Summary {
+    pub fn of(machine: &Machine, config: &Config) -> Summary {
+        Summary {
+            role: machine.role(),
+            holder: holder_of(machine, config),
+            peers: machine.peers().count(),
+            reason: machine.reason().clone(),
+        }
+    }
+
+    /// The line systemd shows as STATUS=, naming `config`'s addresses.
+    pub fn line(&self, config: &Config) -> String {
+        summary(
+            &self.role.to_string(),
+            &config.address_list(),
+            self.holder,
+            self.peers,
+            &self.reason.to_string(),
+        )
+    }
 }
 
 fn summary(
@@ -385,7 +405,7 @@ mod tests {
             "{}",
             s.one_line()
         );
-        assert_eq!(one_line(&m, &c), s.one_line());
+        assert_eq!(Summary::of(&m, &c).line(&c), s.one_line());
         s.addresses.clear();
         assert_eq!(s.address_list(), "192.0.2.234");
     }
