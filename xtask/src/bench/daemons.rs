@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use floatip_lab::floatip::{dual_stack_lab, DUAL_STACK_IP, ECHO_PORT, VIP, VIP6};
+use floatip_lab::floatip::{
+    dual_stack_lab, ipv6_only_lab, DUAL_STACK_IP, ECHO_PORT, IPV6_ONLY_IP, VIP, VIP6,
+};
 use floatip_lab::{printed, Lab, Proc};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -39,8 +41,8 @@ impl Tools {
 }
 
 /// The floating addresses a pair holds and the lab that carries them: the one
-/// place that knows what each kind of group needs, so that another kind (an
-/// IPv6-only LAN) is one more variant here.
+/// place that knows what each kind of group needs, so that another kind is one
+/// more variant here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Floating {
@@ -48,6 +50,9 @@ pub enum Floating {
     V4,
     /// 192.0.2.234 and 2001:db8::234/64, moved together, on a dual-stack LAN.
     DualStack,
+    /// 2001:db8::234/64 alone, on a LAN without any IPv4 address: the
+    /// heartbeat (or VRRP) runs over IPv6.
+    Ipv6Only,
 }
 
 impl Floating {
@@ -55,6 +60,7 @@ impl Floating {
         match self {
             Floating::V4 => "ipv4",
             Floating::DualStack => "dual-stack",
+            Floating::Ipv6Only => "ipv6-only",
         }
     }
 
@@ -65,6 +71,7 @@ impl Floating {
             Floating::DualStack => {
                 "192.0.2.234 and 2001:db8::234/64 on a dual-stack LAN (IPv4 heartbeat)"
             }
+            Floating::Ipv6Only => "2001:db8::234/64 on an IPv6-only LAN (IPv6 heartbeat)",
         }
     }
 
@@ -74,6 +81,7 @@ impl Floating {
         match self {
             Floating::V4 => Lab::new(tag, nodes),
             Floating::DualStack => dual_stack_lab(tag, nodes),
+            Floating::Ipv6Only => ipv6_only_lab(tag, nodes),
         }
     }
 
@@ -82,6 +90,7 @@ impl Floating {
         match self {
             Floating::V4 => vec![VIP.into()],
             Floating::DualStack => vec![VIP.into(), VIP6.into()],
+            Floating::Ipv6Only => vec![VIP6.into()],
         }
     }
 
@@ -90,21 +99,30 @@ impl Floating {
         match self {
             Floating::V4 => None,
             Floating::DualStack => Some(DUAL_STACK_IP),
+            Floating::Ipv6Only => Some(IPV6_ONLY_IP),
         }
     }
 
     /// keepalived's address blocks. A VRRP instance advertises one family,
-    /// so the IPv6 address is `virtual_ipaddress_excluded`: added, removed and
-    /// announced (unsolicited Neighbor Advertisements) with the instance, not
-    /// carried in its adverts.
+    /// so on a dual-stack LAN the IPv6 address is `virtual_ipaddress_excluded`:
+    /// added, removed and announced (unsolicited Neighbor Advertisements) with
+    /// the instance, not carried in its adverts. On an IPv6-only LAN it is the
+    /// instance's own address: VRRP runs over IPv6 (link-local source, ff02::12).
     fn keepalived_addresses(self) -> String {
-        let v4 = format!("    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n");
+        let block = |name: &str, address: String| {
+            format!("    {name} {{\n        {address} dev eth0\n    }}\n")
+        };
+        let v4 = block("virtual_ipaddress", format!("{VIP}/24"));
         match self {
             Floating::V4 => v4,
-            Floating::DualStack => format!(
-                "{v4}    virtual_ipaddress_excluded {{\n        {VIP6}/64 dev eth0\n    }}\n"
-            ),
+            Floating::DualStack => v4 + &block("virtual_ipaddress_excluded", format!("{VIP6}/64")),
+            Floating::Ipv6Only => block("virtual_ipaddress", format!("{VIP6}/64")),
         }
+    }
+
+    /// Whether keepalived's adverts are IPv6, which only VRRP version 3 has.
+    fn vrrp_over_ipv6(self) -> bool {
+        self == Floating::Ipv6Only
     }
 
     /// Whether `d` can hold these addresses (ucarp has no IPv6).
@@ -157,9 +175,11 @@ pub fn etcd_endpoint(lab: &Lab) -> String {
 pub const ETCD_NODE: &str = "e1";
 
 pub fn keepalived_config(s: Setting, f: Floating, node: &str) -> String {
-    let version = match s {
-        Setting::OneSec => "",
-        Setting::Fast | Setting::TenMs => "    version 3\n",
+    // VRRPv2 has whole-second adverts and IPv4 only.
+    let version = if s == Setting::OneSec && !f.vrrp_over_ipv6() {
+        ""
+    } else {
+        "    version 3\n"
     };
     format!(
         "global_defs {{\n    router_id {node}\n}}\n\
@@ -455,11 +475,35 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_only_group_holds_the_ipv6_address_alone_with_vrrp_over_ipv6() {
+        let f = Floating::Ipv6Only;
+        let floatip = floatip_config(Setting::OneSec, f, "n1", "/s", None);
+        assert!(
+            floatip.contains(&format!("  {IPV6_ONLY_IP}\n")),
+            "{floatip}"
+        );
+        for s in [Setting::OneSec, Setting::Fast] {
+            let keepalived = keepalived_config(s, f, "n1");
+            assert!(keepalived.contains("    version 3\n"), "{keepalived}");
+            assert!(
+                keepalived.contains(&format!(
+                    "    virtual_ipaddress {{\n        {VIP6}/64 dev eth0\n    }}\n"
+                )),
+                "{keepalived}"
+            );
+            assert!(!keepalived.contains(&VIP.to_string()), "{keepalived}");
+        }
+        assert_eq!(f.addresses(), [IpAddr::from(VIP6)]);
+        assert!(!f.supports(Daemon::Ucarp));
+    }
+
+    #[test]
     fn an_ipv4_group_keeps_the_zero_config_address() {
         let floatip = floatip_config(Setting::OneSec, Floating::V4, "n1", "/s", None);
         assert!(!floatip.contains("\n  ip:"), "{floatip}");
         let keepalived = keepalived_config(Setting::OneSec, Floating::V4, "n1");
         assert!(!keepalived.contains(&VIP6.to_string()), "{keepalived}");
+        assert!(!keepalived.contains("version"), "{keepalived}");
         assert!(
             keepalived.contains(&format!("{VIP}/24 dev eth0")),
             "{keepalived}"

@@ -1,6 +1,7 @@
 //! docs/benchmarks.md and docs/benchmarks.svg from the results.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use super::daemons::Floating;
 use super::ipv6;
@@ -185,6 +186,14 @@ fn ipv6_table(r: &Results) -> String {
             t,
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
         );
+        // A group without an IPv4 address has no IPv4 client.
+        let v4 = |st: Option<Stat>| {
+            if f.addresses().iter().any(IpAddr::is_ipv4) {
+                fmt(st)
+            } else {
+                "n/a (no IPv4)".into()
+            }
+        };
         for (_, s, fsc, ksc) in cells {
             let fl = (f, Daemon::Floatip, s, fsc);
             let ka = (f, Daemon::Keepalived, s, ksc);
@@ -194,10 +203,10 @@ fn ipv6_table(r: &Results) -> String {
                 s.name(),
                 fsc.title(),
                 fmt(ipv6_stat(r, fl, outage6)),
-                fmt(ipv6_stat(r, fl, |x| x.outage4_ms)),
+                v4(ipv6_stat(r, fl, |x| x.outage4_ms)),
                 fmt(ipv6_stat(r, fl, |x| x.followed6_ms)),
                 fmt(ipv6_stat(r, ka, outage6)),
-                fmt(ipv6_stat(r, ka, |x| x.outage4_ms)),
+                v4(ipv6_stat(r, ka, |x| x.outage4_ms)),
                 ipv6_ratio(r, f, s, fsc, ksc)
             );
         }

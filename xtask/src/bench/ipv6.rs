@@ -1,6 +1,7 @@
-//! The IPv6 rows: a group whose floating addresses include an IPv6 one, the
-//! same faults as the main rows, watched by an IPv6 client (and, on a
-//! dual-stack LAN, an IPv4 client in the same runs).
+//! The IPv6 rows: a group whose floating addresses include an IPv6 one (on a
+//! dual-stack LAN, or on an IPv6-only one), the same faults as the main rows,
+//! watched by an IPv6 client (and, on a dual-stack LAN, an IPv4 client in the
+//! same runs).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use super::model::{msf, Daemon, Ipv6Run, Scenario, Setting};
 use super::scenario::{fault_phase, measured, start_pair, Client};
 
 /// The groups with an IPv6 address the bench measures.
-pub const GROUPS: [Floating; 1] = [Floating::DualStack];
+pub const GROUPS: [Floating; 2] = [Floating::DualStack, Floating::Ipv6Only];
 
 /// The settings of the IPv6 rows: 1 s and 0.1 s (the 10 ms setting is
 /// floatip's own and has its link cut row).

@@ -19,7 +19,8 @@
 //! - `BENCH_HOGS` (default 8): CPU hogs during the soak;
 //! - `BENCH_ONLY=<daemon>[,<daemon>]` (floatip, floatip-etcd, keepalived, ucarp),
 //!   `BENCH_SCENARIOS=<s>[,<s>]` (the scenarios, `idle`, `soak`, `ipv6`: the
-//!   IPv6 rows, a dual-stack pair at 1 s and 0.1 s),
+//!   IPv6 rows, a dual-stack and an IPv6-only pair at 1 s and 0.1 s),
+//!   `BENCH_GROUPS=dual-stack|ipv6-only[,...]` (the IPv6 rows' groups),
 //!   `BENCH_SETTINGS=1s|fast|10ms[,...]`: run a subset (development);
 //! - `BENCH_RENDER_ONLY=1`: re-render the docs from `target/bench/results.json`;
 //! - `FLOATIP_BIN`: the floatip binary (default `target/release/floatip`).
@@ -111,9 +112,13 @@ pub fn run() -> ExitCode {
             }
         }
     }
-    // `BENCH_SCENARIOS=ipv6` selects the IPv6 rows (every fault of theirs).
+    // `BENCH_SCENARIOS=ipv6` selects the IPv6 rows (every fault of theirs),
+    // `BENCH_GROUPS=ipv6-only` (or `dual-stack`) one group of them.
     if selected("BENCH_SCENARIOS", "ipv6") {
-        for f in ipv6::GROUPS {
+        for f in ipv6::GROUPS
+            .into_iter()
+            .filter(|f| selected("BENCH_GROUPS", f.name()))
+        {
             for &s in settings.iter().filter(|s| ipv6::settings_of(**s)) {
                 for &d in daemons.iter().filter(|d| ipv6::measures(f, **d)) {
                     for sc in ipv6::faults(d) {
