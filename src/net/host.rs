@@ -250,13 +250,22 @@ impl Host for SystemHost {
     }
 
     /// Tries every copy of every address even when one fails, side by side, and reports
-    /// every failure.
+    /// every failure. A netlink request takes the kernel a fraction of a millisecond, a
+    /// command milliseconds: the requests go once the commands are done, so every address
+    /// stops answering at about the same moment and no client loses its address early.
     fn remove_address(&self) -> Result<bool, NetError> {
-        let results = each_at_once(&self.addresses, |a| {
+        let (requests, commands): (Vec<Floating>, Vec<Floating>) =
+            self.addresses.iter().partition(|a| {
+                let change = alias::remove(self.os, &self.iface, &self.iface, a);
+                matches!(change, Change::Netlink(_))
+            });
+        let remove = |a: &Floating| {
             let mut failures = Vec::new();
             let removed = self.remove_one(a, &mut failures);
             (removed, failures)
-        });
+        };
+        let mut results = each_at_once(&commands, remove);
+        results.extend(each_at_once(&requests, remove));
         let mut failures = Vec::new();
         let mut removed = false;
         for (result, mut more) in results {
