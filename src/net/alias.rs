@@ -1,12 +1,15 @@
-//! Adding and removing a floating address as an interface alias with `ifconfig`, as the
-//! seed prescribes (IPv6 on Linux through iproute2, the only tool that can skip duplicate
-//! address detection). Each OS's exact argument vector is built by a pure function (tested
-//! on Linux for both OSes); commands always run from an argument vector, never a shell.
+//! How a floating address is added and removed: an IPv4 address as an interface alias
+//! with `ifconfig`, as the seed prescribes; an IPv6 address on Linux straight through the
+//! kernel ([`netlink`], which also skips duplicate address detection, as `ip … nodad`
+//! would), on macOS with `ifconfig … inet6 … alias`. Each OS's exact argument vector is
+//! built by a pure function (tested on Linux for both OSes); commands always run from an
+//! argument vector, never a shell.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
+use super::netlink::{self, Op};
 use super::{NetError, Os, Tool};
 use crate::vocabulary::{Floating, Netmask};
 
@@ -72,9 +75,26 @@ pub fn linux_label(iface: &str, vip: Ipv4Addr) -> Result<String, NetError> {
     Ok(label)
 }
 
-pub fn add(os: Os, iface: &str, address: &Floating) -> Result<Invocation, NetError> {
+/// One address change: a system command, or an IPv6 one on Linux, a netlink request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Command(Invocation),
+    Netlink(netlink::Request),
+}
+
+impl Change {
+    /// What it does, for logs and errors: the command line, or the request in `ip`'s words.
+    pub fn display(&self) -> String {
+        match self {
+            Change::Command(cmd) => cmd.display(),
+            Change::Netlink(request) => request.to_string(),
+        }
+    }
+}
+
+pub fn add(os: Os, iface: &str, address: &Floating) -> Result<Change, NetError> {
     match *address {
-        Floating::V4(vip, mask) => add4(os, iface, vip, mask),
+        Floating::V4(vip, mask) => add4(os, iface, vip, mask).map(Change::Command),
         Floating::V6(vip, prefix) => Ok(add6(os, iface, vip, prefix)),
     }
 }
@@ -90,23 +110,12 @@ fn add4(os: Os, iface: &str, vip: Ipv4Addr, mask: Netmask) -> Result<Invocation,
     })
 }
 
-/// Usable at once: `nodad` skips the kernel's duplicate address detection (a second of
-/// tentative state), since floatip probed the address itself before adding it.
-fn add6(os: Os, iface: &str, vip: Ipv6Addr, prefix: u8) -> Invocation {
+/// Usable at once: on Linux the request skips the kernel's duplicate address detection (a
+/// second of tentative state), since floatip probed the address itself before adding it.
+fn add6(os: Os, iface: &str, vip: Ipv6Addr, prefix: u8) -> Change {
     match os {
-        Os::Linux => Invocation::new(
-            Tool::Ip,
-            &[
-                "-6",
-                "addr",
-                "add",
-                &format!("{vip}/{prefix}"),
-                "dev",
-                iface,
-                "nodad",
-            ],
-        ),
-        Os::MacOs => Invocation::new(
+        Os::Linux => Change::Netlink(netlink::Request::new(Op::Add, iface, vip, prefix)),
+        Os::MacOs => Change::Command(Invocation::new(
             Tool::Ifconfig,
             &[
                 iface,
@@ -116,37 +125,27 @@ fn add6(os: Os, iface: &str, vip: Ipv6Addr, prefix: u8) -> Invocation {
                 &prefix.to_string(),
                 "alias",
             ],
-        ),
+        )),
     }
 }
 
 /// Removes `address`, which the kernel reports under `label` (`eth0:234` for our IPv4
 /// alias); an IPv6 address is removed with the prefix length it carries.
-pub fn remove(os: Os, iface: &str, label: &str, address: &Floating) -> Invocation {
+pub fn remove(os: Os, iface: &str, label: &str, address: &Floating) -> Change {
+    let command = |args: &[&str]| Change::Command(Invocation::new(Tool::Ifconfig, args));
     match (*address, os) {
         // `ifconfig eth0:234 down` deletes the alias; on an unlabeled copy the same command
         // would take the whole interface down, so that case goes through iproute2.
-        (Floating::V4(..), Os::Linux) if label.contains(':') => {
-            Invocation::new(Tool::Ifconfig, &[label, "down"])
+        (Floating::V4(..), Os::Linux) if label.contains(':') => command(&[label, "down"]),
+        (Floating::V4(..), Os::Linux) => Change::Command(Invocation::new(
+            Tool::Ip,
+            &["-4", "addr", "del", &address.to_string(), "dev", iface],
+        )),
+        (Floating::V6(vip, prefix), Os::Linux) => {
+            Change::Netlink(netlink::Request::new(Op::Remove, iface, vip, prefix))
         }
-        (Floating::V4(..) | Floating::V6(..), Os::Linux) => {
-            let family = if matches!(address, Floating::V4(..)) {
-                "-4"
-            } else {
-                "-6"
-            };
-            Invocation::new(
-                Tool::Ip,
-                &[family, "addr", "del", &address.to_string(), "dev", iface],
-            )
-        }
-        (Floating::V4(vip, _), Os::MacOs) => {
-            Invocation::new(Tool::Ifconfig, &[iface, "-alias", &vip.to_string()])
-        }
-        (Floating::V6(vip, _), Os::MacOs) => Invocation::new(
-            Tool::Ifconfig,
-            &[iface, "inet6", &vip.to_string(), "-alias"],
-        ),
+        (Floating::V4(vip, _), Os::MacOs) => command(&[iface, "-alias", &vip.to_string()]),
+        (Floating::V6(vip, _), Os::MacOs) => command(&[iface, "inet6", &vip.to_string(), "-alias"]),
     }
 }
 
@@ -155,7 +154,8 @@ mod tests {
     use super::*;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 3, 234);
-    const V6: Floating = Floating::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x234), 64);
+    const V6_IP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x234);
+    const V6: Floating = Floating::V6(V6_IP, 64);
 
     fn v4() -> Floating {
         Floating::V4(VIP, Netmask::default())
@@ -178,55 +178,66 @@ mod tests {
         );
     }
 
+    /// The command a change runs; the test fails if it is a netlink request.
+    fn command(change: Change) -> Invocation {
+        match change {
+            Change::Command(cmd) => cmd,
+            Change::Netlink(request) => panic!("{request}: not a command"),
+        }
+    }
+
     #[test]
     fn macos_commands() {
-        let a = add(Os::MacOs, "en1", &v4()).unwrap();
+        let a = command(add(Os::MacOs, "en1", &v4()).unwrap());
         assert_eq!(a.program, Tool::Ifconfig);
         assert_eq!(
             a.args,
             ["en1", "alias", "192.168.3.234", "netmask", "255.255.255.0"]
         );
+        let r = command(remove(Os::MacOs, "en1", "en1", &v4()));
+        assert_eq!(r.args, ["en1", "-alias", "192.168.3.234"]);
+        assert_eq!(r.program, Tool::Ifconfig, "no iproute2 on macOS");
+    }
+
+    #[test]
+    fn ipv6_on_linux_goes_over_netlink_skipping_duplicate_address_detection() {
         assert_eq!(
-            remove(Os::MacOs, "en1", "en1", &v4()).args,
-            ["en1", "-alias", "192.168.3.234"]
+            add(Os::Linux, "eth0", &V6).unwrap(),
+            Change::Netlink(netlink::Request::new(Op::Add, "eth0", V6_IP, 64))
         );
         assert_eq!(
-            remove(Os::MacOs, "en1", "en1", &v4()).program,
-            Tool::Ifconfig,
-            "no iproute2 on macOS"
+            add(Os::Linux, "eth0", &V6).unwrap().display(),
+            "netlink: add 2001:db8::234/64 dev eth0 nodad"
+        );
+        assert_eq!(
+            remove(Os::Linux, "eth0", "eth0", &Floating::V6(V6_IP, 48)),
+            Change::Netlink(netlink::Request::new(Op::Remove, "eth0", V6_IP, 48)),
+            "removed with the prefix the copy carries"
         );
     }
 
     #[test]
-    fn ipv6_commands_skip_duplicate_address_detection() {
-        assert_eq!(
-            add(Os::Linux, "eth0", &V6).unwrap().display(),
-            "ip -6 addr add 2001:db8::234/64 dev eth0 nodad"
-        );
-        assert_eq!(
-            remove(Os::Linux, "eth0", "eth0", &V6).display(),
-            "ip -6 addr del 2001:db8::234/64 dev eth0"
-        );
-        let mac = add(Os::MacOs, "en1", &V6).unwrap();
+    fn ipv6_on_macos_runs_ifconfig() {
+        let mac = command(add(Os::MacOs, "en1", &V6).unwrap());
         assert_eq!(mac.program, Tool::Ifconfig);
         assert_eq!(
             mac.args,
             ["en1", "inet6", "2001:db8::234", "prefixlen", "64", "alias"]
         );
         assert_eq!(
-            remove(Os::MacOs, "en1", "en1", &V6).args,
+            command(remove(Os::MacOs, "en1", "en1", &V6)).args,
             ["en1", "inet6", "2001:db8::234", "-alias"]
         );
     }
 
     #[test]
     fn argv_starts_with_the_absolute_path() {
-        let a = add(Os::Linux, "eth0", &v4()).unwrap();
+        let a = command(add(Os::Linux, "eth0", &v4()).unwrap());
         assert_eq!(
             a.argv(Path::new("/usr/sbin/ifconfig"))[..2],
             ["/usr/sbin/ifconfig", "eth0:234"]
         );
-        let r = remove(Os::Linux, "eth0", "eth0", &v4());
+        let r = command(remove(Os::Linux, "eth0", "eth0", &v4()));
         assert_eq!(r.program, Tool::Ip);
         assert_eq!(r.argv(Path::new("/sbin/ip"))[0], "/sbin/ip");
     }

@@ -5,8 +5,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use super::alias::{self, Change, Invocation};
 use super::interfaces::{base_name, snapshot, LabeledAddr};
-use super::{alias, arp, ndisc, NetError, Os};
+use super::{arp, ndisc, NetError, Os};
 use crate::vocabulary::{Floating, Interface, Mac, ProbeOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,8 @@ pub trait Host {
     fn mac(&self) -> Mac;
 }
 
-/// The real host, through `ifconfig`/`ip`, `getifaddrs`, raw ARP and neighbour discovery.
+/// The real host, through `ifconfig`/`ip`, netlink, `getifaddrs`, raw ARP and neighbour
+/// discovery.
 pub struct SystemHost {
     arp: arp::Arp,
     /// Open only when the group has an IPv6 address.
@@ -101,10 +103,18 @@ impl SystemHost {
 
     /// Adds `address` unless it is there; true if this call added it.
     fn add_one(&self, address: &Floating) -> Result<bool, NetError> {
+        match alias::add(self.os, &self.iface, address)? {
+            // The kernel's answer says whether it was there and that it is now.
+            Change::Netlink(request) => request.send(),
+            Change::Command(cmd) => self.add_by_command(address, &cmd),
+        }
+    }
+
+    /// A command says only that it ran: the interface is looked at before and after.
+    fn add_by_command(&self, address: &Floating, cmd: &Invocation) -> Result<bool, NetError> {
         if !self.copies(address)?.is_empty() {
             return Ok(false);
         }
-        let cmd = alias::add(self.os, &self.iface, address)?;
         cmd.run()?;
         if self.copies(address)?.is_empty() {
             return Err(NetError::NotApplied {
@@ -130,19 +140,34 @@ impl SystemHost {
                 Floating::V6(ip, _) => Floating::V6(ip, copy.prefix),
                 v4 => v4,
             };
-            let cmd = alias::remove(self.os, &self.iface, &copy.label, &carried);
-            if let Err(e) = cmd.run() {
+            let removed = match alias::remove(self.os, &self.iface, &copy.label, &carried) {
+                Change::Netlink(request) => request.send().map(drop),
+                Change::Command(cmd) => self.remove_by_command(address, &copy.label, &cmd),
+            };
+            if let Err(e) = removed {
                 failures.push(e);
-            } else if self.copies(address)?.iter().any(|c| c.label == copy.label) {
-                failures.push(NetError::NotApplied {
-                    vip: address.ip(),
-                    iface: self.iface.clone(),
-                    state: "present",
-                    command: cmd.display(),
-                });
             }
         }
         Ok(!copies.is_empty())
+    }
+
+    /// Runs `cmd` and checks that the copy under `label` is gone.
+    fn remove_by_command(
+        &self,
+        address: &Floating,
+        label: &str,
+        cmd: &Invocation,
+    ) -> Result<(), NetError> {
+        cmd.run()?;
+        if self.copies(address)?.iter().any(|c| c.label == label) {
+            return Err(NetError::NotApplied {
+                vip: address.ip(),
+                iface: self.iface.clone(),
+                state: "present",
+                command: cmd.display(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -214,7 +239,7 @@ impl Host for SystemHost {
     }
 
     /// Nothing half-added: when one address cannot be added, the ones added with it are
-    /// removed again and the error names the one that failed. The commands run side by
+    /// removed again and the error names the one that failed. The changes run side by
     /// side, so a dual-stack take-over costs one command's time, not two.
     fn add_address(&self) -> Result<(), NetError> {
         add_together(
@@ -225,13 +250,22 @@ impl Host for SystemHost {
     }
 
     /// Tries every copy of every address even when one fails, side by side, and reports
-    /// every failure.
+    /// every failure. A netlink request takes the kernel a fraction of a millisecond, a
+    /// command milliseconds: the requests go once the commands are done, so every address
+    /// stops answering at about the same moment and no client loses its address early.
     fn remove_address(&self) -> Result<bool, NetError> {
-        let results = each_at_once(&self.addresses, |a| {
+        let (requests, commands): (Vec<Floating>, Vec<Floating>) =
+            self.addresses.iter().partition(|a| {
+                let change = alias::remove(self.os, &self.iface, &self.iface, a);
+                matches!(change, Change::Netlink(_))
+            });
+        let remove = |a: &Floating| {
             let mut failures = Vec::new();
             let removed = self.remove_one(a, &mut failures);
             (removed, failures)
-        });
+        };
+        let mut results = each_at_once(&commands, remove);
+        results.extend(each_at_once(&requests, remove));
         let mut failures = Vec::new();
         let mut removed = false;
         for (result, mut more) in results {
@@ -313,7 +347,7 @@ mod tests {
         let result = add_together(
             &all,
             |a| match a {
-                Floating::V6(..) => Err(failed("ip -6 addr add failed")),
+                Floating::V6(..) => Err(failed("netlink: add failed")),
                 Floating::V4(ip, _) => Ok(ip.octets()[3] == 234),
             },
             |a, _| {
@@ -321,7 +355,7 @@ mod tests {
                 Ok(true)
             },
         );
-        assert_eq!(result.unwrap_err().to_string(), "ip -6 addr add failed");
+        assert_eq!(result.unwrap_err().to_string(), "netlink: add failed");
         assert_eq!(*removed.lock().unwrap(), ["192.0.2.234"]);
     }
 

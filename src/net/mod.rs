@@ -9,6 +9,7 @@ pub mod host;
 pub mod interfaces;
 pub mod link_watch;
 pub mod ndisc;
+pub mod netlink;
 #[cfg(target_os = "linux")]
 mod packet_socket;
 pub mod ping;
