@@ -98,6 +98,7 @@ mod imp {
         .map_err(fail)?;
         let timeout = TimeVal::milliseconds(ANSWER_TIMEOUT.as_millis() as i64);
         setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(fail)?;
+        ask_for_reasons(&fd);
         let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let message = message(request.op, seq, ifindex, request.ip, request.prefix);
         let kernel = NetlinkAddr::new(0, 0);
@@ -114,19 +115,61 @@ mod imp {
                 Err(e) => return Err(fail(e)),
             };
             if let Some(answer) = answer(&buf[..n], seq) {
-                return outcome(request.op, answer).map_err(fail);
+                return outcome(request.op, answer).map_err(|r| r.to_string());
             }
         }
         Err("no answer from the kernel".into())
     }
 
+    /// Asks the kernel to say why it refuses a request (extended acks, Linux 4.12); an
+    /// older kernel that cannot still gives the errno, so a failure here is no error.
+    fn ask_for_reasons(fd: &OwnedFd) {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a pointer to an int of the length given.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_EXT_ACK,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
+    /// The kernel refused a request: its errno and, where it says one, its reason.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(super) struct Refused {
+        pub errno: Errno,
+        pub reason: Option<String>,
+    }
+
+    impl From<Errno> for Refused {
+        fn from(errno: Errno) -> Refused {
+            Refused {
+                errno,
+                reason: None,
+            }
+        }
+    }
+
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            match &self.reason {
+                Some(reason) => write!(f, "{} (the kernel: {reason})", self.errno),
+                None => write!(f, "{}", self.errno),
+            }
+        }
+    }
+
     /// What the kernel's answer means for `op`: an address already there (add) or already
     /// gone (remove) is what was asked for, with nothing done.
-    pub(super) fn outcome(op: Op, answer: Result<(), Errno>) -> Result<bool, Errno> {
+    pub(super) fn outcome(op: Op, answer: Result<(), Refused>) -> Result<bool, Refused> {
         match (op, answer) {
             (_, Ok(())) => Ok(true),
-            (Op::Add, Err(Errno::EEXIST)) | (Op::Remove, Err(Errno::EADDRNOTAVAIL)) => Ok(false),
-            (_, Err(e)) => Err(e),
+            (Op::Add, Err(r)) if r.errno == Errno::EEXIST => Ok(false),
+            (Op::Remove, Err(r)) if r.errno == Errno::EADDRNOTAVAIL => Ok(false),
+            (_, Err(r)) => Err(r),
         }
     }
 
@@ -161,26 +204,59 @@ mod imp {
     }
 
     /// The kernel's answer to request `seq` in `datagram`, if it holds one: its error
-    /// message, whose code is 0 for done or a negative errno.
-    pub(super) fn answer(mut datagram: &[u8], seq: u32) -> Option<Result<(), Errno>> {
+    /// message, whose code is 0 for done or a negative errno, with the kernel's reason.
+    pub(super) fn answer(mut datagram: &[u8], seq: u32) -> Option<Result<(), Refused>> {
         let field = |m: &[u8], at: usize| -> Option<[u8; 4]> { m.get(at..at + 4)?.try_into().ok() };
         while datagram.len() >= HEADER {
             let len = usize::try_from(u32::from_ne_bytes(field(datagram, 0)?)).ok()?;
             if len < HEADER || len > datagram.len() {
-                return Some(Err(Errno::EBADMSG));
+                return Some(Err(Errno::EBADMSG.into()));
             }
             let kind = u16::from_ne_bytes([datagram[4], datagram[5]]);
             let ours = u32::from_ne_bytes(field(datagram, 8)?) == seq;
             if kind == libc::NLMSG_ERROR as u16 && ours {
                 let Some(code) = field(datagram, HEADER).filter(|_| len >= HEADER + 4) else {
-                    return Some(Err(Errno::EBADMSG));
+                    return Some(Err(Errno::EBADMSG.into()));
                 };
                 return Some(match i32::from_ne_bytes(code) {
                     0 => Ok(()),
-                    code => Err(Errno::from_raw(code.saturating_neg())),
+                    code => Err(Refused {
+                        errno: Errno::from_raw(code.saturating_neg()),
+                        reason: reason(&datagram[..len]),
+                    }),
                 });
             }
             datagram = &datagram[((len + 3) & !3).min(datagram.len())..];
+        }
+        None
+    }
+
+    /// The reason in an error message's extended ack: after the code and the request
+    /// (its header alone when the kernel capped it), attributes, of which type 1
+    /// (`NLMSGERR_ATTR_MSG`) is a NUL-terminated text.
+    fn reason(message: &[u8]) -> Option<String> {
+        const NLMSGERR_ATTR_MSG: u16 = 1;
+        let flags = u16::from_ne_bytes([message[6], message[7]]);
+        if flags & libc::NLM_F_ACK_TLVS as u16 == 0 {
+            return None;
+        }
+        let request = message.get(HEADER + 4..HEADER + 8)?;
+        let request_len = u32::from_ne_bytes(request.try_into().ok()?) as usize;
+        let echoed = if flags & libc::NLM_F_CAPPED as u16 != 0 {
+            HEADER
+        } else {
+            request_len
+        };
+        let mut attributes = message.get(HEADER + 4 + ((echoed + 3) & !3)..)?;
+        while attributes.len() >= 4 {
+            let len = usize::from(u16::from_ne_bytes([attributes[0], attributes[1]]));
+            let kind = u16::from_ne_bytes([attributes[2], attributes[3]]);
+            let value = attributes.get(4..len)?;
+            if kind == NLMSGERR_ATTR_MSG {
+                let text = value.split(|&b| b == 0).next()?;
+                return Some(String::from_utf8_lossy(text).into_owned());
+            }
+            attributes = attributes.get(((len + 3) & !3).max(4)..)?;
         }
         None
     }
@@ -195,7 +271,7 @@ mod imp {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::imp::{answer, message, outcome};
+    use super::imp::{answer, message, outcome, Refused};
     use super::*;
     use nix::errno::Errno;
 
@@ -272,32 +348,75 @@ mod tests {
         assert_eq!(answer(&error_message(9, 0), 9), Some(Ok(())));
         assert_eq!(
             answer(&error_message(9, -libc::EACCES), 9),
-            Some(Err(Errno::EACCES))
+            Some(Err(Errno::EACCES.into()))
         );
         assert_eq!(answer(&error_message(8, 0), 9), None, "another request's");
         let mut two = error_message(8, -libc::EEXIST);
         two.extend(error_message(9, -libc::EEXIST));
-        assert_eq!(answer(&two, 9), Some(Err(Errno::EEXIST)));
+        assert_eq!(answer(&two, 9), Some(Err(Errno::EEXIST.into())));
         assert_eq!(answer(&[], 9), None);
     }
 
     #[test]
     fn already_there_or_already_gone_is_nothing_to_do() {
+        fn refused<T>(e: Errno) -> Result<T, Refused> {
+            Err(Refused::from(e))
+        }
         assert_eq!(outcome(Op::Add, Ok(())), Ok(true));
         assert_eq!(outcome(Op::Remove, Ok(())), Ok(true));
-        assert_eq!(outcome(Op::Add, Err(Errno::EEXIST)), Ok(false));
-        assert_eq!(outcome(Op::Remove, Err(Errno::EADDRNOTAVAIL)), Ok(false));
-        assert_eq!(outcome(Op::Remove, Err(Errno::EEXIST)), Err(Errno::EEXIST));
-        assert_eq!(outcome(Op::Add, Err(Errno::EACCES)), Err(Errno::EACCES));
+        assert_eq!(outcome(Op::Add, refused(Errno::EEXIST)), Ok(false));
+        assert_eq!(
+            outcome(Op::Remove, refused(Errno::EADDRNOTAVAIL)),
+            Ok(false)
+        );
+        assert_eq!(
+            outcome(Op::Remove, refused(Errno::EEXIST)),
+            refused(Errno::EEXIST)
+        );
+        assert_eq!(
+            outcome(Op::Add, refused(Errno::EACCES)),
+            refused(Errno::EACCES)
+        );
     }
 
     #[test]
     fn a_malformed_answer_is_an_error() {
         let mut long = error_message(9, 0);
         long[0..4].copy_from_slice(&400u32.to_ne_bytes());
-        assert_eq!(answer(&long, 9), Some(Err(Errno::EBADMSG)));
+        assert_eq!(answer(&long, 9), Some(Err(Errno::EBADMSG.into())));
         let mut short = error_message(9, 0);
         short[0..4].copy_from_slice(&18u32.to_ne_bytes());
-        assert_eq!(answer(&short, 9), Some(Err(Errno::EBADMSG)), "no code");
+        assert_eq!(
+            answer(&short, 9),
+            Some(Err(Errno::EBADMSG.into())),
+            "no code"
+        );
+    }
+
+    /// An extended ack as Linux sends it: the request capped to its header, then the
+    /// reason as attribute 1 (NUL-terminated, padded to 4 bytes).
+    #[test]
+    fn the_kernels_reason_is_read_from_an_extended_ack() {
+        let mut m = error_message(9, -libc::EACCES);
+        let flags = (libc::NLM_F_CAPPED | libc::NLM_F_ACK_TLVS) as u16;
+        m[6..8].copy_from_slice(&flags.to_ne_bytes());
+        m[20..24].copy_from_slice(&64u32.to_ne_bytes()); // the request's full length
+        let text = b"IPv6 is disabled on this device\0";
+        m.extend((4 + text.len() as u16).to_ne_bytes());
+        m.extend(1u16.to_ne_bytes());
+        m.extend(text);
+        m.resize((m.len() + 3) & !3, 0);
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        let Some(Err(refused)) = answer(&m, 9) else {
+            panic!("a refusal")
+        };
+        assert_eq!(
+            refused.to_string(),
+            "EACCES: Permission denied (the kernel: IPv6 is disabled on this device)"
+        );
+        // Without the flag the same bytes carry no reason.
+        m[6..8].copy_from_slice(&0u16.to_ne_bytes());
+        assert_eq!(answer(&m, 9), Some(Err(Errno::EACCES.into())));
     }
 }

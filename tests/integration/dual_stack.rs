@@ -301,9 +301,10 @@ fn a_failed_ipv6_add_leaves_no_ipv4_behind() {
     let refused = log_lines(&n1, "cannot add");
     table.check(
         "the error names the IPv6 request and the kernel's reason",
-        refused
-            .iter()
-            .any(|l| l.contains("`netlink: add 2001:db8::234/64 dev eth0 nodad` failed: EACCES: ")),
+        refused.iter().any(|l| {
+            l.contains("`netlink: add 2001:db8::234/64 dev eth0 nodad` failed: EACCES: ")
+                && l.contains("(the kernel: ipv6: IPv6 is disabled on this device)")
+        }),
         format!("{refused:?}"),
     );
     table.equal("holders at FAULT", at_fault, (vec![], vec![]));
